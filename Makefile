@@ -1,0 +1,48 @@
+# finsta-rt: `make demo` runs the main job, `make test` the tests. Both set everything up first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+BUILD := build/custom_ops
+JOBS ?= $(shell nproc)
+PYTEST_ARGS ?=
+
+.PHONY: all venv headers ops test demo bench clean help
+
+help:
+	@echo "make demo    set up, build the op library, run the end-to-end demo"
+	@echo "make test    set up, build the op libraries, run pytest"
+	@echo "make ops     build libfinsta_ops (CPU) and, when nvcc is found, libfinsta_ops_cuda"
+	@echo "make bench   print the op benchmark table"
+	@echo "make clean   remove build trees (keeps .venv and the header cache)"
+
+# The virtual environment: torch is pinned to the CPU wheel (an unpinned torch pulls GBs of CUDA).
+$(VENV)/.stamp: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test]"
+	touch $@
+venv: $(VENV)/.stamp
+
+# ONNX Runtime headers (Debian's libonnxruntime-dev, cached in .cache/ort; ORT_INCLUDE_DIR overrides).
+headers:
+	@scripts/fetch_ort_headers.sh >/dev/null
+
+ops: headers
+	cmake -S custom_ops -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DORT_INCLUDE_DIR="$$(scripts/fetch_ort_headers.sh)" $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD) --prefix . >/dev/null
+
+test: venv ops
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+demo: venv ops
+	$(VPY) examples/demo.py
+
+bench: venv ops
+	$(VPY) benchmarks/bench_ops.py
+
+clean:
+	rm -rf build finsta_rt/_lib

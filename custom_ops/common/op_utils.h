@@ -1,0 +1,97 @@
+// Helpers shared by every finsta kernel: status construction, attribute reading and the shape
+// checks that run before any kernel touches memory. Host-only (ORT C++ API).
+#pragma once
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "onnxruntime_cxx_api.h"
+
+namespace finsta {
+
+// An error status for ORT; `op` prefixes the message so a user sees which node failed.
+inline OrtStatusPtr MakeError(const std::string& op, const std::string& msg,
+                              OrtErrorCode code = ORT_INVALID_ARGUMENT) {
+  return Ort::GetApi().CreateStatus(code, (op + ": " + msg).c_str());
+}
+
+inline std::string ShapeToString(const std::vector<int64_t>& s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+inline const char* DtypeName(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
+    default: return "an unsupported type";
+  }
+}
+
+// Shape and dtype of one input, read without touching its data.
+struct InputInfo {
+  std::string name;
+  ONNXTensorElementDataType dtype = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::vector<int64_t> shape;
+};
+
+inline InputInfo ReadInput(const Ort::KernelContext& ctx, size_t index, const char* name) {
+  Ort::ConstValue v = ctx.GetInput(index);
+  auto info = v.GetTensorTypeAndShapeInfo();
+  return InputInfo{name, info.GetElementType(), info.GetShape()};
+}
+
+// Returns nullptr when `in` has the given rank and dtype, else an error naming the input.
+inline OrtStatusPtr CheckRankAndType(const std::string& op, const InputInfo& in, size_t rank,
+                                     const char* layout, ONNXTensorElementDataType dtype) {
+  if (in.dtype != dtype)
+    return MakeError(op, "input '" + in.name + "' must be " + DtypeName(dtype) + ", got " +
+                             DtypeName(in.dtype));
+  if (in.shape.size() != rank)
+    return MakeError(op, "input '" + in.name + "' must have rank " + std::to_string(rank) + " " +
+                             layout + ", got shape " + ShapeToString(in.shape));
+  for (int64_t d : in.shape)
+    if (d < 0) return MakeError(op, "input '" + in.name + "' has a negative dimension");
+  return nullptr;
+}
+
+// Attribute readers that report absence instead of throwing (kernels must not throw across the C ABI).
+inline bool TryGetAttr(const OrtKernelInfo* info, const char* name, int64_t* out) {
+  OrtStatusPtr st = Ort::GetApi().KernelInfoGetAttribute_int64(info, name, out);
+  if (st) { Ort::GetApi().ReleaseStatus(st); return false; }
+  return true;
+}
+inline bool TryGetAttr(const OrtKernelInfo* info, const char* name, float* out) {
+  OrtStatusPtr st = Ort::GetApi().KernelInfoGetAttribute_float(info, name, out);
+  if (st) { Ort::GetApi().ReleaseStatus(st); return false; }
+  return true;
+}
+
+// Runs `body` and converts any exception (ORT's C++ wrappers throw Ort::Exception) into a status.
+template <typename F>
+OrtStatusPtr Guard(const std::string& op, F&& body) noexcept {
+  try {
+    return body();
+  } catch (const Ort::Exception& e) {
+    return MakeError(op, e.what(), e.GetOrtErrorCode());
+  } catch (const std::exception& e) {
+    return MakeError(op, e.what(), ORT_RUNTIME_EXCEPTION);
+  } catch (...) {
+    return MakeError(op, "unknown error", ORT_RUNTIME_EXCEPTION);
+  }
+}
+
+}  // namespace finsta

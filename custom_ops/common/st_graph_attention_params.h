@@ -1,0 +1,95 @@
+// STGraphAttention: attributes and input validation, shared by the CPU and CUDA kernels.
+// Semantics (DESIGN.md §4):
+//   xn = x / max(|x|, 1e-12);  S = xn xn^T;  band(i, j) = |i/P - j/P| <= r
+//   A = where(S >= tau, S, 0) * band;  A(i, i) = 1
+//   logits = scale * q k^T * A;  logits[A == 0] = -inf;  out = softmax(logits) v
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "op_utils.h"
+
+namespace finsta {
+
+constexpr const char* kSTGraphAttention = "STGraphAttention";
+
+struct STGraphAttentionAttrs {
+  int64_t tokens_per_frame = 0;  // P
+  int64_t frame_radius = 1;      // r
+  float sim_threshold = 0.f;     // tau
+  float scale = 0.f;             // used only when has_scale
+  bool has_scale = false;        // absent: d^-1/2
+};
+
+// Problem sizes after validation. T = L / P.
+struct STGraphAttentionDims {
+  int64_t B = 0, L = 0, D = 0, H = 0, d = 0, P = 0, T = 0, r = 0;
+  float tau = 0.f, scale = 0.f;
+  // Key frames [t - r, t + r] clipped to [0, T): the most key tokens any query sees.
+  int64_t MaxKeys() const { return (2 * r + 1 < T ? 2 * r + 1 : T) * P; }
+};
+
+// Reads and checks the attributes once, when the kernel is created.
+inline OrtStatusPtr ReadSTGraphAttentionAttrs(const OrtKernelInfo* info, STGraphAttentionAttrs* a) {
+  const std::string op = kSTGraphAttention;
+  if (!TryGetAttr(info, "tokens_per_frame", &a->tokens_per_frame))
+    return MakeError(op, "required int attribute 'tokens_per_frame' is missing");
+  if (a->tokens_per_frame <= 0)
+    return MakeError(op, "attribute 'tokens_per_frame' must be > 0, got " +
+                             std::to_string(a->tokens_per_frame));
+  if (!TryGetAttr(info, "frame_radius", &a->frame_radius)) a->frame_radius = 1;
+  if (a->frame_radius < 0)
+    return MakeError(op, "attribute 'frame_radius' must be >= 0, got " +
+                             std::to_string(a->frame_radius));
+  if (!TryGetAttr(info, "sim_threshold", &a->sim_threshold))
+    return MakeError(op, "required float attribute 'sim_threshold' is missing");
+  if (std::isnan(a->sim_threshold)) return MakeError(op, "attribute 'sim_threshold' is NaN");
+  a->has_scale = TryGetAttr(info, "scale", &a->scale);
+  if (a->has_scale && !(std::isfinite(a->scale) && a->scale > 0.f))
+    return MakeError(op, "attribute 'scale' must be finite and > 0, got " + std::to_string(a->scale));
+  return nullptr;
+}
+
+// Checks ranks, dtypes and every dimension relation between x [B, L, D] and q, k, v [B, H, L, d].
+inline OrtStatusPtr ValidateSTGraphAttention(const STGraphAttentionAttrs& a, const InputInfo& x,
+                                             const InputInfo& q, const InputInfo& k,
+                                             const InputInfo& v, STGraphAttentionDims* dims) {
+  const std::string op = kSTGraphAttention;
+  const auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  if (OrtStatusPtr s = CheckRankAndType(op, x, 3, "[B, L, D]", f32)) return s;
+  for (const InputInfo* t : {&q, &k, &v})
+    if (OrtStatusPtr s = CheckRankAndType(op, *t, 4, "[B, H, L, d]", f32)) return s;
+  for (const InputInfo* t : {&k, &v})
+    if (t->shape != q.shape)
+      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) +
+                               " but 'q' has shape " + ShapeToString(q.shape) +
+                               " (q, k and v must match)");
+  if (q.shape[0] != x.shape[0])
+    return MakeError(op, "batch mismatch: 'x' has B=" + std::to_string(x.shape[0]) + " but 'q' has B=" +
+                             std::to_string(q.shape[0]));
+  if (q.shape[2] != x.shape[1])
+    return MakeError(op, "token-count mismatch: 'x' has L=" + std::to_string(x.shape[1]) +
+                             " but 'q' has L=" + std::to_string(q.shape[2]));
+  const int64_t L = x.shape[1];
+  if (L % a.tokens_per_frame != 0)
+    return MakeError(op, "L=" + std::to_string(L) + " tokens is not a multiple of tokens_per_frame=" +
+                             std::to_string(a.tokens_per_frame));
+  dims->B = x.shape[0];
+  dims->L = L;
+  dims->D = x.shape[2];
+  dims->H = q.shape[1];
+  dims->d = q.shape[3];
+  dims->P = a.tokens_per_frame;
+  dims->T = L / a.tokens_per_frame;
+  dims->r = a.frame_radius;
+  dims->tau = a.sim_threshold;
+  dims->scale = a.has_scale ? a.scale : (dims->d > 0 ? 1.f / std::sqrt(static_cast<float>(dims->d)) : 1.f);
+  // Index arithmetic below uses int64; element counts must also fit size_t-addressable memory.
+  const double elems = static_cast<double>(dims->B) * dims->H * L * (dims->d > 0 ? dims->d : 1);
+  if (elems > 9.0e15) return MakeError(op, "tensor too large");
+  return nullptr;
+}
+
+}  // namespace finsta
