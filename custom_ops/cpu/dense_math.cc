@@ -33,6 +33,27 @@ inline float ExpApprox(float x) {
   return y * p;
 }
 
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+// ExpApprox on 8 lanes (same constants and steps).
+inline v8f Exp8(v8f x) {
+  const v8f lo = v8f{} - 87.3f, hi = v8f{} + 88.3f, one = v8f{} + 1.f, zero = v8f{};
+  x = x < lo ? lo : (x > hi ? hi : x);
+  const v8f fx = x * 1.44269504088896341f + 0.5f;
+  v8f t = __builtin_convertvector(__builtin_convertvector(fx, v8i), v8f);
+  t -= (t > fx) ? one : zero;  // floor
+  x = x - t * 0.693359375f + t * 2.12194440e-4f;
+  const v8f z = x * x;
+  v8f y = x * 1.9875691500e-4f + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * z + x + 1.f;
+  const v8i bits = (__builtin_convertvector(t, v8i) + 127) << 23;
+  return y * (v8f)bits;  // same-size vector cast: reinterprets the bits
+}
+
 }  // namespace
 
 void PackTransposed(const float* src, int64_t n, int64_t k, int64_t ld, float* panels) {
@@ -54,7 +75,7 @@ void PackRows(const float* src, int64_t k_valid, int64_t k, int64_t n, int64_t l
   }
 }
 
-__attribute__((target_clones("arch=haswell", "default")))
+__attribute__((target_clones("arch=x86-64-v3", "default")))
 void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t lda,
                 const float* panels, float* c, int64_t ldc) {
   // Panel-outer order: one K x 16 panel stays in L1/L2 while all rows of A stream past it.
@@ -93,29 +114,36 @@ void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t l
   }
 }
 
-__attribute__((target_clones("arch=haswell", "default")))
+__attribute__((target_clones("arch=x86-64-v3", "default")))
 void MaskedSoftmaxRow(float* row, const float* weight, int64_t n) {
+  const v8f neg_inf = v8f{} - INFINITY, zero = v8f{};
+  const int64_t n8 = n - n % 8;
+  v8f vmx = neg_inf;
+  for (int64_t j = 0; j < n8; j += 8) {
+    const v8f e = Load8(row + j), w = Load8(weight + j);
+    const v8f cand = (w != 0.f) ? e : neg_inf;
+    vmx = (vmx > cand) ? vmx : cand;
+  }
   float mx = -INFINITY;
-  for (int64_t j = 0; j < n; ++j)
+  for (int l = 0; l < 8; ++l) mx = vmx[l] > mx ? vmx[l] : mx;
+  for (int64_t j = n8; j < n; ++j)
     if (weight[j] != 0.f && row[j] > mx) mx = row[j];
-  // Masked entries are computed too (branch-free, vectorises) and then zeroed.
-  for (int64_t j = 0; j < n; ++j) row[j] = ExpApprox(row[j] - mx);
-  v8f acc = v8f{};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    v8f e = Load8(row + j), w = Load8(weight + j);
-    e = (w != 0.f) ? e : v8f{};
-    Store8(row + j, e);
-    acc += e;
+  // Masked entries are computed too (branch-free) and then zeroed.
+  v8f acc = zero;
+  for (int64_t j = 0; j < n8; j += 8) {
+    const v8f e = Exp8(Load8(row + j) - mx), w = Load8(weight + j);
+    const v8f p = (w != 0.f) ? e : zero;
+    Store8(row + j, p);
+    acc += p;
   }
   float sum = 0.f;
   for (int l = 0; l < 8; ++l) sum += acc[l];
-  for (; j < n; ++j) {
-    row[j] = weight[j] != 0.f ? row[j] : 0.f;
+  for (int64_t j = n8; j < n; ++j) {
+    row[j] = weight[j] != 0.f ? ExpApprox(row[j] - mx) : 0.f;
     sum += row[j];
   }
   const float inv = 1.f / sum;
-  for (int64_t jj = 0; jj < n; ++jj) row[jj] *= inv;
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
 }  // namespace cpu

@@ -1,0 +1,58 @@
+"""Shared test helpers: one-node finsta models and ONNX Runtime sessions."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+import finsta_rt
+
+IR_VERSION = 10  # onnx 1.23 writes 14 by default; onnxruntime 1.31 takes at most 13 (DESIGN.md §6)
+
+
+def one_node_model(
+    op_type: str,
+    inputs: list[tuple[str, int, list]],
+    outputs: list[tuple[str, int, list]],
+    **attrs,
+) -> onnx.ModelProto:
+    """A model holding one finsta node; inputs/outputs as (name, onnx dtype, shape or None)."""
+    node = helper.make_node(op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain="finsta", **attrs)
+    vi = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
+    vo = [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs]
+    graph = helper.make_graph([node], op_type.lower(), vi, vo)
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("finsta", 1)],
+        ir_version=IR_VERSION,
+    )
+
+
+def st_graph_attention_model(dtype: int = TensorProto.FLOAT, ranked: bool = True, **attrs) -> onnx.ModelProto:
+    """A dynamic-shape one-node STGraphAttention model; ``ranked=False`` leaves input ranks open,
+    so that the kernel's own checks, not ORT's, meet a wrong rank."""
+    xs, qs = (["B", "L", "D"], ["B", "H", "L", "d"]) if ranked else (None, None)
+    return one_node_model(
+        "STGraphAttention",
+        [("x", dtype, xs)] + [(n, dtype, qs) for n in "qkv"],
+        [("out", TensorProto.FLOAT, None)],
+        **attrs,
+    )
+
+
+def session(model: onnx.ModelProto, library: str | None = "cpu", threads: int = 0) -> ort.InferenceSession:
+    """A CPU session; ``library`` 'cpu'/'cuda' registers that op library, None runs stock ORT."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    if library:
+        finsta_rt.register(so, library)
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def max_rel_err(out: np.ndarray, ref: np.ndarray) -> float:
+    """max |out - ref| / max |ref|: the error relative to the output's scale."""
+    denom = max(float(np.max(np.abs(ref))), 1e-30) if ref.size else 1.0
+    return float(np.max(np.abs(out.astype(np.float64) - ref))) / denom if ref.size else 0.0
