@@ -7,7 +7,7 @@ BUILD := build/custom_ops
 JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
 
-.PHONY: all venv headers ops test demo bench clean help
+.PHONY: all venv headers ops ops-asan test demo bench clean help
 
 help:
 	@echo "make demo    set up, build the op library, run the end-to-end demo"
@@ -35,7 +35,14 @@ ops: headers
 	cmake --build $(BUILD) -j $(JOBS)
 	cmake --install $(BUILD) --prefix . >/dev/null
 
-test: venv ops
+# The CPU library built with AddressSanitizer and UBSan, for tests/test_sanitizers.py.
+ops-asan: headers
+	cmake -S custom_ops -B build/custom_ops_asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFINSTA_SANITIZE=ON -DFINSTA_WITH_CUDA=OFF -DORT_INCLUDE_DIR="$$(scripts/fetch_ort_headers.sh)" >/dev/null
+	cmake --build build/custom_ops_asan -j $(JOBS) >/dev/null
+	cmake --install build/custom_ops_asan --prefix build/asan >/dev/null
+
+test: venv ops ops-asan
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: venv ops

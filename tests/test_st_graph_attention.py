@@ -7,6 +7,8 @@ among the case's similarities (float32 error in S is below 1e-6 at these sizes).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from onnx import TensorProto
@@ -90,6 +92,8 @@ def _attrs(p):
 
 
 def _run_all_forms(case, forms):
+    only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
+    forms = [f for f in forms if not only or f in only.split(",")]
     rng = np.random.default_rng([SEED, hash(str(case)) & 0xFFFF])
     c = dict(case)
     zero = c.pop("zero_tokens", 0)
