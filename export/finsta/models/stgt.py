@@ -1,0 +1,213 @@
+"""STGT (Zhang et al., arXiv 2407.11677), following the official code (research/seeds_spec.md §1).
+
+The structural part works on per-frame backbone tokens: ``tokens`` [B, T, 1 + P, C] (a CLS token
+and P = h * w patch tokens per frame). :class:`STGTVideoHead` maps them to query embeddings
+``Zv`` [B, Q, E] (L2-normalised); :class:`TextHead` maps text-backbone token features to ``zt``
+[B, E]; similarity is max over queries of <Zv_q, zt>. Backbones stay outside so that training
+can run on cached backbone features; :mod:`finsta.export` composes backbone + head for export.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import st_graph_attention
+from .layers import MLP, Attention, CrossAttentionBlock, ResidualAttentionBlock
+
+
+@dataclass
+class STGTConfig:
+    """Sizes and graph settings. ``backbone_dim``/``text_dim``/``grid`` come from the backbones."""
+
+    backbone_dim: int = 1280
+    text_dim: int = 384
+    grid: tuple[int, int] = (7, 7)  # h, w of the patch grid: P = h * w tokens per frame
+    frames: int = 8  # T the time embedding is trained for (nearest-interpolated for other T)
+    dim: int = 256  # D, width of the STGT module
+    heads: int = 8
+    layers: int = 1
+    sim_threshold: float = 0.5  # tau (the official fine-tuning value)
+    frame_radius: int = 1
+    queries: int = 8  # Q learned queries
+    query_layers: int = 2
+    embed_dim: int = 256  # E
+    text_layers: int = 1
+    temperature: float = 0.07  # initial value of the learnable ITC temperature
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "STGTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown STGT config keys {unknown}; known keys: {sorted(known)}")
+        d = dict(d)
+        if "grid" in d:
+            d["grid"] = tuple(d["grid"])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["grid"] = list(self.grid)
+        return d
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"STGT config: {msg}")
+
+        for name in ("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "queries", "query_layers", "embed_dim"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) > 0, f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        need(len(self.grid) == 2 and all(isinstance(g, int) and g > 0 for g in self.grid), f"grid must be two positive integers, got {self.grid!r}")
+        need(self.dim % self.heads == 0, f"dim={self.dim} must be divisible by heads={self.heads}")
+        need(isinstance(self.frame_radius, int) and self.frame_radius >= 0, f"frame_radius must be >= 0, got {self.frame_radius!r}")
+        need(-1.0 <= float(self.sim_threshold) <= 1.0, f"sim_threshold must be in [-1, 1], got {self.sim_threshold!r}")
+        need(isinstance(self.text_layers, int) and self.text_layers >= 0, f"text_layers must be >= 0, got {self.text_layers!r}")
+        need(0 < float(self.temperature) < 1, f"temperature must be in (0, 1), got {self.temperature!r}")
+
+
+def time_embedding_for(table: Tensor, frames: int) -> Tensor:
+    """The learned [T_cfg, D] table, nearest-interpolated to ``frames`` rows (official code)."""
+    idx = (torch.arange(frames, device=table.device) * table.shape[0]) // frames
+    return table[idx]
+
+
+class GraphAttention(nn.Module):
+    """STGT's local graph attention: q, k, v, o projections with biases around STGraphAttention."""
+
+    def __init__(self, cfg: STGTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.heads, self.head_dim = cfg.heads, cfg.dim // cfg.heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.o = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, u: Tensor) -> Tensor:
+        B, L, D = u.shape
+        q, k, v = self.qkv(u).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        out = st_graph_attention(u, q, k, v, self.cfg.tokens_per_frame, self.cfg.sim_threshold, self.cfg.frame_radius)
+        return self.o(out.transpose(1, 2).reshape(B, L, D))
+
+
+class STGTBlock(nn.Module):
+    """``CrossFramelGraphFormerBlock``: proj_fc, temporal branch over frame CLS tokens (one block
+    applied twice, shared weights), graph branch over patch tokens (no residual), then per-frame
+    spatial attention and MLP."""
+
+    def __init__(self, cfg: STGTConfig):
+        super().__init__()
+        self.proj_fc = nn.Linear(cfg.dim, cfg.dim)
+        self.temporal = ResidualAttentionBlock(cfg.dim, cfg.heads)
+        self.graph = GraphAttention(cfg)
+        self.spatial = ResidualAttentionBlock(cfg.dim, cfg.heads)
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, T, 1 + P, D]
+        B, T, N, D = x.shape
+        x = self.proj_fc(x)
+        g = self.temporal(self.temporal(x[:, :, 0]))  # [B, T, D]
+        u = self.graph(x[:, :, 1:].reshape(B, T * (N - 1), D)).view(B, T, N - 1, D)
+        x = torch.cat([g[:, :, None], u], dim=2).reshape(B * T, N, D)
+        return self.spatial(x).view(B, T, N, D)
+
+
+class STGTVideoHead(nn.Module):
+    """Frame tokens [B, T, 1 + P, C] -> (Zv [B, Q, E] normalised, compressed tokens [B, T(1+h+w), D])."""
+
+    def __init__(self, cfg: STGTConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        P, D = cfg.tokens_per_frame, cfg.dim
+        self.input_proj = nn.Linear(cfg.backbone_dim, D)
+        self.time_embed = nn.Parameter(torch.randn(cfg.frames, D) * 0.02)
+        # Frozen random 2D table, as in the official code (it overwrites its sin-cos init).
+        self.register_buffer("pos_embed", torch.randn(1 + P, D) * 0.02)
+        self.blocks = nn.ModuleList(STGTBlock(cfg) for _ in range(cfg.layers))
+        self.ln_post = nn.LayerNorm(D)
+        self.proj = nn.Parameter(D ** -0.5 * torch.randn(D, D))
+        self.ln_vision = nn.LayerNorm(D)
+        self.query_tokens = nn.Parameter(torch.randn(cfg.queries, D) * 0.02)
+        self.query_blocks = nn.ModuleList(CrossAttentionBlock(D, cfg.heads) for _ in range(cfg.query_layers))
+        self.vision_proj = nn.Linear(D, cfg.embed_dim)
+
+    def compress(self, x: Tensor) -> Tensor:
+        """Per frame: CLS, max over grid rows (w vectors), max over grid columns (h vectors)."""
+        B, T, N, D = x.shape
+        h, w = self.cfg.grid
+        grid = x[:, :, 1:].reshape(B, T, h, w, D)
+        cols = grid.amax(dim=2)  # [B, T, w, D]
+        rows = grid.amax(dim=3)  # [B, T, h, D]
+        return torch.cat([x[:, :, :1], cols, rows], dim=2).reshape(B, T * (1 + h + w), D)
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        B, T, N, _ = tokens.shape
+        x = self.input_proj(tokens) + time_embedding_for(self.time_embed, T)[None, :, None] + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        x = self.ln_vision(self.ln_post(self.compress(x)) @ self.proj)
+        q = self.query_tokens.expand(B, -1, -1)
+        for blk in self.query_blocks:
+            q = blk(q, x)
+        zv = nn.functional.normalize(self.vision_proj(q), dim=-1)
+        return zv, x
+
+
+class MeanPoolVideoHead(nn.Module):
+    """Baseline: the mean of the frames' CLS tokens, projected; no structure, no time."""
+
+    def __init__(self, cfg: STGTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.proj = nn.Sequential(nn.Linear(cfg.backbone_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.embed_dim))
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        pooled = tokens[:, :, 0].mean(dim=1)
+        zv = nn.functional.normalize(self.proj(pooled), dim=-1)[:, None]  # one "query"
+        return zv, pooled[:, None]
+
+
+class TextHead(nn.Module):
+    """Text-backbone token features [B, S, C] and mask [B, S] -> zt [B, E] (normalised).
+    A small transformer over the (frozen) backbone features, then the first ([CLS]) token."""
+
+    def __init__(self, cfg: STGTConfig):
+        super().__init__()
+        self.input_proj = nn.Linear(cfg.text_dim, cfg.dim)
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(cfg.dim, cfg.heads) for _ in range(cfg.text_layers))
+        self.ln = nn.LayerNorm(cfg.dim)
+        self.text_proj = nn.Linear(cfg.dim, cfg.embed_dim)
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        x = self.input_proj(features)
+        for blk in self.blocks:
+            x = blk(x, key_mask=mask)
+        return nn.functional.normalize(self.text_proj(self.ln(x[:, 0])), dim=-1)
+
+
+def similarity(zv: Tensor, zt: Tensor) -> Tensor:
+    """s(text j, video i) = max_q <Zv_iq, zt_j>: [Nt, Nv] for Zv [Nv, Q, E], zt [Nt, E]."""
+    return torch.einsum("vqe,te->tvq", zv, zt).amax(dim=-1)
+
+
+class STGTHeads(nn.Module):
+    """The trainable part of STGT: video head, text head and the ITC temperature."""
+
+    def __init__(self, cfg: STGTConfig, video_head: str = "stgt"):
+        super().__init__()
+        self.cfg = cfg
+        self.video = STGTVideoHead(cfg) if video_head == "stgt" else MeanPoolVideoHead(cfg)
+        self.text = TextHead(cfg)
+        self.log_temp = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temp.exp()

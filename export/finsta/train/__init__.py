@@ -1,0 +1,1 @@
+"""Training: configs, cached backbone features, the loop, and the ``finsta-train`` command."""

@@ -1,0 +1,110 @@
+"""ONNX Runtime sessions for a bundle: embed frames, embed text, score (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from . import ops
+from .bundle import Bundle, BundleError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda:0' when onnxruntime-gpu offers CUDA and the CUDA op library exists, else 'cpu'."""
+    device = device.lower()
+    cuda_ok = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "auto":
+        if cuda_ok:
+            try:
+                ops.library_path("cuda")
+                return "cuda:0"
+            except ops.OpsLibraryError as e:
+                log.warning("CUDA is available but %s; using the CPU", e)
+        return "cpu"
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return "cpu"
+    if kind == "cuda" and (not index or index.isdigit()):
+        if not cuda_ok:
+            raise RuntimeError(f"device {device!r} asked for, but this onnxruntime has no CUDAExecutionProvider "
+                               "(install onnxruntime-gpu: pip install 'finsta-rt[gpu]')")
+        return f"cuda:{index or 0}"
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+class Model:
+    """The three graphs of a bundle in ONNX Runtime sessions.
+
+    >>> m = Model("bundles/stgt-effl0-minilm")          # device 'auto'
+    >>> v = m.embed_frames(frames)                      # uint8 [B, T, S, S, 3], preprocessed
+    >>> t = m.embed_text(["a red circle moves left"])
+    >>> m.score(v["video_embedding"], t)                # [texts, videos]
+    """
+
+    def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int = 0):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        self.device = resolve_device(device)
+        self.threads = threads
+        self._tokenizer = None
+        self.sessions = {g: self._session(g) for g in ("video", "text", "scorer")}
+        log.info("bundle %s on %s (%s flavour)", self.bundle.name, self.device, self.bundle.flavour)
+
+    def _session(self, graph: str) -> ort.InferenceSession:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.log_severity_level = 3
+        kind = self.device.split(":")[0]
+        if self.bundle.requires_op_library:
+            ops.register(so, kind)
+        if kind == "cuda":
+            providers = [("CUDAExecutionProvider", {"device_id": int(self.device.split(":")[1])}), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        path = self.bundle.graphs[graph].path
+        try:
+            return ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as e:  # ORT raises its own exception types; name the file
+            raise BundleError(f"cannot load {path} in ONNX Runtime: {e}") from e
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = self.bundle.tokenizer()
+        return self._tokenizer
+
+    def embed_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 RGB frames [B, T, S, S, 3] (resized and cropped as bundle.preprocess says)."""
+        S = self.bundle.preprocess.size
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 5 \
+                or frames.shape[2:] != (S, S, 3):
+            got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+            raise ValueError(f"frames must be uint8 [B, T, {S}, {S}, 3] for bundle {self.bundle.name}, got {got}")
+        if frames.shape[0] == 0 or frames.shape[1] == 0:
+            raise ValueError(f"frames has an empty batch or no frames: shape {frames.shape}")
+        sess = self.sessions["video"]
+        outs = sess.run(None, {sess.get_inputs()[0].name: frames})
+        return {o.name: v for o, v in zip(sess.get_outputs(), outs)}
+
+    def embed_text(self, texts: str | Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Normalised text embeddings [N, E]."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("embed_text needs at least one text")
+        sess = self.sessions["text"]
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, mask = self.tokenizer(texts[i:i + batch_size])
+            out.append(sess.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+        return np.concatenate(out)
+
+    def score(self, video_embedding: np.ndarray, text_embedding: np.ndarray) -> np.ndarray:
+        """Similarity [texts, videos] from video embeddings [Nv, Q, E] and text embeddings [Nt, E]."""
+        sess = self.sessions["scorer"]
+        return sess.run(None, {"video_embedding": np.asarray(video_embedding, np.float32),
+                               "text_embedding": np.asarray(text_embedding, np.float32)})[0]
