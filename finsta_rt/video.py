@@ -1,0 +1,285 @@
+"""Video decoding and frame sampling with PyAV (DESIGN.md §5).
+
+Sampling specs (``Sampling.parse``):
+    uniform:N    N frames at the centres of N equal time bins over the whole video
+    fps:F        one frame every 1/F seconds
+    every:K      every K-th decoded frame
+    segments:S   S equal segments, each giving one clip of T frames (T from the bundle)
+Frames are chosen by timestamp (variable frame rate safe): each target time takes the decoded
+frame nearest to it. When targets are far apart the decoder seeks to each instead of decoding
+everything. Rotation metadata is applied, any pixel format is converted to RGB, and each kept
+frame is transformed (resized, cropped) as soon as it is decoded, so a 4K video never sits in
+memory at full size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SAMPLING_KINDS = ("uniform", "fps", "every", "segments")
+# Seek to each target when targets are on average more than this many frames apart.
+SEEK_GAP_FRAMES = 48
+STILL_IMAGE_CODECS = {"png", "mjpeg", "bmp", "tiff", "webp", "jpeg2000", "gif_single", "ppm", "pgm", "pbm", "sgi", "tga"}
+STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "ppm_pipe", "pgm_pipe"}
+
+
+class VideoError(Exception):
+    """A video cannot be used; str(e) names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    kind: str
+    value: float
+
+    @classmethod
+    def parse(cls, spec: "str | Sampling") -> "Sampling":
+        if isinstance(spec, Sampling):
+            return spec
+        kind, sep, val = str(spec).partition(":")
+        kind = kind.strip().lower()
+        if kind not in SAMPLING_KINDS or not sep:
+            raise ValueError(f"sampling must be one of {', '.join(k + ':VALUE' for k in SAMPLING_KINDS)}, got {spec!r}")
+        try:
+            v = float(val)
+        except ValueError:
+            raise ValueError(f"sampling {spec!r}: {val!r} is not a number") from None
+        if kind == "fps":
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"sampling {spec!r}: fps must be > 0")
+        elif not (v >= 1 and v == int(v)):
+            raise ValueError(f"sampling {spec!r}: {kind} takes a whole number >= 1")
+        return cls(kind, v)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value:g}"
+
+
+@dataclass
+class VideoInfo:
+    path: str
+    container: str
+    codec: str
+    pix_fmt: str
+    width: int
+    height: int
+    fps: float
+    start: float  # seconds
+    duration: float  # seconds (0 when unknown)
+    frames: int  # from the header (0 when unknown)
+
+
+@dataclass
+class Clip:
+    frames: np.ndarray  # uint8 [N, H, W, 3] after the transform
+    timestamps: np.ndarray  # float64 [N] seconds of the chosen frames
+
+
+def _open(path: str | Path):
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(path, "file not found")
+    if p.is_dir():
+        raise VideoError(path, "is a directory, not a video file")
+    if p.stat().st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(p), metadata_errors="ignore")
+    except PermissionError as e:
+        raise VideoError(path, f"cannot read: {e.strerror or e}") from e
+    except av.FFmpegError as e:
+        raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
+    except OSError as e:
+        raise VideoError(path, f"cannot read: {e}") from e
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        container.close()
+        raise VideoError(path, f"no video stream (streams: {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    fmt = container.format.name.split(",")[0]
+    if fmt in STILL_IMAGE_FORMATS or (stream.codec_context.name in STILL_IMAGE_CODECS and (stream.frames or 0) <= 1
+                                      and not container.duration):
+        container.close()
+        raise VideoError(path, f"is a still image ({stream.codec_context.name}), not a video")
+    return container, stream
+
+
+def _info(path, container, stream) -> VideoInfo:
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    duration = float(stream.duration * tb) if stream.duration and tb else (container.duration or 0) / 1e6
+    start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+    rate = stream.average_rate or stream.guessed_rate
+    cc = stream.codec_context
+    return VideoInfo(str(path), container.format.name, cc.name, cc.format.name if cc.format else "?", cc.width,
+                     cc.height, float(rate) if rate else 0.0, start, max(duration, 0.0), int(stream.frames or 0))
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Header facts of a video; raises VideoError if it is not a usable video."""
+    container, stream = _open(path)
+    try:
+        return _info(path, container, stream)
+    finally:
+        container.close()
+
+
+def _packet_span(path, container, stream) -> tuple[float, float, int]:
+    """(start, end, packets) from packet timestamps: the duration when the header has none."""
+    tb = float(stream.time_base)
+    lo, hi, n = math.inf, -math.inf, 0
+    for pkt in container.demux(stream):
+        if pkt.pts is None:
+            continue
+        t = pkt.pts * tb
+        lo, hi, n = min(lo, t), max(hi, t + (pkt.duration or 0) * tb), n + 1
+    container.seek(0)
+    if n == 0:
+        raise VideoError(path, "has no video frames")
+    return lo, hi, n
+
+
+def target_times(sampling: Sampling, start: float, duration: float, frames_per_clip: int = 8) -> np.ndarray:
+    """Target timestamps (seconds) for time-based sampling; [S, T] for segments, else [N]."""
+    if sampling.kind == "uniform":
+        n = int(sampling.value)
+        return start + (np.arange(n) + 0.5) * duration / n
+    if sampling.kind == "fps":
+        n = max(1, int(math.floor(duration * sampling.value + 1e-9)))
+        return start + (np.arange(n) + 0.5) / sampling.value
+    if sampling.kind == "segments":
+        s = int(sampling.value)
+        seg = duration / s
+        inner = (np.arange(frames_per_clip) + 0.5) * seg / frames_per_clip
+        return start + np.arange(s)[:, None] * seg + inner[None, :]
+    raise ValueError(f"{sampling} is not time-based")
+
+
+def _to_rgb(frame) -> np.ndarray:
+    img = frame.to_ndarray(format="rgb24")
+    rot = int(round((frame.rotation or 0) / 90.0)) % 4  # display matrix: counter-clockwise degrees
+    return np.ascontiguousarray(np.rot90(img, k=rot)) if rot else img
+
+
+class _Deadline:
+    def __init__(self, path, seconds: float | None):
+        self.path, self.seconds = path, seconds
+        self.end = time.monotonic() + seconds if seconds else None
+
+    def check(self) -> None:
+        if self.end is not None and time.monotonic() > self.end:
+            raise VideoError(self.path, f"timed out after {self.seconds:g} s")
+
+
+def _decode(path, container, stream, deadline: _Deadline):
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            deadline.check()
+            if frame.time is not None:
+                yield frame
+    except av.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({type(e).__name__}: {e})") from e
+
+
+def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline) -> list:
+    """One pass over the video: for each target, the decoded frame nearest in time."""
+    order = np.argsort(targets, kind="stable")
+    chosen: list = [None] * len(targets)
+    k, prev = 0, None
+    for frame in _decode(path, container, stream, deadline):
+        t = frame.time
+        while k < len(order) and t >= targets[order[k]]:
+            tgt = targets[order[k]]
+            chosen[order[k]] = prev if prev is not None and tgt - prev.time < t - tgt else frame
+            k += 1
+        if k == len(order):
+            break
+        prev = frame
+    for j in order[k:]:  # targets past the last frame take the last frame
+        chosen[j] = prev
+    return chosen
+
+
+def _nearest_seeking(path, container, stream, targets: np.ndarray, deadline) -> list:
+    """Seek to the keyframe before each target and decode forward to it."""
+    tb = float(stream.time_base)
+    chosen = []
+    for tgt in targets:
+        container.seek(int(max(tgt, 0) / tb), stream=stream, backward=True, any_frame=False)
+        prev = None
+        pick = None
+        for frame in _decode(path, container, stream, deadline):
+            if frame.time >= tgt:
+                pick = prev if prev is not None and tgt - prev.time < frame.time - tgt else frame
+                break
+            prev = frame
+        chosen.append(pick if pick is not None else prev)
+    return chosen
+
+
+def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
+                transform: Callable[[np.ndarray], np.ndarray] | None = None, frames_per_clip: int = 8,
+                threads: str = "AUTO", timeout: float | None = None) -> Clip:
+    """Decodes the sampled frames of one video.
+
+    Returns frames [N, H, W, 3] (``segments:S`` gives N = S * frames_per_clip, clip-major), each
+    passed through ``transform`` (e.g. ``Preprocess``) right after decoding. Raises VideoError.
+    """
+    sampling = Sampling.parse(sampling)
+    deadline = _Deadline(path, timeout)
+    container, stream = _open(path)
+    try:
+        stream.thread_type = threads
+        info = _info(path, container, stream)
+        if sampling.kind == "every":
+            frames, times = [], []
+            for i, frame in enumerate(_decode(path, container, stream, deadline)):
+                if i % int(sampling.value) == 0:
+                    frames.append(frame)
+                    times.append(frame.time)
+            chosen = frames
+            stamps = np.asarray(times, np.float64)
+        else:
+            start, duration, est_frames = info.start, info.duration, info.frames
+            if duration <= 0:
+                start, end, est_frames = _packet_span(path, container, stream)
+                duration = end - start
+            targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
+            if est_frames == 0 and info.fps:
+                est_frames = int(duration * info.fps)
+            seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
+            pick = _nearest_seeking if seek else _nearest_sequential
+            chosen = pick(path, container, stream, targets, deadline)
+            if any(c is None for c in chosen) and seek:  # a bad index or seek table: fall back to one pass
+                container.seek(0)
+                chosen = _nearest_sequential(path, container, stream, targets, deadline)
+            stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
+        if not chosen or any(c is None for c in chosen):
+            raise VideoError(path, "has no decodable video frames")
+        cache: dict[int, np.ndarray] = {}  # one conversion per distinct frame (short videos repeat frames)
+        out = []
+        for c in chosen:
+            key = id(c)
+            if key not in cache:
+                img = _to_rgb(c)
+                cache[key] = transform(img) if transform else img
+            out.append(cache[key])
+        return Clip(np.stack(out), stamps)
+    finally:
+        container.close()
