@@ -31,6 +31,8 @@ from ..models.towers import Scorer, TextTower, VideoTower
 from .portable import OPS_DOMAIN, OPS_VERSION, attach_portable_functions
 
 log = logging.getLogger(__name__)
+for _noisy in ("onnx_ir", "onnxscript"):  # the exporter's passes log every rewrite at INFO
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 would write 14 (DESIGN.md §6)
 OPSET = 18
@@ -102,9 +104,14 @@ def export_bundle(
     out = Path(out_dir) if out_dir else default_bundle_dir(spec.name, flavour)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f"cannot write the bundle: {out.parent} is not writable")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise PermissionError(f"{out.parent} is not writable")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable "
+                              f"({e.strerror or e})") from e
     if not spec.vocab_file.is_file():
         raise FileNotFoundError(f"tokenizer vocabulary {spec.vocab_file} not found")
 
@@ -128,7 +135,9 @@ def export_bundle(
     }
     tokenizer = {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": spec.lowercase, "max_length": spec.max_length}
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is meant to be shared
     try:
         log.info("exporting video tower")
         proto = _export(video_tower, (frames,), ["frames"], ["video_embedding", "video_global", "video_tokens"],
@@ -152,7 +161,7 @@ def export_bundle(
             "name": spec.name,
             "family": spec.family,
             "flavour": flavour,
-            "exporter": {"name": "finsta-export", "version": __version__, "torch": torch.__version__, "opset": OPSET},
+            "exporter": {"name": "finsta-export", "version": __version__, "torch": str(torch.__version__), "opset": OPSET},
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "preprocess": spec.preprocess.to_dict(),
             "tokenizer": tokenizer,
