@@ -104,6 +104,8 @@ def export_bundle(
     out = Path(out_dir) if out_dir else default_bundle_dir(spec.name, flavour)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    if not spec.vocab_file.is_file():
+        raise FileNotFoundError(f"tokenizer vocabulary {spec.vocab_file} not found")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
@@ -112,8 +114,6 @@ def export_bundle(
     except OSError as e:
         raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable "
                               f"({e.strerror or e})") from e
-    if not spec.vocab_file.is_file():
-        raise FileNotFoundError(f"tokenizer vocabulary {spec.vocab_file} not found")
 
     g = torch.Generator().manual_seed(seed)
     S, T = spec.preprocess.size, spec.preprocess.frames
