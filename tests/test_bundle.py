@@ -43,12 +43,9 @@ def tiny_towers(frames: int = 4):
     return VideoTower(FrameEncoder(fb, pre.mean, pre.std), heads.video).eval(), TextTower(tb, heads.text).eval(), spec
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    video, text, spec = tiny_towers()
-    root = tmp_path_factory.mktemp("bundles")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl) for fl in ("custom", "portable")}
-    return video, text, spec, paths
+@pytest.fixture
+def exported(tiny_bundles):
+    return tiny_bundles
 
 
 def torch_reference(video, text, frames: np.ndarray, ids: np.ndarray, mask: np.ndarray):
