@@ -29,6 +29,10 @@ SAMPLING_KINDS = ("uniform", "fps", "every", "segments")
 # Seek to each target when targets are on average more than this many frames apart.
 SEEK_GAP_FRAMES = 48
 STILL_IMAGE_CODECS = {"png", "mjpeg", "bmp", "tiff", "webp", "jpeg2000", "gif_single", "ppm", "pgm", "pbm", "sgi", "tga"}
+# Raw elementary streams have no header with a length: FFmpeg guesses their duration from the
+# bitrate (0.12 s for a 60 s MPEG-1 stream), so their duration is measured from packet timestamps.
+RAW_STREAM_FORMATS = {"mpegvideo", "h264", "hevc", "m4v", "mjpeg", "rawvideo", "cavsvideo", "vc1", "h261", "h263",
+                      "dirac", "obu", "vvc", "avs2", "avs3"}
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "ppm_pipe", "pgm_pipe"}
 
 
@@ -104,12 +108,12 @@ def _open(path: str | Path):
         raise VideoError(path, "empty file (0 bytes)")
     try:
         container = av.open(str(p), metadata_errors="ignore")
-    except PermissionError as e:
-        raise VideoError(path, f"cannot read: {e.strerror or e}") from e
     except av.error.EOFError as e:
         raise VideoError(path, "ends before any video data (an empty or cut-off file)") from e
-    except av.FFmpegError as e:
+    except av.FFmpegError as e:  # before PermissionError: FFmpeg's EPERM subclasses both
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
+    except PermissionError as e:
+        raise VideoError(path, f"cannot read: {e.strerror or e}") from e
     except OSError as e:
         raise VideoError(path, f"cannot read: {e}") from e
     if not container.streams.video:
@@ -144,16 +148,20 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _packet_span(path, container, stream) -> tuple[float, float, int]:
-    """(start, end, packets) from packet timestamps: the duration when the header has none."""
-    tb = float(stream.time_base)
-    lo, hi, n = math.inf, -math.inf, 0
-    for pkt in container.demux(stream):
-        if pkt.pts is None:
-            continue
-        t = pkt.pts * tb
-        lo, hi, n = min(lo, t), max(hi, t + (pkt.duration or 0) * tb), n + 1
-    container.seek(0)
+def _packet_span(path) -> tuple[float, float, int]:
+    """(start, end, packets) from packet timestamps, read with a container of its own (some
+    formats cannot seek back): the duration when the header has none or a guessed one."""
+    container, stream = _open(path)
+    try:
+        tb = float(stream.time_base)
+        lo, hi, n = math.inf, -math.inf, 0
+        for pkt in container.demux(stream):
+            if pkt.pts is None:
+                continue
+            t = pkt.pts * tb
+            lo, hi, n = min(lo, t), max(hi, t + (pkt.duration or 0) * tb), n + 1
+    finally:
+        container.close()
     if n == 0:
         raise VideoError(path, "has no video frames")
     return lo, hi, n
@@ -272,6 +280,8 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
     Returns frames [N, H, W, 3] (``segments:S`` gives N = S * frames_per_clip, clip-major), each
     passed through ``transform`` (e.g. ``Preprocess``) right after decoding. Raises VideoError.
     """
+    import av
+
     sampling = Sampling.parse(sampling)
     deadline = _Deadline(path, timeout)
     container, stream = _open(path)
@@ -291,8 +301,8 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
                                      info.duration)
         else:
             start, duration, est_frames = info.start, info.duration, info.frames
-            if duration <= 0:
-                start, end, est_frames = _packet_span(path, container, stream)
+            if duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
+                start, end, est_frames = _packet_span(path)
                 duration = end - start
             targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
             if est_frames == 0 and info.fps:
@@ -302,7 +312,9 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
             chosen = pick(path, container, stream, targets, deadline, duration)
             if seek and (any(c is None for c in chosen) or float(np.max(targets)) - max(
                     c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)):
-                container.seek(0)  # a bad index or a cut-off file: one pass decides
+                container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
+                container, stream = _open(path)
+                stream.thread_type = threads
                 chosen = _nearest_sequential(path, container, stream, targets, deadline, duration)
             stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
         if not chosen or any(c is None for c in chosen):
@@ -316,5 +328,7 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
                 cache[key] = transform(img) if transform else img
             out.append(cache[key])
         return Clip(np.stack(out), stamps)
+    except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
+        raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     finally:
         container.close()

@@ -20,3 +20,27 @@ def tiny_bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl) for fl in ("custom", "portable")}
     return video, text, spec, paths
+
+
+@pytest.fixture(scope="session")
+def real_bundle(tmp_path_factory):
+    """An STGT bundle on the real pretrained backbones (EfficientNet-Lite0, MiniLM-L6), untrained
+    heads: for parity on real frames and real-video behaviour. Exported once per session."""
+    import torch
+
+    from finsta.export.bundle import ExportSpec, export_bundle
+    from finsta.models.stgt import STGTConfig, STGTHeads
+    from finsta.models.towers import TextTower, VideoTower
+    from finsta.train.config import TrainConfig
+    from finsta.train.features import build_backbones
+
+    torch.manual_seed(0)
+    bb = build_backbones(TrainConfig())
+    cfg = STGTConfig(backbone_dim=bb.frame.out_dim, text_dim=bb.text.out_dim, grid=tuple(bb.frame.grid), frames=8,
+                     dim=128, heads=4, queries=4, embed_dim=64)
+    heads = STGTHeads(cfg)
+    video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
+    spec = ExportSpec("stgt", "real", bb.preprocess, bb.text.config.vocab_file, bb.tokenizer.lowercase,
+                      bb.tokenizer.max_length, cfg.to_dict())
+    path = export_bundle(video, text, spec, out_dir=tmp_path_factory.mktemp("real") / "stgt")
+    return video, text, spec, path
