@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
             sched.step()
             with torch.no_grad():
                 heads.log_temp.clamp_(math.log(0.01), math.log(0.5))
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if time.monotonic() - t_start > budget:
                 stopped = True
                 break
