@@ -151,6 +151,7 @@ def extract(model: Model, paths: Iterable[Path], out_dir: str | Path, sampling: 
     else:
         _atomic_write_bytes(info_path, json.dumps(info, indent=1).encode())
 
+    _remove_stale_temporaries(out)
     rows = read_manifest(out)
     summary = Summary(total=len(paths))
     todo: list[Path] = []
@@ -249,6 +250,23 @@ def extract(model: Model, paths: Iterable[Path], out_dir: str | Path, sampling: 
     summary.seconds = time.monotonic() - t0
     bar.update(summary, final=True)
     return summary
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """A run killed while writing leaves ``.NAME.tmpPID``; the final name never holds a partial file.
+    Temporaries of processes that no longer exist are removed (live ones belong to another run)."""
+    for tmp in list(out.glob(".*.tmp*")) + list((out / FEATURES).glob(".*.tmp*")):
+        pid = tmp.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # still running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        log.info("removing %s left by an interrupted run", tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def _compact_manifest(out: Path, rows: dict[str, dict]) -> None:
