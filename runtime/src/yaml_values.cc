@@ -1,0 +1,303 @@
+#include "yaml_values.h"
+
+#include "py_format.h"
+
+#include <charconv>
+#include <cmath>
+#include <cctype>
+#include <initializer_list>
+#include <stdexcept>
+
+namespace finsta_rt::yaml {
+
+using py::float_repr;
+using py::str_repr;
+
+namespace {
+
+constexpr const char* kCoreTag = "tag:yaml.org,2002:";
+
+// PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1), written out as small matchers.
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit_(char c) { return is_digit(c) || c == '_'; }
+
+bool one_of(const std::string& s, std::initializer_list<const char*> words) {
+  for (const char* w : words)
+    if (s == w) return true;
+  return false;
+}
+
+bool is_null(const std::string& s) { return one_of(s, {"~", "null", "Null", "NULL", ""}); }
+
+bool is_bool(const std::string& s) {
+  return one_of(s, {"yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
+                    "On", "ON", "off", "Off", "OFF"});
+}
+
+// s[i..] is ([-+]?) skipped by the caller; all characters from i on satisfy `ok`, and there is one.
+template <typename Pred>
+bool all_from(const std::string& s, size_t i, Pred ok) {
+  if (i >= s.size()) return false;
+  for (; i < s.size(); ++i)
+    if (!ok(s[i])) return false;
+  return true;
+}
+
+// (?::[0-5]?[0-9])+ from i to the end.
+bool sexagesimal_tail(const std::string& s, size_t i, size_t end) {
+  if (i >= end) return false;
+  while (i < end) {
+    if (s[i] != ':') return false;
+    ++i;
+    auto boundary = [&](size_t j) { return j == end || s[j] == ':'; };
+    if (i + 1 < end && s[i] >= '0' && s[i] <= '5' && is_digit(s[i + 1]) && boundary(i + 2)) i += 2;
+    else if (i < end && is_digit(s[i]) && boundary(i + 1)) i += 1;
+    else return false;
+  }
+  return true;
+}
+
+size_t skip_sign(const std::string& s) { return !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0; }
+
+bool is_int(const std::string& s) {
+  const size_t i = skip_sign(s);
+  if (s.compare(i, 2, "0b") == 0) return all_from(s, i + 2, [](char c) { return c == '0' || c == '1' || c == '_'; });
+  if (s.compare(i, 2, "0x") == 0)
+    return all_from(s, i + 2, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == '_'; });
+  if (i < s.size() && s[i] == '0')
+    return i + 1 == s.size() || all_from(s, i + 1, [](char c) { return (c >= '0' && c <= '7') || c == '_'; });
+  if (i >= s.size() || s[i] < '1' || s[i] > '9') return false;
+  size_t j = i + 1;
+  while (j < s.size() && is_digit_(s[j])) ++j;
+  return j == s.size() || sexagesimal_tail(s, j, s.size());
+}
+
+// ([eE][-+][0-9]+)? from i to the end.
+bool exponent_tail(const std::string& s, size_t i) {
+  if (i == s.size()) return true;
+  if ((s[i] != 'e' && s[i] != 'E') || i + 1 >= s.size() || (s[i + 1] != '+' && s[i + 1] != '-')) return false;
+  return all_from(s, i + 2, is_digit);
+}
+
+bool is_float(const std::string& s) {
+  const size_t i = skip_sign(s);
+  if (one_of(s.substr(i), {".inf", ".Inf", ".INF"})) return true;
+  if (one_of(s, {".nan", ".NaN", ".NAN"})) return true;
+  if (i == 0 && !s.empty() && s[0] == '.') {  // \.[0-9_]+ exponent?
+    size_t j = 1;
+    while (j < s.size() && is_digit_(s[j])) ++j;
+    if (j > 1 && exponent_tail(s, j)) return true;
+  }
+  if (i >= s.size() || !is_digit(s[i])) return false;
+  size_t j = i + 1;
+  while (j < s.size() && is_digit_(s[j])) ++j;
+  if (j < s.size() && s[j] == '.') {  // [0-9][0-9_]*\.[0-9_]* exponent?
+    size_t k = j + 1;
+    while (k < s.size() && is_digit_(s[k])) ++k;
+    return exponent_tail(s, k);
+  }
+  // [0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*
+  const size_t dot = s.rfind('.');
+  if (dot == std::string::npos || dot < j) return false;
+  for (size_t k = dot + 1; k < s.size(); ++k)
+    if (!is_digit_(s[k])) return false;
+  return sexagesimal_tail(s, j, dot);
+}
+
+std::string core_tag_name(const std::string& tag) {
+  const std::string prefix = kCoreTag;
+  return tag.compare(0, prefix.size(), prefix) == 0 ? tag.substr(prefix.size()) : std::string();
+}
+
+Kind scalar_kind(const YAML::Node& node) {
+  const std::string& tag = node.Tag();
+  const std::string& s = node.Scalar();
+  if (tag == "!") return Kind::kStr;  // quoted: always a string
+  std::string core = core_tag_name(tag);
+  if (core == "str") return Kind::kStr;
+  if (core == "int") return Kind::kInt;
+  if (core == "float") return Kind::kFloat;
+  if (core == "bool") return Kind::kBool;
+  if (core == "null") return Kind::kNone;
+  if (is_null(s)) return Kind::kNone;
+  if (is_bool(s)) return Kind::kBool;
+  if (is_int(s)) return Kind::kInt;
+  if (is_float(s)) return Kind::kFloat;
+  return Kind::kStr;
+}
+
+bool parse_int(std::string s, int64_t* out) {
+  std::string t;
+  for (char c : s)
+    if (c != '_') t += c;
+  bool neg = false;
+  size_t i = 0;
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) neg = t[i++] == '-';
+  std::string body = t.substr(i);
+  if (body.find(':') != std::string::npos) {  // sexagesimal: 1:30 = 90
+    int64_t v = 0;
+    size_t pos = 0;
+    while (pos <= body.size()) {
+      size_t next = body.find(':', pos);
+      std::string part = body.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+      int64_t d = 0;
+      auto r = std::from_chars(part.data(), part.data() + part.size(), d);
+      if (r.ec != std::errc() || r.ptr != part.data() + part.size()) return false;
+      if (v > (INT64_MAX - d) / 60) return false;
+      v = v * 60 + d;
+      if (next == std::string::npos) break;
+      pos = next + 1;
+    }
+    *out = neg ? -v : v;
+    return true;
+  }
+  int base = 10;
+  if (body.size() > 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'b')) {
+    base = body[1] == 'x' ? 16 : 2;
+    body = body.substr(2);
+  } else if (body.size() > 1 && body[0] == '0') {
+    base = 8;
+    body = body.substr(1);
+  }
+  uint64_t v = 0;
+  auto r = std::from_chars(body.data(), body.data() + body.size(), v, base);
+  if (r.ec != std::errc() || r.ptr != body.data() + body.size()) return false;
+  if (v > static_cast<uint64_t>(INT64_MAX)) return false;
+  *out = neg ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+  return true;
+}
+
+bool parse_float(const std::string& s, double* out) {
+  std::string t;
+  for (char c : s)
+    if (c != '_') t += c;
+  std::string low;
+  for (char c : t) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (low == ".inf" || low == "+.inf") { *out = INFINITY; return true; }
+  if (low == "-.inf") { *out = -INFINITY; return true; }
+  if (low == ".nan") { *out = NAN; return true; }
+  const char* b = t.c_str();
+  if (*b == '+') ++b;
+  auto r = std::from_chars(b, t.c_str() + t.size(), *out);
+  return r.ec == std::errc() && r.ptr == t.c_str() + t.size();
+}
+
+}  // namespace
+
+Kind kind(const YAML::Node& node) {
+  if (!node.IsDefined()) return Kind::kMissing;
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return Kind::kNone;
+    case YAML::NodeType::Sequence: return Kind::kList;
+    case YAML::NodeType::Map: return Kind::kDict;
+    case YAML::NodeType::Scalar: return scalar_kind(node);
+    default: return Kind::kMissing;
+  }
+}
+
+YAML::Node get(const YAML::Node& map, const std::string& key) {
+  if (!map.IsDefined() || !map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  for (auto it = map.begin(); it != map.end(); ++it)
+    if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+std::string repr(const YAML::Node& node) {
+  switch (kind(node)) {
+    case Kind::kMissing:
+    case Kind::kNone: return "None";
+    case Kind::kBool: return truthy(node) ? "True" : "False";
+    case Kind::kInt: {
+      int64_t v;
+      return as_int(node, &v) ? std::to_string(v) : node.Scalar();
+    }
+    case Kind::kFloat: {
+      double v;
+      return as_float(node, &v) ? float_repr(v) : node.Scalar();
+    }
+    case Kind::kStr: return str_repr(node.Scalar());
+    case Kind::kList: {
+      std::string s = "[";
+      bool first = true;
+      for (const auto& it : node) { s += (first ? "" : ", ") + repr(it); first = false; }
+      return s + "]";
+    }
+    case Kind::kDict: {
+      std::string s = "{";
+      bool first = true;
+      for (const auto& it : node) { s += (first ? "" : ", ") + repr(it.first) + ": " + repr(it.second); first = false; }
+      return s + "}";
+    }
+  }
+  return "None";
+}
+
+bool truthy(const YAML::Node& node) {
+  switch (kind(node)) {
+    case Kind::kMissing:
+    case Kind::kNone: return false;
+    case Kind::kBool: {
+      const std::string& s = node.Scalar();
+      return s == "yes" || s == "Yes" || s == "YES" || s == "true" || s == "True" || s == "TRUE" || s == "on" ||
+             s == "On" || s == "ON";
+    }
+    case Kind::kInt: { int64_t v = 0; return !as_int(node, &v) || v != 0; }
+    case Kind::kFloat: { double v = 0; return !as_float(node, &v) || v != 0.0; }
+    case Kind::kStr: return !node.Scalar().empty();
+    case Kind::kList:
+    case Kind::kDict: return node.size() > 0;
+  }
+  return false;
+}
+
+bool as_int(const YAML::Node& node, int64_t* out) {
+  return kind(node) == Kind::kInt && parse_int(node.Scalar(), out);
+}
+
+bool as_float(const YAML::Node& node, double* out) {
+  switch (kind(node)) {
+    case Kind::kInt: {
+      int64_t v;
+      if (!as_int(node, &v)) return false;
+      *out = static_cast<double>(v);
+      return true;
+    }
+    case Kind::kFloat: return parse_float(node.Scalar(), out);
+    case Kind::kBool: *out = truthy(node) ? 1.0 : 0.0; return true;
+    case Kind::kStr: {  // float("1.5") works in Python; so do " 2 " and "inf"
+      std::string s = node.Scalar();
+      size_t b = s.find_first_not_of(" \t\n\r"), e = s.find_last_not_of(" \t\n\r");
+      if (b == std::string::npos) return false;
+      s = s.substr(b, e - b + 1);
+      std::string low;
+      for (char c : s) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (low == "inf" || low == "+inf" || low == "infinity") { *out = INFINITY; return true; }
+      if (low == "-inf" || low == "-infinity") { *out = -INFINITY; return true; }
+      if (low == "nan") { *out = NAN; return true; }
+      return parse_float(s, out);
+    }
+    default: return false;
+  }
+}
+
+void check_safe(const YAML::Node& node) {
+  const std::string& tag = node.Tag();
+  if (!tag.empty() && tag != "?" && tag != "!") {
+    static const char* allowed[] = {"str", "int", "float", "bool", "null", "map", "seq", "binary", "timestamp",
+                                    "omap", "pairs", "set", "merge"};
+    std::string core = core_tag_name(tag);
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || core == a;
+    if (!ok) {
+      std::string shown = core.empty() ? tag : "!!" + core;
+      throw std::runtime_error("tag " + shown + " is not allowed (bundle.yaml must be plain data)");
+    }
+  }
+  if (node.IsMap()) {
+    for (const auto& it : node) { check_safe(it.first); check_safe(it.second); }
+  } else if (node.IsSequence()) {
+    for (const auto& it : node) check_safe(it);
+  }
+}
+
+}  // namespace finsta_rt::yaml
