@@ -121,6 +121,7 @@ _WHITESPACE = frozenset(
 )
 # Raw characters that certainly become a word break; a safe place to cut raw text into chunks.
 _BREAK_RE = re.compile("[" + "".join(sorted(_WHITESPACE)) + "]+")
+_CHUNK_RE = re.compile("[^" + "".join(sorted(_WHITESPACE)) + "]+")  # the pieces _BREAK_RE leaves
 # The CJK ranges of `tokenizers`' `is_chinese_char`, which has 0x2B920 (not 0x2B820), so the
 # block 0x2B820..0x2B91F is *not* padded with spaces.
 _CJK_RANGES = (
@@ -311,9 +312,14 @@ class WordPieceTokenizer:
         return text
 
     def _wordpiece(self, word: str) -> list[int]:
-        if len(word) > self.max_input_chars_per_word:
-            return [self._unk_id]
-        vocab, ids, start, n = self._vocab, [], 0, len(word)
+        return [idx for idx, _, _ in self._wordpiece_spans(word)]
+
+    def _wordpiece_spans(self, word: str) -> list[tuple[int, int, int]]:
+        """(id, start, end) of each piece, offsets into ``word`` (one source for ids and offsets)."""
+        n = len(word)
+        if n > self.max_input_chars_per_word:
+            return [(self._unk_id, 0, n)]
+        vocab, out, start = self._vocab, [], 0
         while start < n:
             end = n
             while end > start:
@@ -323,10 +329,10 @@ class WordPieceTokenizer:
                     break
                 end -= 1
             else:
-                return [self._unk_id]  # one uncoverable piece makes the whole word [UNK]
-            ids.append(idx)
+                return [(self._unk_id, 0, n)]  # one uncoverable piece makes the whole word [UNK]
+            out.append((idx, start, end))
             start = end
-        return ids
+        return out
 
     @staticmethod
     def _pre_tokenize(normalized: str) -> list[str]:
@@ -383,6 +389,67 @@ class WordPieceTokenizer:
         limit = self.max_length if max_length is None else self._check_max_length(max_length)
         ids = self._text_ids(text)[: limit - 2]
         return [self.cls_id, *ids, self.sep_id]
+
+    def encode_with_offsets(
+        self, text: str, max_length: int | None = None
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """``encode(text, max_length)`` plus the character span ``(start, end)`` in ``text`` of each id.
+
+        The ids are exactly ``encode``'s. [CLS] and [SEP] get ``(0, 0)``. A piece's span covers the
+        raw characters that produced it (an accented letter and its marks, a whole word for [UNK]).
+        Where a chunk's normalisation is not per character (it changes the character count in a way
+        that cannot be attributed, e.g. marks reordered by NFD), every piece of that whitespace chunk
+        gets the chunk's span: coarser, never wrong."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        limit = self.max_length if max_length is None else self._check_max_length(max_length)
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+
+        def plain(lo: int, hi: int) -> None:  # text[lo:hi] holds no special token
+            for m in _CHUNK_RE.finditer(text, lo, hi):
+                for idx, s, e in self._chunk_pieces(m.group()):
+                    ids.append(idx)
+                    spans.append((m.start() + s, m.start() + e))
+
+        pos = 0
+        if self._special_re is not None:
+            for m in self._special_re.finditer(text):
+                plain(pos, m.start())
+                ids.append(self._vocab[m.group()])
+                spans.append((m.start(), m.end()))
+                pos = m.end()
+        plain(pos, len(text))
+        ids, spans = ids[: limit - 2], spans[: limit - 2]
+        return [self.cls_id, *ids, self.sep_id], [(0, 0), *spans, (0, 0)]
+
+    def _chunk_pieces(self, chunk: str) -> list[tuple[int, int, int]]:
+        """(id, start, end) for one whitespace-free raw chunk, offsets into ``chunk``."""
+        want = self._chunk_ids(chunk)
+        # Normalise character by character, remembering which raw character each output came from.
+        norm: list[str] = []
+        owner: list[int] = []
+        for i, ch in enumerate(chunk):
+            out = _clean_char(ch)
+            if self.strip_accents:
+                out = _strip_accents(out)
+            if self.lowercase:
+                out = _lower_per_char(out)
+            norm.append(out)
+            owner.extend([i] * len(out))
+        normalized = "".join(norm)
+        pieces: list[tuple[int, int, int]] = []
+        if normalized == self._normalize(chunk):
+            pos = 0
+            for word in self._pre_tokenize(normalized):
+                # _pre_tokenize keeps characters in order and only drops " ": find each word in turn.
+                pos = normalized.index(word, pos)
+                for idx, s, e in self._wordpiece_spans(word):
+                    pieces.append((idx, owner[pos + s], owner[pos + e - 1] + 1))
+                pos += len(word)
+        if tuple(idx for idx, _, _ in pieces) != want:  # not attributable per character: whole chunk
+            pieces = [(idx, 0, len(chunk)) for idx in want]
+        return pieces
 
     def __call__(
         self, texts: str | Sequence[str], max_length: int | None = None, padding: str = "longest"

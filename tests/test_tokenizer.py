@@ -348,3 +348,13 @@ def test_import_without_torch():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == _oracle(max_length=32).encode(text).ids
+
+
+@pytest.mark.parametrize("max_length", [2, 7, 512])
+def test_encode_with_offsets_matches_oracle(tok, max_length):
+    # encode_with_offsets: the ids of encode() and the char spans HF reports for each of them
+    oracle = _oracle(max_length=max_length)
+    for s, e in zip(STRINGS, oracle.encode_batch(STRINGS)):
+        ids, spans = tok.encode_with_offsets(s, max_length)
+        assert ids == tok.encode(s, max_length) == e.ids, s
+        assert spans == [tuple(o) for o in e.offsets], s
