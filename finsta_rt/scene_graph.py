@@ -920,7 +920,8 @@ def encode_text_graphs(
     ``graphs[i]`` must be the graph of ``texts[i]`` (spans are character offsets into it);
     ``graphs=None`` parses the texts with ``parser``. Token spans refer to
     ``tokenizer(texts, max_length=max_length)`` (default the tokenizer's max_length). Nodes whose
-    characters fall past the truncated tokens are dropped, and a graph with more than ``max_nodes``
+    characters fall past the truncated tokens are dropped (a node cut in two keeps the pieces that
+    survive), and a graph with more than ``max_nodes``
     nodes keeps its first ``max_nodes`` in caption order; both are logged as warnings."""
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of str, not one str")
