@@ -485,6 +485,9 @@ class _RuleParser:
         head = words[-1]
         obj = self.b.node("object", self.toks[head].start, self.toks[head].end)
         for k in words[:-1]:
+            w = self.low(k)
+            if w.endswith("ly") and len(w) > 3 and w not in _LY_NOT_ADVERB:
+                continue  # an adverb grading the next modifier ("unbelievably tiny"), not an attribute
             att = self.b.node("attribute", self.toks[k].start, self.toks[k].end)
             self.b.edge(obj, att, "attr")
         return _NP(obj, j, end), end
