@@ -31,3 +31,32 @@ def st_graph_attention(x, q, k, v, P: int, r: int, tau: float, scale: float | No
     w = np.exp(logits)
     w /= w.sum(axis=-1, keepdims=True)
     return w @ v
+
+
+def edge_graph_attention(q, k, v, e, adj, clamp: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """(h, e_out) in float64: s_ij = (q_i * k_j) d^-1/2 * e_ij; w_ij = adj_ij exp(clip(sum_d s_ij));
+    h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6)."""
+    q, k, v, e = (t.astype(np.float64) for t in (q, k, v, e))
+    d = q.shape[-1]
+    s = q[:, :, :, None, :] * k[:, :, None, :, :] * (d ** -0.5 if d else 1.0) * e  # [B, H, N, N, d]
+    w = np.where(adj.astype(bool)[:, None], np.exp(np.clip(s.sum(axis=-1), -clamp, clamp)), 0.0)
+    h = (w @ v) / (w.sum(axis=-1, keepdims=True) + 1e-6)
+    return h, s
+
+
+def gaussian_diff_graph_attention(q, k, v, pos, adj, sigma) -> np.ndarray:
+    """[B, H, N, 2d] in float64: alpha = softmax over adj of q.k d^-1/2 + log g, with
+    log g_ij = -sum_c (pos_ic - pos_jc)^2 / (2 sigma_hc^2) computed directly; [sum alpha v_j,
+    sum alpha (v_j - v_i)]."""
+    q, k, v, pos, sigma = (t.astype(np.float64) for t in (q, k, v, pos, sigma))
+    d = q.shape[-1]
+    diff = pos[:, :, None, :] - pos[:, None, :, :]                      # [B, N, N, 3]
+    log_g = -0.5 * ((diff[:, None] / sigma[None, :, None, None, :]) ** 2).sum(axis=-1)  # [B, H, N, N]
+    logits = (q @ np.swapaxes(k, -1, -2)) * (d ** -0.5 if d else 1.0) + log_g
+    logits = np.where(adj.astype(bool)[:, None], logits, -np.inf)
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    alpha = np.exp(logits)
+    alpha /= alpha.sum(axis=-1, keepdims=True)
+    ctx = alpha @ v
+    change = ctx - alpha.sum(axis=-1, keepdims=True) * v  # sum_j alpha_ij (v_j - v_i), no [N, N, d] buffer
+    return np.concatenate([ctx, change], axis=-1)

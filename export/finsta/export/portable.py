@@ -129,9 +129,134 @@ def _validate_st_graph_attention(node: NodeProto) -> None:
         raise ValueError(f"{where}: scale must be finite and > 0, got {attrs['scale']}")
 
 
+def _head_dim_scale(nodes: list[NodeProto]) -> str:
+    """Appends nodes computing d^-1/2 from q's last dimension; returns the output name."""
+    n = helper.make_node
+    nodes += [
+        _const("neg_half", -0.5, TensorProto.FLOAT),
+        n("Shape", ["q"], ["d"], start=3, end=4),
+        n("Cast", ["d"], ["d_f"], to=TensorProto.FLOAT),
+        n("Pow", ["d_f", "neg_half"], ["scale"]),
+    ]
+    return "scale"
+
+
+def edge_graph_attention_function(opset: int = DEFAULT_OPSET) -> FunctionProto:
+    """EdgeGraphAttention as a dense decomposition: [B, H, N, N, d] scores, clipped exp, weighted mean.
+
+    Attribute: clamp (default 5).
+    """
+    n = helper.make_node
+    nodes: list[NodeProto] = [
+        _constant_from_attr("clamp_hi", "clamp", onnx.AttributeProto.FLOAT),
+        n("Neg", ["clamp_hi"], ["clamp_lo"]),
+        _const("axis1", [1], TensorProto.INT64),
+        _const("axis2", [2], TensorProto.INT64),
+        _const("axis3", [3], TensorProto.INT64),
+        _const("axes_last", [-1], TensorProto.INT64),
+        _const("zero_f", 0.0, TensorProto.FLOAT),
+        _const("eps", 1e-6, TensorProto.FLOAT),
+    ]
+    scale = _head_dim_scale(nodes)
+    nodes += [
+        # s_ij = (q_i * k_j) d^-1/2 * e_ij;  e_out = s
+        n("Unsqueeze", ["q", "axis3"], ["q_i"]),
+        n("Unsqueeze", ["k", "axis2"], ["k_j"]),
+        n("Mul", ["q_i", "k_j"], ["qk"]),
+        n("Mul", ["qk", scale], ["qk_s"]),
+        n("Mul", ["qk_s", "e"], ["e_out"]),
+        # w_ij = adj_ij exp(clip(sum_d s_ij, -clamp, clamp))
+        n("ReduceSum", ["e_out", "axes_last"], ["logits"], keepdims=0),
+        n("Clip", ["logits", "clamp_lo", "clamp_hi"], ["clipped"]),
+        n("Exp", ["clipped"], ["w_all"]),
+        n("Unsqueeze", ["adj", "axis1"], ["adj_h"]),
+        n("Where", ["adj_h", "w_all", "zero_f"], ["w"]),
+        # h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6)
+        n("MatMul", ["w", "v"], ["num"]),
+        n("ReduceSum", ["w", "axes_last"], ["den0"], keepdims=1),
+        n("Add", ["den0", "eps"], ["den"]),
+        n("Div", ["num", "den"], ["h"]),
+    ]
+    fn = helper.make_function(
+        OPS_DOMAIN,
+        "EdgeGraphAttention",
+        inputs=["q", "k", "v", "e", "adj"],
+        outputs=["h", "e_out"],
+        nodes=nodes,
+        opset_imports=[helper.make_opsetid("", opset)],
+        attributes=[],
+    )
+    fn.attribute_proto.extend([helper.make_attribute("clamp", 5.0)])
+    fn.doc_string = "finsta EdgeGraphAttention, portable decomposition (DESIGN.md §4)"
+    return fn
+
+
+def gaussian_diff_graph_attention_function(opset: int = DEFAULT_OPSET) -> FunctionProto:
+    """GaussianDiffGraphAttention as a dense decomposition: [B, H, N, N] logits with the Gaussian
+    log-bias computed directly as -((pos_i - pos_j) / sigma)^2 / 2, masked softmax, context and change."""
+    n = helper.make_node
+    nodes: list[NodeProto] = [
+        _const("axis0_2_3", [0, 2, 3], TensorProto.INT64),
+        _const("axis1", [1], TensorProto.INT64),
+        _const("axis2", [2], TensorProto.INT64),
+        _const("axes_last", [-1], TensorProto.INT64),
+        _const("half_neg", -0.5, TensorProto.FLOAT),
+        _const("neg_inf", -math.inf, TensorProto.FLOAT),
+    ]
+    scale = _head_dim_scale(nodes)
+    nodes += [
+        n("Transpose", ["k"], ["k_t"], perm=[0, 1, 3, 2]),
+        n("MatMul", ["q", "k_t"], ["qk"]),
+        n("Mul", ["qk", scale], ["qk_s"]),
+        # log g_ij = -sum_c ((pos_ic - pos_jc) / sigma_hc)^2 / 2   [B, H, N, N]
+        n("Unsqueeze", ["pos", "axis2"], ["pos_i"]),
+        n("Unsqueeze", ["pos", "axis1"], ["pos_j"]),
+        n("Sub", ["pos_i", "pos_j"], ["diff"]),
+        n("Unsqueeze", ["diff", "axis1"], ["diff_h"]),
+        n("Unsqueeze", ["sigma", "axis0_2_3"], ["sigma_b"]),
+        n("Div", ["diff_h", "sigma_b"], ["z"]),
+        n("ReduceSumSquare", ["z", "axes_last"], ["z2"], keepdims=0),
+        n("Mul", ["z2", "half_neg"], ["log_g"]),
+        # alpha = softmax over adj;  out = [alpha v, alpha v - v_i]
+        n("Add", ["qk_s", "log_g"], ["logits0"]),
+        n("Unsqueeze", ["adj", "axis1"], ["adj_h"]),
+        n("Where", ["adj_h", "logits0", "neg_inf"], ["logits"]),
+        n("Softmax", ["logits"], ["alpha"], axis=-1),
+        n("MatMul", ["alpha", "v"], ["ctx"]),
+        n("Sub", ["ctx", "v"], ["change"]),
+        n("Concat", ["ctx", "change"], ["out"], axis=-1),
+    ]
+    fn = helper.make_function(
+        OPS_DOMAIN,
+        "GaussianDiffGraphAttention",
+        inputs=["q", "k", "v", "pos", "adj", "sigma"],
+        outputs=["out"],
+        nodes=nodes,
+        opset_imports=[helper.make_opsetid("", opset)],
+        attributes=[],
+    )
+    fn.doc_string = "finsta GaussianDiffGraphAttention, portable decomposition (DESIGN.md §4)"
+    return fn
+
+
+def _validate_edge_graph_attention(node: NodeProto) -> None:
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    where = f"EdgeGraphAttention node {node.name or node.output[0]!r}"
+    if "clamp" in attrs and not (math.isfinite(attrs["clamp"]) and attrs["clamp"] > 0):
+        raise ValueError(f"{where}: clamp must be finite and > 0, got {attrs['clamp']}")
+
+
+def _validate_no_attributes(node: NodeProto) -> None:
+    if node.attribute:
+        names = sorted(a.name for a in node.attribute)
+        raise ValueError(f"{node.op_type} node {node.name or node.output[0]!r}: takes no attributes, got {names}")
+
+
 # op_type -> (function builder, node validator)
 PORTABLE_FUNCTIONS: dict[str, tuple[Callable[[int], FunctionProto], Callable[[NodeProto], None]]] = {
     "STGraphAttention": (st_graph_attention_function, _validate_st_graph_attention),
+    "EdgeGraphAttention": (edge_graph_attention_function, _validate_edge_graph_attention),
+    "GaussianDiffGraphAttention": (gaussian_diff_graph_attention_function, _validate_no_attributes),
 }
 
 

@@ -1,0 +1,89 @@
+"""EdgeGraphAttention: graph Transformer attention with edge features (DESIGN.md §4).
+
+Used by Finsta's Graph Transformer over the textual scene graph and, per frame, by the recurrent
+graph Transformer over the video scene graph. Eager PyTorch computes the dense definition and is
+differentiable in q, k, v and e; under ``torch.onnx.export`` the op becomes a single node
+``finsta::EdgeGraphAttention`` with outputs (h, e_out).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+OPS_DOMAIN = "finsta"
+OP = "EdgeGraphAttention"
+
+
+def _check(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor, clamp: float) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{OP}: {name} must be [B, H, N, d], got shape {tuple(t.shape)}")
+    if k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"{OP}: q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    B, H, N, d = q.shape
+    if e.dim() != 5 or tuple(e.shape) != (B, H, N, N, d):
+        raise ValueError(f"{OP}: e must be [B, H, N, N, d] = {(B, H, N, N, d)}, got shape {tuple(e.shape)}")
+    if adj.dtype != torch.bool:
+        raise ValueError(f"{OP}: adj must be bool, got {adj.dtype}")
+    if adj.dim() != 3 or tuple(adj.shape) != (B, N, N):
+        raise ValueError(f"{OP}: adj must be [B, N, N] = {(B, N, N)}, got shape {tuple(adj.shape)}")
+    if not (math.isfinite(clamp) and clamp > 0):
+        raise ValueError(f"{OP}: clamp must be finite and > 0, got {clamp}")
+
+
+def check_self_loops(adj: Tensor, op: str) -> None:
+    """Raises ValueError naming the first (batch, node) whose self-loop is missing (eager only:
+    the check reads the data, so it is skipped while tracing or compiling)."""
+    if torch.compiler.is_compiling() or adj.numel() == 0:
+        return
+    missing = ~adj.diagonal(dim1=-2, dim2=-1)
+    if bool(missing.any()):
+        b, n = (int(i) for i in missing.nonzero()[0])
+        raise ValueError(f"{op}: adj lacks the self-loop of node {n} in batch {b}; every node, padded ones "
+                         "included, needs adj[b, n, n] = True")
+
+
+def edge_graph_attention(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor,
+                         clamp: float = 5.0) -> tuple[Tensor, Tensor]:
+    """Graph attention with edge features; returns (h [B, H, N, d], e_out [B, H, N, N, d]).
+
+    q, k, v: [B, H, N, d]; e: [B, H, N, N, d] edge features; adj: [B, N, N] bool with a self-loop
+    on every node. s_ij = (q_i * k_j) d^-1/2 * e_ij (elementwise over d) is returned as e_out;
+    w_ij = adj_ij exp(clip(sum_d s_ij, -clamp, clamp)); h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6).
+    """
+    _check(q, k, v, e, adj, clamp)
+    if torch.onnx.is_in_onnx_export():
+        h, e_out = torch.onnx.ops.symbolic_multi_out(
+            f"{OPS_DOMAIN}::{OP}",
+            (q, k, v, e, adj),
+            attrs={"clamp": float(clamp)},
+            dtypes=(q.dtype, e.dtype),
+            shapes=(q.shape, e.shape),
+            version=1,
+        )
+        return h, e_out
+    check_self_loops(adj, OP)
+    d = q.shape[-1]
+    s = q.unsqueeze(3) * k.unsqueeze(2) * (d ** -0.5 if d else 1.0) * e  # [B, H, N, N, d]
+    w = torch.exp(s.sum(dim=-1).clamp(-clamp, clamp)) * adj.unsqueeze(1).to(s.dtype)
+    h = (w @ v) / (w.sum(dim=-1, keepdim=True) + 1e-6)
+    return h, s
+
+
+class EdgeGraphAttention(nn.Module):
+    """Module form of :func:`edge_graph_attention` holding ``clamp``."""
+
+    def __init__(self, clamp: float = 5.0):
+        super().__init__()
+        if not (math.isfinite(clamp) and clamp > 0):
+            raise ValueError(f"{OP}: clamp must be finite and > 0, got {clamp}")
+        self.clamp = clamp
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
+        return edge_graph_attention(q, k, v, e, adj, self.clamp)
+
+    def extra_repr(self) -> str:
+        return f"clamp={self.clamp}"
