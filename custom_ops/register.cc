@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "cpu/edge_graph_attention.h"
+#include "cpu/gaussian_diff_graph_attention.h"
 #include "cpu/st_graph_attention.h"
 #if FINSTA_WITH_CUDA
 #include "cuda/st_graph_attention_cuda.h"
@@ -23,6 +25,8 @@ constexpr const char* kDomain = "finsta";
 
 // Ops and domains must outlive every session that uses them.
 finsta::cpu::STGraphAttentionOp g_cpu_st_graph_attention;
+finsta::cpu::EdgeGraphAttentionOp g_cpu_edge_graph_attention;
+finsta::cpu::GaussianDiffGraphAttentionOp g_cpu_gaussian_diff_graph_attention;
 #if FINSTA_WITH_CUDA
 finsta::cuda::STGraphAttentionOp g_cuda_st_graph_attention;
 #endif
@@ -45,6 +49,8 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
   try {
     Ort::CustomOpDomain domain{kDomain};
     domain.Add(&g_cpu_st_graph_attention);
+    domain.Add(&g_cpu_edge_graph_attention);
+    domain.Add(&g_cpu_gaussian_diff_graph_attention);
 #if FINSTA_WITH_CUDA
     domain.Add(&g_cuda_st_graph_attention);
 #endif
@@ -58,8 +64,10 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
 }
 
 // "finsta_ops <version> cuda=<0|1> ops=<names>": finsta_rt compares the version with its own.
+// The readers split on whitespace, so the op names are joined by commas.
 __attribute__((visibility("default"))) const char* FinstaOpsInfo() {
-  return "finsta_ops " FINSTA_VERSION " cuda=" FINSTA_CUDA_FLAG " ops=STGraphAttention";
+  return "finsta_ops " FINSTA_VERSION " cuda=" FINSTA_CUDA_FLAG
+         " ops=STGraphAttention,EdgeGraphAttention,GaussianDiffGraphAttention";
 }
 
 }  // extern "C"

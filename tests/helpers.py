@@ -42,6 +42,35 @@ def st_graph_attention_model(dtype: int = TensorProto.FLOAT, ranked: bool = True
     )
 
 
+def edge_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: bool = True, **attrs) -> onnx.ModelProto:
+    """A dynamic-shape one-node EdgeGraphAttention model (q, k, v, e float32 and adj bool unless
+    ``dtypes`` says otherwise); ``ranked=False`` leaves input ranks open for the kernel's own checks."""
+    t = {**dict(q=TensorProto.FLOAT, k=TensorProto.FLOAT, v=TensorProto.FLOAT, e=TensorProto.FLOAT,
+                adj=TensorProto.BOOL), **(dtypes or {})}
+    shapes = dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"],
+                  e=["B", "H", "N", "N", "d"], adj=["B", "N", "N"])
+    return one_node_model(
+        "EdgeGraphAttention",
+        [(n, t[n], shapes[n] if ranked else None) for n in ("q", "k", "v", "e", "adj")],
+        [("h", TensorProto.FLOAT, None), ("e_out", TensorProto.FLOAT, None)],
+        **attrs,
+    )
+
+
+def gaussian_diff_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: bool = True) -> onnx.ModelProto:
+    """A dynamic-shape one-node GaussianDiffGraphAttention model (q, k, v, pos, sigma float32 and
+    adj bool unless ``dtypes`` says otherwise); ``ranked=False`` leaves input ranks open."""
+    names = ("q", "k", "v", "pos", "adj", "sigma")
+    t = {**{n: TensorProto.FLOAT for n in names}, "adj": TensorProto.BOOL, **(dtypes or {})}
+    shapes = dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"], pos=["B", "N", 3],
+                  adj=["B", "N", "N"], sigma=["H", 3])
+    return one_node_model(
+        "GaussianDiffGraphAttention",
+        [(n, t[n], shapes[n] if ranked else None) for n in names],
+        [("out", TensorProto.FLOAT, None)],
+    )
+
+
 def session(model: onnx.ModelProto, library: str | None = "cpu", threads: int = 0) -> ort.InferenceSession:
     """A CPU session; ``library`` 'cpu'/'cuda' registers that op library, None runs stock ORT."""
     so = ort.SessionOptions()

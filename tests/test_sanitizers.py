@@ -1,6 +1,6 @@
-"""The CPU kernel under AddressSanitizer and UBSan: the random, edge and bad-input cases of
-test_st_graph_attention.py run in a subprocess against the sanitized library (make ops-asan).
-Any out-of-bounds access or undefined behaviour aborts that run and fails this test."""
+"""The CPU kernels under AddressSanitizer and UBSan: the random, edge and bad-input cases of each
+op's test file run in a subprocess against the sanitized library (make ops-asan). Any
+out-of-bounds access or undefined behaviour aborts that run and fails this test."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ASAN_LIB_DIR = ROOT / "build" / "asan" / "finsta_rt" / "_lib"
+KERNEL_TEST_FILES = ["test_st_graph_attention.py", "test_edge_graph_attention.py", "test_gaussian_diff_graph_attention.py"]
 
 
-def test_kernel_tests_pass_under_asan_and_ubsan():
+@pytest.mark.parametrize("test_file", KERNEL_TEST_FILES)
+def test_kernel_tests_pass_under_asan_and_ubsan(test_file):
     assert (ASAN_LIB_DIR / "libfinsta_ops.so").is_file(), f"missing {ASAN_LIB_DIR}: run `make ops-asan`"
     lib = lambda name: subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()  # noqa: E731
     env = dict(
@@ -28,8 +32,8 @@ def test_kernel_tests_pass_under_asan_and_ubsan():
     )
     proc = subprocess.run(
         # -s: no fd capture, so a sanitizer report that aborts the run still reaches us
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_st_graph_attention.py"),
-         "-k", "reference or bad or empty or dtype"],
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(ROOT / "tests" / test_file),
+         "-k", "reference or bad or empty or dtype or clamp or sigma or kernel_is_used"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=900,
     )
     text = proc.stdout + proc.stderr

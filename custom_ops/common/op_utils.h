@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_core.h"
 #include "onnxruntime_cxx_api.h"
 
 namespace finsta {
@@ -22,6 +23,13 @@ inline std::string ShapeToString(const std::vector<int64_t>& s) {
   os << "[";
   for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
   os << "]";
+  return os.str();
+}
+
+// A float as a person would write it ("0.5", "-0", "nan", "1e-30"), for messages.
+inline std::string FloatToString(float v) {
+  std::ostringstream os;
+  os << v;
   return os.str();
 }
 
@@ -65,6 +73,34 @@ inline OrtStatusPtr CheckRankAndType(const std::string& op, const InputInfo& in,
                              layout + ", got shape " + ShapeToString(in.shape));
   for (int64_t d : in.shape)
     if (d < 0) return MakeError(op, "input '" + in.name + "' has a negative dimension");
+  return nullptr;
+}
+
+// Checks that `adj` is a bool [B, N, N] adjacency for the given B and N.
+inline OrtStatusPtr CheckAdjacency(const std::string& op, const InputInfo& adj, int64_t B, int64_t N) {
+  if (OrtStatusPtr s = CheckRankAndType(op, adj, 3, "[B, N, N]", ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL)) return s;
+  if (adj.shape != std::vector<int64_t>{B, N, N})
+    return MakeError(op, "input '" + adj.name + "' must have shape [B, N, N] = " + ShapeToString({B, N, N}) +
+                             ", got " + ShapeToString(adj.shape));
+  return nullptr;
+}
+
+// The error for a missing self-loop at flat node index b * N + n.
+inline OrtStatusPtr MissingSelfLoopError(const std::string& op, const char* input, unsigned long long node,
+                                         int64_t N) {
+  const std::string b = std::to_string(node / N), n = std::to_string(node % N);
+  return MakeError(op, std::string("input '") + input + "' lacks the self-loop of node " + n + " in batch " + b +
+                           " (" + input + "[" + b + ", " + n + ", " + n + "] is false); every node, padded " +
+                           "ones included, needs one");
+}
+
+// Scans the diagonal of a host adjacency [B, N, N] (already shape-checked).
+inline OrtStatusPtr CheckSelfLoops(const std::string& op, const char* input, const uint8_t* adj, int64_t B,
+                                   int64_t N) {
+  for (int64_t node = 0; node < B * N; ++node) {
+    const unsigned long long missing = core::MissingSelfLoop(adj, N, node);
+    if (missing != core::kNoMissingNode) return MissingSelfLoopError(op, input, missing, N);
+  }
   return nullptr;
 }
 

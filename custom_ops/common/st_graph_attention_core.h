@@ -3,14 +3,7 @@
 // No ORT or CUDA headers: plain functions, host and device.
 #pragma once
 
-#include <cstdint>
-
-#if defined(__CUDACC__)
-#define FINSTA_HD __host__ __device__ __forceinline__
-#else
-#define FINSTA_HD inline
-#include <cmath>
-#endif
+#include "kernel_core.h"  // FINSTA_HD, OnlineSoftmax
 
 namespace finsta {
 namespace core {
@@ -33,28 +26,6 @@ FINSTA_HD float InvNorm(float sum_sq) {
 // Edge weight A(i, j) from the cosine similarity s of the two tokens (already normalised).
 FINSTA_HD float EdgeWeight(float s, float tau, bool self_loop) {
   return self_loop ? 1.f : (s >= tau ? s : 0.f);
-}
-
-// Online softmax: running max m, running sum l. Adding a logit returns the factor that
-// rescales the accumulated sums and writes the weight of the new term.
-struct OnlineSoftmax {
-  float m;
-  float l;
-};
-
-FINSTA_HD OnlineSoftmax OnlineSoftmaxInit() { return OnlineSoftmax{-INFINITY, 0.f}; }
-
-FINSTA_HD float OnlineSoftmaxAdd(OnlineSoftmax* s, float logit, float* weight) {
-  if (logit > s->m) {
-    const float rescale = expf(s->m - logit);  // exp(-inf) = 0 on the first term
-    s->l = s->l * rescale + 1.f;
-    s->m = logit;
-    *weight = 1.f;
-    return rescale;
-  }
-  *weight = expf(logit - s->m);
-  s->l += *weight;
-  return 1.f;
 }
 
 }  // namespace core

@@ -146,5 +146,28 @@ void MaskedSoftmaxRow(float* row, const float* weight, int64_t n) {
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+float TripleProductSum(const float* a, const float* b, const float* e, float* out, int64_t n) {
+  const int64_t n8 = n - n % 8;
+  v8f acc = v8f{};
+  for (int64_t c = 0; c < n8; c += 8) {
+    const v8f s = Load8(a + c) * Load8(b + c) * Load8(e + c);
+    Store8(out + c, s);
+    acc += s;
+  }
+  float sum = 0.f;
+  for (int l = 0; l < 8; ++l) sum += acc[l];
+  for (int64_t c = n8; c < n; ++c) {
+    out[c] = a[c] * b[c] * e[c];
+    sum += out[c];
+  }
+  return sum;
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void Axpy(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) y[c] += alpha * x[c];
+}
+
 }  // namespace cpu
 }  // namespace finsta

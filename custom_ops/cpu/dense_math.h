@@ -26,5 +26,11 @@ void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t l
 // and 0 where weight[j] == 0. At least one weight must be non-zero (STGraphAttention's self-loop).
 void MaskedSoftmaxRow(float* row, const float* weight, int64_t n);
 
+// out[c] = a[c] * b[c] * e[c] for c < n; returns the sum of out (EdgeGraphAttention's score row).
+float TripleProductSum(const float* a, const float* b, const float* e, float* out, int64_t n);
+
+// y[c] += alpha * x[c] for c < n.
+void Axpy(float alpha, const float* x, float* y, int64_t n);
+
 }  // namespace cpu
 }  // namespace finsta

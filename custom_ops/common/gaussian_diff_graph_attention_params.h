@@ -1,0 +1,67 @@
+// GaussianDiffGraphAttention: input validation, shared by the CPU and CUDA kernels.
+// Semantics (DESIGN.md §4):
+//   log g_ij = -sum_c (pos_ic - pos_jc)^2 / (2 sigma_hc^2)        (computed directly, never log(exp))
+//   alpha_ij = softmax_j over adj(q_i.k_j d^-1/2 + log g_ij);  out_i = [sum alpha v_j, sum alpha (v_j - v_i)]
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gaussian_diff_graph_attention_core.h"
+#include "op_utils.h"
+
+namespace finsta {
+
+constexpr const char* kGaussianDiffGraphAttention = "GaussianDiffGraphAttention";
+
+// Problem sizes after validation. The output is [B, H, N, 2d].
+struct GaussianDiffGraphAttentionDims {
+  int64_t B = 0, H = 0, N = 0, d = 0;
+  float scale = 1.f;  // d^-1/2
+  bool Empty() const { return B * H * N * d == 0; }
+};
+
+// Checks ranks, dtypes and shapes of q, k, v [B, H, N, d], pos [B, N, 3], adj [B, N, N] and
+// sigma [H, 3] (metadata only; sigma's values and the self-loops are checked where the data lives).
+inline OrtStatusPtr ValidateGaussianDiffGraphAttention(const InputInfo& q, const InputInfo& k, const InputInfo& v,
+                                                       const InputInfo& pos, const InputInfo& adj,
+                                                       const InputInfo& sigma, GaussianDiffGraphAttentionDims* dims) {
+  const std::string op = kGaussianDiffGraphAttention;
+  const auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  for (const InputInfo* t : {&q, &k, &v})
+    if (OrtStatusPtr s = CheckRankAndType(op, *t, 4, "[B, H, N, d]", f32)) return s;
+  for (const InputInfo* t : {&k, &v})
+    if (t->shape != q.shape)
+      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) +
+                               " but 'q' has shape " + ShapeToString(q.shape) + " (q, k and v must match)");
+  const int64_t B = q.shape[0], H = q.shape[1], N = q.shape[2], d = q.shape[3];
+  if (OrtStatusPtr s = CheckRankAndType(op, pos, 3, "[B, N, 3]", f32)) return s;
+  if (pos.shape != std::vector<int64_t>{B, N, 3})
+    return MakeError(op, "input 'pos' must have shape [B, N, 3] = " + ShapeToString({B, N, 3}) +
+                             " (x, y, t of each node), got " + ShapeToString(pos.shape));
+  if (OrtStatusPtr s = CheckAdjacency(op, adj, B, N)) return s;
+  if (OrtStatusPtr s = CheckRankAndType(op, sigma, 2, "[H, 3]", f32)) return s;
+  if (sigma.shape != std::vector<int64_t>{H, 3})
+    return MakeError(op, "input 'sigma' must have shape [H, 3] = " + ShapeToString({H, 3}) + ", got " +
+                             ShapeToString(sigma.shape));
+  // Index arithmetic uses int64; the [B, H, N, N] logits of the portable form bound the sizes.
+  if (static_cast<double>(B) * H * N * (N > 2 * d ? N : 2 * d) > 9.0e15) return MakeError(op, "tensor too large");
+  *dims = GaussianDiffGraphAttentionDims{B, H, N, d, d > 0 ? 1.f / std::sqrt(static_cast<float>(d)) : 1.f};
+  return nullptr;
+}
+
+// Checks sigma [H, 3] on the host (finite, > 0) and writes 1 / sigma for the kernels.
+inline OrtStatusPtr ReadSigma(const float* sigma, int64_t H, float* inv_sigma) {
+  for (int64_t i = 0; i < H * 3; ++i) {
+    if (!(std::isfinite(sigma[i]) && sigma[i] > 0.f))
+      return MakeError(kGaussianDiffGraphAttention, "input 'sigma' must be finite and > 0, got sigma[" +
+                                                        std::to_string(i / 3) + ", " + std::to_string(i % 3) +
+                                                        "] = " + FloatToString(sigma[i]));
+    inv_sigma[i] = core::InvSigma(sigma[i]);
+  }
+  return nullptr;
+}
+
+}  // namespace finsta
