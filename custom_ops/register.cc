@@ -12,6 +12,8 @@
 #include "cpu/gaussian_diff_graph_attention.h"
 #include "cpu/st_graph_attention.h"
 #if FINSTA_WITH_CUDA
+#include "cuda/edge_graph_attention_cuda.h"
+#include "cuda/gaussian_diff_graph_attention_cuda.h"
 #include "cuda/st_graph_attention_cuda.h"
 #endif
 
@@ -29,6 +31,8 @@ finsta::cpu::EdgeGraphAttentionOp g_cpu_edge_graph_attention;
 finsta::cpu::GaussianDiffGraphAttentionOp g_cpu_gaussian_diff_graph_attention;
 #if FINSTA_WITH_CUDA
 finsta::cuda::STGraphAttentionOp g_cuda_st_graph_attention;
+finsta::cuda::EdgeGraphAttentionOp g_cuda_edge_graph_attention;
+finsta::cuda::GaussianDiffGraphAttentionOp g_cuda_gaussian_diff_graph_attention;
 #endif
 std::mutex g_mutex;
 std::vector<Ort::CustomOpDomain> g_domains;
@@ -53,6 +57,8 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
     domain.Add(&g_cpu_gaussian_diff_graph_attention);
 #if FINSTA_WITH_CUDA
     domain.Add(&g_cuda_st_graph_attention);
+    domain.Add(&g_cuda_edge_graph_attention);
+    domain.Add(&g_cuda_gaussian_diff_graph_attention);
 #endif
     Ort::UnownedSessionOptions(options).Add(domain);
     std::lock_guard<std::mutex> lock(g_mutex);

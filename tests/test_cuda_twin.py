@@ -1,8 +1,10 @@
 """The CUDA kernels' arithmetic, run on the CPU through its host twin (custom_ops/tests/cuda_twin.cc).
 
-The twin executes, in the kernels' order, the same core functions as the three CUDA kernels
-(common/st_graph_attention_core.h): key windows, edge weights, online softmax. The GPU run itself
-is tests/test_cuda_gpu.py, which needs a GPU.
+The twin executes, in the kernels' order, the same core functions as the CUDA kernels
+(common/*_core.h): for STGraphAttention key windows, edge weights, online softmax; for
+EdgeGraphAttention the clipped edge weights and their normalisation; for GaussianDiffGraphAttention
+1 / sigma, the Gaussian log-bias and online softmax; for both graph ops the device self-loop
+check. The GPU run itself is tests/test_cuda_gpu.py, which needs a GPU.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pytest
 
 import reference
 from helpers import max_rel_err
+import test_edge_graph_attention as edge
+import test_gaussian_diff_graph_attention as gauss
 from test_st_graph_attention import EDGE_CASES, make_case, random_cases, SEED, TOL
 
 TWIN = Path(__file__).resolve().parents[1] / "build" / "custom_ops" / "finsta_cuda_twin"
@@ -48,3 +52,73 @@ def test_cuda_twin_matches_reference(case, tmp_path):
     ref = reference.st_graph_attention(**feeds, P=p["P"], r=p["r"], tau=p["tau"], scale=p["scale"])
     out = run_twin(tmp_path, feeds, p)
     assert max_rel_err(out, ref) <= TOL, f"seed={SEED} case={case}"
+
+
+def run_graph_twin(tmp_path, op: str, header: list[int], floats: list[float], arrays: list[np.ndarray], adj: np.ndarray):
+    """Runs the twin for a graph op; returns (exit status, stderr, raw float32 output)."""
+    assert TWIN.is_file(), f"{TWIN} missing: build it with `make ops`"
+    inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
+    with open(inp, "wb") as f:
+        np.array(header, np.int64).tofile(f)
+        np.array(floats, np.float32).tofile(f)
+        for a in arrays:
+            np.ascontiguousarray(a, np.float32).tofile(f)
+        np.ascontiguousarray(adj, np.uint8).tofile(f)
+    proc = subprocess.run([str(TWIN), op, str(inp), str(out)], capture_output=True, text=True)
+    return proc.returncode, proc.stderr, (np.fromfile(out, np.float32) if proc.returncode == 0 else None)
+
+
+def run_edge_twin(tmp_path, feeds, clamp):
+    B, H, N, d = feeds["q"].shape
+    rc, err, raw = run_graph_twin(tmp_path, "EdgeGraphAttention", [B, H, N, d], [clamp, d ** -0.5 if d else 1.0],
+                                  [feeds[n] for n in ("q", "k", "v", "e")], feeds["adj"])
+    assert rc == 0, err
+    return raw[:B * H * N * d].reshape(B, H, N, d), raw[B * H * N * d:].reshape(B, H, N, N, d)
+
+
+def run_gaussian_twin(tmp_path, feeds):
+    B, H, N, d = feeds["q"].shape
+    rc, err, raw = run_graph_twin(tmp_path, "GaussianDiffGraphAttention", [B, H, N, d], [d ** -0.5 if d else 1.0],
+                                  [feeds[n] for n in ("q", "k", "v", "pos", "sigma")], feeds["adj"])
+    assert rc == 0, err
+    return raw.reshape(B, H, N, 2 * d)
+
+
+EDGE_TWIN_CASES = [pytest.param(c, id=f"random{i}") for i, c in enumerate(edge.random_cases(50, SEED))] + [
+    pytest.param(c, id=n) for n, c in edge.EDGE_CASES.items()
+]
+GAUSS_TWIN_CASES = [pytest.param(c, id=f"random{i}") for i, c in enumerate(gauss.random_cases(50, SEED))] + [
+    pytest.param(c, id=n) for n, c in gauss.EDGE_CASES.items()
+]
+
+
+@pytest.mark.parametrize("case", EDGE_TWIN_CASES)
+def test_edge_graph_attention_twin_matches_reference(case, tmp_path):
+    feeds, p = edge.make_case(np.random.default_rng([SEED, 13]), **case)
+    ref_h, ref_s = reference.edge_graph_attention(**feeds, clamp=p["clamp"])
+    h, e_out = run_edge_twin(tmp_path, feeds, p["clamp"])
+    errs = (max_rel_err(h, ref_h), max_rel_err(e_out, ref_s))
+    assert max(errs) <= TOL, f"seed={SEED} case={case}: relative errors {errs}"
+
+
+@pytest.mark.parametrize("case", GAUSS_TWIN_CASES)
+def test_gaussian_diff_graph_attention_twin_matches_reference(case, tmp_path):
+    feeds = gauss.make_case(np.random.default_rng([SEED, 17]), **case)
+    out = run_gaussian_twin(tmp_path, feeds)
+    err = max_rel_err(out, reference.gaussian_diff_graph_attention(**feeds))
+    assert err <= TOL, f"seed={SEED} case={case}: relative error {err}"
+
+
+@pytest.mark.parametrize("op", ["EdgeGraphAttention", "GaussianDiffGraphAttention"])
+def test_twin_self_loop_check_names_the_smallest_missing_node(op, tmp_path):
+    # The device check keeps the smallest flat index b * N + n (atomicMin) among missing nodes.
+    B, H, N, d = 3, 2, 6, 4
+    adj = np.ones((B, N, N), bool)
+    for b, n in [(2, 0), (1, 5), (1, 4), (2, 3)]:
+        adj[b, n, n] = False
+    q = np.ones((B, H, N, d), np.float32)
+    if op == "EdgeGraphAttention":
+        rc, err, _ = run_graph_twin(tmp_path, op, [B, H, N, d], [5.0, 0.5], [q, q, q, np.ones((B, H, N, N, d))], adj)
+    else:
+        rc, err, _ = run_graph_twin(tmp_path, op, [B, H, N, d], [0.5], [q, q, q, np.ones((B, N, 3)), np.ones((H, 3))], adj)
+    assert rc == 3 and "missing self-loop: node 4 in batch 1" in err, (rc, err)

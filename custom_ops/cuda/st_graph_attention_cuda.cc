@@ -5,28 +5,11 @@
 #include <limits>
 #include <memory>
 
+#include "cuda_utils.h"
 #include "st_graph_attention_kernels.h"
 
 namespace finsta {
 namespace cuda {
-namespace {
-
-// Scratch memory from ORT's allocator for the input's device, released when it leaves scope.
-// Work queued on ORT's stream is ordered before any later use of the same arena memory.
-class Scratch {
- public:
-  Scratch(OrtAllocator* alloc, size_t bytes) : alloc_(alloc), p_(bytes ? alloc->Alloc(alloc, bytes) : nullptr) {}
-  ~Scratch() { if (p_) alloc_->Free(alloc_, p_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  float* get() const { return static_cast<float*>(p_); }
-
- private:
-  OrtAllocator* alloc_;
-  void* p_;
-};
-
-}  // namespace
 
 OrtStatusPtr STGraphAttentionOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info,
                                                 void** kernel) const {

@@ -1,0 +1,69 @@
+// EdgeGraphAttention CUDA kernel: one warp per (b, h, query i). For each key j the lanes split the
+// head dim: s = q_i k_j d^-1/2 e_ij is written to e_out (coalesced along d) and warp-summed into
+// the logit; the clipped weight needs no running maximum, so values accumulate in one pass.
+#include "edge_graph_attention_kernels.h"
+
+#include <cuda_runtime.h>
+
+#include "../common/edge_graph_attention_core.h"
+
+namespace finsta {
+namespace cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kWarpsPerBlock = 4;
+
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__global__ void EdgeAttend(const EdgeGraphAttentionArgs a) {
+  extern __shared__ float smem[];  // per warp: scaled q_i [d], acc [d]
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int64_t N = a.N, d = a.d;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;  // over B*H*N
+  if (row >= a.B * a.H * N) return;  // whole warps exit together: no block-level sync below
+  const int64_t i = row % N, b = row / (a.H * N), head = row - i;
+  float* qs = smem + warp * 2 * d;
+  float* acc = qs + d;
+  for (int64_t c = lane; c < d; c += kWarp) { qs[c] = a.q[row * d + c] * a.scale; acc[c] = 0.f; }
+  __syncwarp();
+
+  const float* erow = a.e + row * N * d;
+  float* orow = a.e_out + row * N * d;
+  float wsum = 0.f;
+  for (int64_t j = 0; j < N; ++j) {
+    const float* kj = a.k + (head + j) * d;
+    float part = 0.f;
+    for (int64_t c = lane; c < d; c += kWarp) {
+      const float s = qs[c] * kj[c] * erow[j * d + c];
+      orow[j * d + c] = s;
+      part += s;
+    }
+    const float w = core::EdgeAttentionWeight(WarpSum(part), a.clamp, core::HasEdge(a.adj, N, b, i, j));
+    wsum += w;
+    if (w == 0.f) continue;  // uniform across the warp
+    const float* vj = a.v + (head + j) * d;
+    for (int64_t c = lane; c < d; c += kWarp) acc[c] += w * vj[c];
+  }
+  const float norm = core::EdgeAttentionNorm(wsum);
+  for (int64_t c = lane; c < d; c += kWarp) a.h[row * d + c] = acc[c] * norm;
+}
+
+std::string Check(cudaError_t e) { return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e)); }
+
+}  // namespace
+
+std::string LaunchEdgeGraphAttention(const EdgeGraphAttentionArgs& a, void* stream_ptr) {
+  cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+  const int64_t rows = a.B * a.H * a.N;
+  const size_t smem = sizeof(float) * 2 * a.d * kWarpsPerBlock;  // <= 32 KiB for d <= 1024
+  EdgeAttend<<<static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), kWarpsPerBlock * kWarp, smem,
+               stream>>>(a);
+  return Check(cudaGetLastError());
+}
+
+}  // namespace cuda
+}  // namespace finsta
