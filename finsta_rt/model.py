@@ -59,6 +59,9 @@ class Model:
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.log_severity_level = 3
+        # ORT's pool threads spin after each op by default, burning the cores that the decode
+        # threads of extraction (or the host app) need: measured ~25% faster extraction on 2 cores.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         kind = self.device.split(":")[0]
         if self.bundle.requires_op_library:
             ops.register(so, kind)
