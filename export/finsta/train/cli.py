@@ -13,6 +13,7 @@ from .config import ConfigError, load_config
 EPILOG = """examples:
   finsta-train configs/stgt_synthetic.yaml
   finsta-train configs/stgt_synthetic.yaml --set optim.max_minutes=2 --set video_head=meanpool --output runs/meanpool
+  finsta-train configs/finsta_synthetic.yaml        # Finsta on the frozen host runs/stgt
 
 The run directory holds checkpoint.pt (resumed automatically when the config is unchanged) and
 metrics.jsonl (one line per epoch). Export it with: finsta-export RUN_DIR
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {result.run_dir}: {result.epochs} epochs in {result.train_seconds / 60:.1f} min; held-out "
           f"R@1 {m['r1']:.3f} (chance {m['chance_r1']:.3f}) R@5 {m['r5']:.3f} R@10 {m['r10']:.3f} "
           f"order-swap acc {m['order_acc']:.3f} attribute-swap acc {m['attribute_acc']:.3f}")
+    if "host_r1" in m:  # finsta: the frozen host alone on the same held-out videos
+        print(f"host {cfg.host} alone: R@1 {m['host_r1']:.3f} R@5 {m['host_r5']:.3f} R@10 {m['host_r10']:.3f} "
+              f"order-swap acc {m['host_order_acc']:.3f} attribute-swap acc {m['host_attribute_acc']:.3f}")
     return 0
 
 

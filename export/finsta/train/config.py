@@ -12,6 +12,7 @@ FRAME_BACKBONES = ("efficientnet_lite0", "tiny_vit")
 TEXT_BACKBONES = ("minilm_l6", "tiny_text")
 VIDEO_HEADS = ("stgt", "meanpool")
 LOSSES = ("itc", "csal")
+FAMILIES = ("stgt", "finsta")
 
 
 class ConfigError(ValueError):
@@ -52,7 +53,8 @@ class TrainConfig:
     frame_backbone: str = "efficientnet_lite0"
     text_backbone: str = "minilm_l6"
     video_head: str = "stgt"
-    model: dict = field(default_factory=dict)  # STGTConfig overrides
+    model: dict = field(default_factory=dict)  # STGTConfig (or, for finsta, FinstaConfig) overrides
+    host: str = ""  # finsta: the trained host run (an STGT run directory) it plugs onto, kept frozen
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = "runs/stgt"
@@ -95,10 +97,12 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     data = _typed(DataConfig, raw.pop("data", None), f"{where}: data")
     optim = _typed(OptimConfig, raw.pop("optim", None), f"{where}: optim")
     model = raw.pop("model", None) or {}
-    _check(isinstance(model, dict), where, "model must be a mapping of STGT settings")
+    _check(isinstance(model, dict), where, "model must be a mapping of the family's model settings")
     top = _typed(TrainConfig, raw, where)
     cfg = TrainConfig(**{**{f.name: getattr(top, f.name) for f in fields(TrainConfig)}, "data": data, "optim": optim, "model": model})
-    _check(cfg.family == "stgt", where, f"family {cfg.family!r} is not trainable yet (only 'stgt')")
+    _check(cfg.family in FAMILIES, where, f"family must be one of {FAMILIES}, got {cfg.family!r}")
+    _check(cfg.family != "finsta" or bool(cfg.host), where,
+           "family 'finsta' needs host: the run directory of a trained STGT model (e.g. runs/stgt)")
     _check(cfg.frame_backbone in FRAME_BACKBONES, where, f"frame_backbone must be one of {FRAME_BACKBONES}, got {cfg.frame_backbone!r}")
     _check(cfg.text_backbone in TEXT_BACKBONES, where, f"text_backbone must be one of {TEXT_BACKBONES}, got {cfg.text_backbone!r}")
     _check(cfg.video_head in VIDEO_HEADS, where, f"video_head must be one of {VIDEO_HEADS}, got {cfg.video_head!r}")
@@ -115,10 +119,11 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     _check(0 <= o.csal_after <= 1, f"{where}: optim", f"csal_after must be in [0, 1], got {o.csal_after}")
     _check(o.max_minutes > 0, f"{where}: optim", f"max_minutes must be > 0, got {o.max_minutes}")
     _check(o.eval_every >= 1 and o.threads >= 0, f"{where}: optim", "eval_every >= 1 and threads >= 0")
+    from ..models.finsta import FinstaConfig
     from ..models.stgt import STGTConfig
 
     try:  # unknown or bad model keys fail now, not after feature caching
-        STGTConfig.from_dict({k: v for k, v in model.items()})
+        (FinstaConfig if cfg.family == "finsta" else STGTConfig).from_dict(dict(model))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: model: {e}") from e
     return cfg

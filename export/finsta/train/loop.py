@@ -74,6 +74,10 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
+    if cfg.family == "finsta":
+        from .finsta_loop import train_finsta
+
+        return train_finsta(cfg, resume)
     o = cfg.optim
     torch.manual_seed(o.seed)
     if o.threads:
@@ -140,7 +144,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
                 break
         elapsed = time.monotonic() - t_start
         line = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None, "lr": sched.get_last_lr()[0],
-                "temperature": float(heads.temperature), "loss_kind": "csal" if use_csal else "itc", "seconds": round(elapsed, 1)}
+                "temperature": float(heads.temperature.detach()), "loss_kind": "csal" if use_csal else "itc", "seconds": round(elapsed, 1)}
         last = stopped or epoch + 1 == o.epochs
         if last or (epoch + 1) % o.eval_every == 0:
             metrics = evaluate(heads, val_fs)
