@@ -94,20 +94,69 @@ class Model:
         outs = sess.run(None, {sess.get_inputs()[0].name: frames})
         return {o.name: v for o, v in zip(sess.get_outputs(), outs)}
 
-    def embed_text(self, texts: str | Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """Normalised text embeddings [N, E]."""
+    @property
+    def text_graph_inputs(self) -> bool:
+        """Whether the text graph takes a parsed scene graph (family finsta) besides the tokens."""
+        return any(i.name == "node_span" for i in self.bundle.graphs["text"].inputs)
+
+    def text_inputs(self, texts: Sequence[str], graphs: Sequence | None = None) -> dict[str, np.ndarray]:
+        """The text graph's feed for ``texts``: token ids and mask, and for a graph that takes a
+        scene graph, the texts parsed (or ``graphs``, TextSceneGraphs given by the caller) and padded
+        to the bundle's node count with the parser the bundle was trained with."""
+        ids, mask = self.tokenizer(list(texts))
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if self.text_graph_inputs:
+            from .scene_graph import encode_text_graphs
+
+            spec = {i.name: i for i in self.bundle.graphs["text"].inputs}
+            nodes = spec["node_type"].shape[1]
+            parser = str((self.bundle.manifest.get("model") or {}).get("finsta", {}).get("parser", "rules"))
+            g = encode_text_graphs(graphs, list(texts), self.tokenizer, max_nodes=int(nodes), max_length=ids.shape[1],
+                                   parser=parser)
+            feed.update({k: g[k] for k in spec if k in g})
+        return feed
+
+    def embed_texts(self, texts: str | Sequence[str], batch_size: int = 256,
+                    graphs: Sequence | None = None) -> dict[str, np.ndarray]:
+        """Every output of the text graph by name (``text_embedding`` [N, E] normalised, and for
+        family finsta the scene-graph features), ``batch_size`` texts at a time."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise ValueError("embed_text needs at least one text")
+        if graphs is not None and len(graphs) != len(texts):
+            raise ValueError(f"got {len(graphs)} scene graphs for {len(texts)} texts")
         sess = self.sessions["text"]
-        out = []
+        names = [o.name for o in sess.get_outputs()]
+        out: dict[str, list[np.ndarray]] = {n: [] for n in names}
         for i in range(0, len(texts), batch_size):
-            ids, mask = self.tokenizer(texts[i:i + batch_size])
-            out.append(sess.run(None, {"input_ids": ids, "attention_mask": mask})[0])
-        return np.concatenate(out)
+            feed = self.text_inputs(texts[i:i + batch_size], None if graphs is None else graphs[i:i + batch_size])
+            for n, v in zip(names, sess.run(None, feed)):
+                out[n].append(v)
+        return {n: np.concatenate(v) for n, v in out.items()}
+
+    def embed_text(self, texts: str | Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Normalised text embeddings [N, E]."""
+        return self.embed_texts(texts, batch_size)["text_embedding"]
+
+    def score_parts(self, video: dict[str, np.ndarray], text: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every scorer output [texts, videos] by name from the outputs of embed_frames and
+        embed_texts (family finsta: ``scores`` and its parts ``score_global``, ``score_spatial``,
+        ``score_temporal``, ``score_holistic``)."""
+        sess = self.sessions["scorer"]
+        feed = {}
+        for i in sess.get_inputs():
+            src = video if i.name.startswith("video_") else text
+            if i.name not in src:
+                raise ValueError(f"score_parts needs {i.name!r} (an output of the "
+                                 f"{'video' if src is video else 'text'} graph), got {sorted(src)}")
+            feed[i.name] = np.asarray(src[i.name])
+        return {o.name: v for o, v in zip(sess.get_outputs(), sess.run(None, feed))}
 
     def score(self, video_embedding: np.ndarray, text_embedding: np.ndarray) -> np.ndarray:
         """Similarity [texts, videos] from video embeddings [Nv, Q, E] and text embeddings [Nt, E]."""
         sess = self.sessions["scorer"]
+        if len(sess.get_inputs()) != 2:
+            raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) scores from every video and text "
+                             "output: use score_parts(embed_frames(...), embed_texts(...))")
         return sess.run(None, {"video_embedding": np.asarray(video_embedding, np.float32),
                                "text_embedding": np.asarray(text_embedding, np.float32)})[0]

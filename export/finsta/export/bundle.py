@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 import yaml
@@ -88,6 +89,107 @@ def _finish(proto: onnx.ModelProto, flavour: str, meta: dict[str, str], path: Pa
     onnx.save(proto, path)
 
 
+@dataclass
+class GraphExport:
+    """One graph of a bundle: the module, example inputs, names, dynamic dims and manifest shapes."""
+
+    module: nn.Module
+    args: tuple
+    inputs: list[str]
+    outputs: list[str]
+    dynamic: dict
+    input_specs: list[dict]
+    output_specs: list[dict]
+
+
+def _stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
+                 g: torch.Generator) -> dict[str, GraphExport]:
+    S, T = spec.preprocess.size, spec.preprocess.frames
+    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    ids = torch.randint(1000, 2000, (2, 9), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        zv, zg, vt = video_tower.eval()(frames)
+        zt = text_tower.eval()(ids, mask)
+    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
+    Tdyn = torch.export.Dim("T", min=1, max=512)  # the sample's T >= 2, so it is not specialised
+    Q, E, D = zv.shape[1], zv.shape[2], vt.shape[2]
+    return {
+        "video": GraphExport(video_tower, (frames,), ["frames"], ["video_embedding", "video_global", "video_tokens"],
+                             {"frames": {0: B, 1: Tdyn}}, _io(["frames"], [frames], [["B", "T", S, S, 3]]),
+                             _io(["video_embedding", "video_global", "video_tokens"], [zv, zg, vt],
+                                 [["B", Q, E], ["B", E], ["B", f"T*{vt.shape[1] // T}", D]])),
+        "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], ["text_embedding"],
+                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
+                            _io(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
+                            _io(["text_embedding"], [zt], [["B", E]])),
+        "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
+                              {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
+                              _io(["video_embedding", "text_embedding"], [zv, zt], [["Nv", Q, E], ["Nt", E]]),
+                              [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
+    }
+
+
+EXAMPLE_TEXTS = ["first a small red circle moves left, then it disappears",
+                 "a large blue square moves up past a small green triangle", "x"]
+
+
+def finsta_text_feed(texts: list[str], tokenizer, max_nodes: int, parser: str) -> dict[str, torch.Tensor]:
+    """The finsta text graph's inputs for ``texts``, exactly as finsta_rt.model.Model builds them."""
+    from finsta_rt.scene_graph import encode_text_graphs
+
+    ids, mask = tokenizer(texts)
+    feed = {"input_ids": ids, "attention_mask": mask,
+            **encode_text_graphs(None, texts, tokenizer, max_nodes=max_nodes, max_length=ids.shape[1], parser=parser)}
+    return {k: torch.from_numpy(v) for k, v in feed.items()}
+
+
+def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
+                   g: torch.Generator) -> dict[str, GraphExport]:
+    """T and the node count N are fixed by the model (the recurrent encoder unrolls over frames)."""
+    from finsta_rt.tokenizer import WordPieceTokenizer
+
+    from ..models.finsta import SCORER_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS, VIDEO_OUTPUTS
+
+    S, T = spec.preprocess.size, spec.preprocess.frames
+    finsta_cfg = spec.model_config["finsta"]
+    N = int(finsta_cfg["max_nodes"])
+    tok = WordPieceTokenizer.from_vocab_file(spec.vocab_file, lowercase=spec.lowercase, max_length=spec.max_length)
+    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    feed = finsta_text_feed(EXAMPLE_TEXTS[:2], tok, N, str(finsta_cfg.get("parser", "rules")))
+    text_args = tuple(feed[k] for k in TEXT_INPUTS)
+    with torch.no_grad():
+        v_out = video_tower.eval()(frames)
+        t_out = text_tower.eval()(*text_args)
+    scorer_in = ("video_embedding", "video_tracks", "video_frames", "video_graph", "text_embedding", "text_objects",
+                 "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
+    named = {**dict(zip(VIDEO_OUTPUTS, v_out)), **dict(zip(TEXT_OUTPUTS, t_out))}
+    with torch.no_grad():
+        s_out = scorer.eval()(*(named[k] for k in scorer_in))
+    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
+
+    def dims(t: torch.Tensor, lead: str) -> list:
+        return [lead, *t.shape[1:]]
+
+    text_dims = [["B", "S"], ["B", "S"], ["B", N, 2], ["B", N], ["B", N, N], ["B", N, N], ["B", N]]
+    return {
+        "video": GraphExport(video_tower, (frames,), ["frames"], list(VIDEO_OUTPUTS), {"frames": {0: B}},
+                             _io(["frames"], [frames], [["B", T, S, S, 3]]),
+                             _io(list(VIDEO_OUTPUTS), v_out, [dims(t, "B") for t in v_out])),
+        "text": GraphExport(text_tower, text_args, list(TEXT_INPUTS), list(TEXT_OUTPUTS),
+                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}, "node_span": {0: B},
+                             "node_type": {0: B}, "adj": {0: B}, "edge_type": {0: B}, "pred_order": {0: B}},
+                            _io(list(TEXT_INPUTS), text_args, text_dims),
+                            _io(list(TEXT_OUTPUTS), t_out, [dims(t, "B") for t in t_out])),
+        "scorer": GraphExport(scorer, tuple(named[k] for k in scorer_in), list(scorer_in), list(SCORER_OUTPUTS),
+                              {k: {0: Nv if k.startswith("video") else Nt} for k in scorer_in},
+                              _io(list(scorer_in), [named[k] for k in scorer_in],
+                                  [dims(named[k], "Nv" if k.startswith("video") else "Nt") for k in scorer_in]),
+                              [{"name": n, "dtype": "float32", "shape": ["Nt", "Nv"]} for n in SCORER_OUTPUTS]),
+    }
+
+
 def export_bundle(
     video_tower: VideoTower,
     text_tower: TextTower,
@@ -97,8 +199,11 @@ def export_bundle(
     overwrite: bool = False,
     verify: bool = True,
     seed: int = 0,
+    scorer: nn.Module | None = None,
 ) -> Path:
-    """Writes the bundle and returns its directory. Raises ExportError if it does not reproduce PyTorch."""
+    """Writes the bundle and returns its directory. Raises ExportError if it does not reproduce PyTorch.
+
+    ``scorer`` defaults to the STGT max-over-queries :class:`Scorer`; family finsta passes its own."""
     if flavour not in ("custom", "portable"):
         raise ValueError(f"flavour must be 'custom' or 'portable', got {flavour!r}")
     out = Path(out_dir) if out_dir else default_bundle_dir(spec.name, flavour)
@@ -116,18 +221,9 @@ def export_bundle(
                               f"({e.strerror or e})") from e
 
     g = torch.Generator().manual_seed(seed)
-    S, T = spec.preprocess.size, spec.preprocess.frames
-    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
-    ids = torch.randint(1000, 2000, (2, 9), generator=g)
-    ids[:, 0], ids[:, -1] = 101, 102
-    mask = torch.ones_like(ids)
-    with torch.no_grad():
-        zv, zg, vt = video_tower.eval()(frames)
-        zt = text_tower.eval()(ids, mask)
-    scorer = Scorer()
-    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
-    Tdyn = torch.export.Dim("T", min=1, max=512)  # the sample's T >= 2, so it is not specialised
-    tok_dim = f"T*{vt.shape[1] // T}"
+    if scorer is None:
+        scorer = Scorer()
+    graphs = (_finsta_graphs if spec.family == "finsta" else _stgt_graphs)(video_tower, text_tower, scorer, spec, g)
     meta_common = {
         "finsta.format": FORMAT, "finsta.format_version": str(FORMAT_VERSION), "finsta.family": spec.family,
         "finsta.flavour": flavour, "finsta.exporter_version": __version__,
@@ -139,22 +235,17 @@ def export_bundle(
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is meant to be shared
     try:
-        log.info("exporting video tower")
-        proto = _export(video_tower, (frames,), ["frames"], ["video_embedding", "video_global", "video_tokens"],
-                        {"frames": {0: B, 1: Tdyn}}, tmp / "video.onnx")
-        _finish(proto, flavour, {**meta_common, "finsta.graph": "video"}, tmp / "video.onnx")
-        log.info("exporting text tower")
-        proto = _export(text_tower, (ids, mask), ["input_ids", "attention_mask"], ["text_embedding"],
-                        {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}}, tmp / "text.onnx")
-        _finish(proto, flavour, {**meta_common, "finsta.graph": "text", "finsta.tokenizer": json.dumps(tokenizer)},
-                tmp / "text.onnx")
-        log.info("exporting scorer")
-        proto = _export(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
-                        {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}}, tmp / "scorer.onnx")
-        _finish(proto, flavour, {**meta_common, "finsta.graph": "scorer"}, tmp / "scorer.onnx")
+        used_ops: set[str] = set()
+        for name, gs in graphs.items():
+            log.info("exporting %s graph", name)
+            proto = _export(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic, tmp / f"{name}.onnx")
+            used_ops |= {n.op_type for n in proto.graph.node if n.domain == OPS_DOMAIN}
+            meta = {**meta_common, "finsta.graph": name}
+            if name == "text":
+                meta["finsta.tokenizer"] = json.dumps(tokenizer)
+            _finish(proto, flavour, meta, tmp / f"{name}.onnx")
         shutil.copyfile(spec.vocab_file, tmp / "vocab.txt")
 
-        Q, E, D = zv.shape[1], zv.shape[2], vt.shape[2]
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -165,26 +256,16 @@ def export_bundle(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "preprocess": spec.preprocess.to_dict(),
             "tokenizer": tokenizer,
-            "custom_ops": [{"domain": OPS_DOMAIN, "version": OPS_VERSION, "ops": ["STGraphAttention"],
+            "custom_ops": [{"domain": OPS_DOMAIN, "version": OPS_VERSION, "ops": sorted(used_ops),
                             "required": flavour == "custom"}],
-            "graphs": {
-                "video": {"file": "video.onnx",
-                          "inputs": _io(["frames"], [frames], [["B", "T", S, S, 3]]),
-                          "outputs": _io(["video_embedding", "video_global", "video_tokens"], [zv, zg, vt],
-                                         [["B", Q, E], ["B", E], ["B", tok_dim, D]])},
-                "text": {"file": "text.onnx",
-                         "inputs": _io(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
-                         "outputs": _io(["text_embedding"], [zt], [["B", E]])},
-                "scorer": {"file": "scorer.onnx",
-                           "inputs": _io(["video_embedding", "text_embedding"], [zv, zt], [["Nv", Q, E], ["Nt", E]]),
-                           "outputs": [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]},
-            },
+            "graphs": {name: {"file": f"{name}.onnx", "inputs": gs.input_specs, "outputs": gs.output_specs}
+                       for name, gs in graphs.items()},
             "model": spec.model_config,
             "files": {f: sha256_file(tmp / f) for f in ("video.onnx", "text.onnx", "scorer.onnx", "vocab.txt")},
         }
         (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
         if verify:
-            verify_bundle(tmp, video_tower, text_tower, seed=seed + 1)
+            verify_bundle(tmp, video_tower, text_tower, seed=seed + 1, scorer=scorer)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -200,30 +281,48 @@ def cosine_rows(a, b) -> "torch.Tensor":
     return torch.nn.functional.cosine_similarity(a, b, dim=1)
 
 
-def verify_bundle(path: Path, video_tower: VideoTower, text_tower: TextTower, seed: int = 1,
-                  min_cosine: float = 0.9999, max_score_diff: float = 1e-4) -> dict[str, float]:
-    """Loads the bundle with finsta_rt (CPU) and compares it with PyTorch on fresh random inputs."""
+def verify_bundle(path: Path, video_tower: nn.Module, text_tower: nn.Module, seed: int = 1,
+                  min_cosine: float = 0.9999, max_score_diff: float = 1e-4,
+                  scorer: nn.Module | None = None) -> dict[str, float]:
+    """Loads the bundle with finsta_rt (CPU) and compares every output of its three graphs with
+    PyTorch on fresh random frames and texts: float outputs row by row by cosine, integer and
+    boolean outputs exactly, scores by their largest absolute difference."""
     bundle = Bundle.load(path)
     model = Model(bundle, device="cpu")
     g = torch.Generator().manual_seed(seed)
     S, T = bundle.preprocess.size, bundle.preprocess.frames
     frames = torch.randint(0, 256, (3, T, S, S, 3), dtype=torch.uint8, generator=g)
-    texts = ["a small red circle moves left", "then a large blue square appears", "x"]
-    ids, mask = model.tokenizer(texts)
+    texts = ["a small red circle moves left", "then a large blue square appears past a small green triangle", "x"]
+    got_v = model.embed_frames(frames.numpy())
+    got_t = model.embed_texts(texts)
+    feed = {k: torch.from_numpy(v) for k, v in model.text_inputs(texts).items()}
+    video_names = [o.name for o in bundle.graphs["video"].outputs]
+    text_names = [o.name for o in bundle.graphs["text"].outputs]
+    text_inputs = [i.name for i in bundle.graphs["text"].inputs]
     with torch.no_grad():
-        zv, zg, _ = video_tower.eval()(frames)
-        zt = text_tower.eval()(torch.from_numpy(ids), torch.from_numpy(mask))
-        ref_scores = Scorer()(zv, zt)
-    got = model.embed_frames(frames.numpy())
-    got_t = model.embed_text(texts)
-    got_s = model.score(got["video_embedding"], got_t)
-    report = {
-        "video_cosine_min": float(cosine_rows(got["video_embedding"], zv).min()),
-        "text_cosine_min": float(cosine_rows(got_t, zt).min()),
-        "score_max_abs_diff": float((torch.from_numpy(got_s).double() - ref_scores.double()).abs().max()),
-    }
-    if report["video_cosine_min"] < min_cosine or report["text_cosine_min"] < min_cosine \
-            or report["score_max_abs_diff"] > max_score_diff:
-        raise ExportError(f"bundle {path} does not reproduce PyTorch: {report}")
+        ref_v = dict(zip(video_names, video_tower.eval()(frames)))
+        out_t = text_tower.eval()(*(feed[k] for k in text_inputs))
+        ref_t = dict(zip(text_names, out_t if isinstance(out_t, tuple) else (out_t,)))
+        scorer = (scorer or Scorer()).eval()
+        scorer_inputs = [i.name for i in bundle.graphs["scorer"].inputs]
+        ref_s = scorer(*({**ref_v, **ref_t}[k] for k in scorer_inputs))
+        ref_s = ref_s if isinstance(ref_s, tuple) else (ref_s,)
+    if len(scorer_inputs) == 2:
+        got_s = {"scores": model.score(got_v["video_embedding"], got_t["text_embedding"])}
+    else:
+        got_s = model.score_parts(got_v, got_t)
+    report: dict[str, float] = {}
+    for name, ref in {**ref_v, **ref_t}.items():
+        got = torch.from_numpy(np.asarray(got_v.get(name, got_t.get(name))))
+        if ref.dtype.is_floating_point:
+            report[f"{name}_cosine_min"] = float(cosine_rows(got, ref).min())
+        else:
+            report[f"{name}_mismatches"] = float((got != ref).sum())
+    for o, ref in zip(bundle.graphs["scorer"].outputs, ref_s):
+        report[f"{o.name}_max_abs_diff"] = float((torch.from_numpy(got_s[o.name]).double() - ref.double()).abs().max())
+    bad = {k: v for k, v in report.items() if (k.endswith("_cosine_min") and v < min_cosine)
+           or (k.endswith("_mismatches") and v > 0) or (k.endswith("_max_abs_diff") and v > max_score_diff)}
+    if bad:
+        raise ExportError(f"bundle {path} does not reproduce PyTorch: {bad} (all: {report})")
     log.info("bundle %s reproduces PyTorch: %s", path, report)
     return report
