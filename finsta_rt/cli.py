@@ -117,12 +117,32 @@ def _cmd_embed_text(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .video import Sampling, VideoError, read_frames
+    from .video import VideoError, read_frames
 
     if not args.text or any(not t.strip() for t in args.text):
         print("finsta-rt: give at least one non-empty --text", file=sys.stderr)
         return 2
     model = _model(args)
+    user = None
+    if args.graph:
+        from .user_graph import UserGraphError, load_user_graph
+
+        spec = {i.name: i for i in model.bundle.graphs["video"].inputs}
+        if "slot_mask" not in spec:
+            print(f"finsta-rt: --graph: bundle {model.bundle.name} ({model.bundle.family}) takes no user video graph "
+                  "(family finsta does)", file=sys.stderr)
+            return 2
+        T, K = int(spec["slot_mask"].shape[1]), int(spec["slot_mask"].shape[2])
+        try:
+            g = load_user_graph(args.graph).to_tensors(frames=T, slots=K)
+        except (UserGraphError, OSError) as e:
+            print(f"finsta-rt: --graph: {e}", file=sys.stderr)
+            return 2
+        if int((g["track"].max(initial=-1)) + 1) > K:
+            print(f"finsta-rt: --graph: {args.graph}: {int(g['track'].max()) + 1} tracks, more than the bundle's "
+                  f"{K} slots", file=sys.stderr)
+            return 2
+        user = {"slot_box": g["slot_box"][None], "slot_mask": g["slot_mask"][None], "slot_adj": g["rel_adj"][None]}
     pre = model.bundle.preprocess
     try:
         clip = read_frames(args.video, args.sampling or f"uniform:{pre.frames}", transform=pre,
@@ -130,12 +150,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
     except (VideoError, ValueError) as e:
         print(f"finsta-rt: {e}", file=sys.stderr)
         return 1
-    v = model.embed_frames(clip.frames[None])["video_embedding"]
-    scores = model.score(v, model.embed_text(args.text))[:, 0]
+    video = model.embed_frames(clip.frames[None], user_graph=user)
+    if len(model.bundle.graphs["scorer"].inputs) == 2:
+        parts = {"scores": model.score(video["video_embedding"], model.embed_text(args.text))}
+    else:  # family finsta: the total and its parts
+        parts = model.score_parts(video, model.embed_texts(args.text))
+    scores = parts["scores"][:, 0]
+    names = [n for n in parts if n != "scores"]
     order = np.argsort(-scores)
-    print(f"{'rank':>4}  {'score':>7}  text")
+    print(f"{'rank':>4}  {'score':>7}  " + "".join(f"{n.removeprefix('score_'):>9}  " for n in names) + "text")
     for r, i in enumerate(order, 1):
-        print(f"{r:>4}  {scores[i]:>7.4f}  {args.text[i]}")
+        print(f"{r:>4}  {scores[i]:>7.4f}  " + "".join(f"{parts[n][i, 0]:>9.4f}  " for n in names) + args.text[i])
     return 0
 
 
@@ -235,13 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_embed_text)
 
     p = sub.add_parser("score", help="score texts against one video",
-                       description="Rank texts by how well they describe the video (the bundle's similarity).",
+                       description="Rank texts by how well they describe the video (the bundle's similarity). "
+                                   "A finsta bundle parses each text into a scene graph and also prints the parts "
+                                   "of the score: global (host), spatial (objects), temporal (predicates), holistic.",
                        epilog='example: finsta-rt score bundles/stgt --video clip.mp4 --text "a dog runs" --text "a car"')
     p.add_argument("bundle")
     p.add_argument("--video", required=True)
     p.add_argument("--text", action="append", required=True, help="repeatable")
     p.add_argument("--sampling", help="default uniform:T of the bundle")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--graph", metavar="FILE",
+                   help="family finsta: a user video scene graph (JSON: per-frame boxes, labels, relations; "
+                        "frame t = the t-th of the bundle's T sampled frames; format in finsta_rt/user_graph.py) "
+                        "used instead of the learned object slots")
     _add_model_args(p)
     p.set_defaults(func=_cmd_score)
 

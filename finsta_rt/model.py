@@ -81,8 +81,37 @@ class Model:
             self._tokenizer = self.bundle.tokenizer()
         return self._tokenizer
 
-    def embed_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """uint8 RGB frames [B, T, S, S, 3] (resized and cropped as bundle.preprocess says)."""
+    def video_inputs(self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The video graph's inputs besides ``frames``: for a graph that takes a user video graph
+        (family finsta), ``user_graph`` holds ``slot_box`` [B, T, K, 4], ``slot_mask`` [B, T, K] and
+        ``slot_adj`` [B, T, K, K] (finsta_rt.user_graph tensors, stacked); None: no user graph."""
+        spec = {i.name: i for i in self.bundle.graphs["video"].inputs}
+        extra = [n for n in spec if n != "frames"]
+        if not extra:
+            if user_graph is not None:
+                raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph")
+            return {}
+        B = frames.shape[0]
+        K = int(spec["slot_mask"].shape[2])
+        T = int(spec["slot_mask"].shape[1])
+        if user_graph is None:
+            return {"slot_box": np.zeros((B, T, K, 4), np.float32), "slot_mask": np.zeros((B, T, K), bool),
+                    "slot_adj": np.broadcast_to(np.eye(K, dtype=bool), (B, T, K, K)).copy()}
+        want = {"slot_box": ((B, T, K, 4), np.float32), "slot_mask": ((B, T, K), np.bool_),
+                "slot_adj": ((B, T, K, K), np.bool_)}
+        out = {}
+        for name, (shape, dtype) in want.items():
+            v = np.asarray(user_graph.get(name)) if name in user_graph else None
+            if v is None or v.shape != shape:
+                got = "missing" if v is None else f"shape {v.shape}"
+                raise ValueError(f"user video graph: {name} must be {dtype.__name__} {list(shape)} for bundle "
+                                 f"{self.bundle.name} (T={T} frames, K={K} slots), got {got}")
+            out[name] = v.astype(dtype)
+        return out
+
+    def embed_frames(self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """uint8 RGB frames [B, T, S, S, 3] (resized and cropped as bundle.preprocess says); for family
+        finsta optionally a user video graph (see :meth:`video_inputs`). Returns every output by name."""
         S = self.bundle.preprocess.size
         if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 5 \
                 or frames.shape[2:] != (S, S, 3):
@@ -90,8 +119,11 @@ class Model:
             raise ValueError(f"frames must be uint8 [B, T, {S}, {S}, 3] for bundle {self.bundle.name}, got {got}")
         if frames.shape[0] == 0 or frames.shape[1] == 0:
             raise ValueError(f"frames has an empty batch or no frames: shape {frames.shape}")
+        fixed_t = self.bundle.graphs["video"].inputs[0].shape[1]
+        if isinstance(fixed_t, int) and frames.shape[1] != fixed_t:
+            raise ValueError(f"bundle {self.bundle.name} takes exactly T={fixed_t} frames per video, got {frames.shape[1]}")
         sess = self.sessions["video"]
-        outs = sess.run(None, {sess.get_inputs()[0].name: frames})
+        outs = sess.run(None, {"frames": frames, **self.video_inputs(frames, user_graph)})
         return {o.name: v for o, v in zip(sess.get_outputs(), outs)}
 
     @property

@@ -145,22 +145,36 @@ def finsta_text_feed(texts: list[str], tokenizer, max_nodes: int, parser: str) -
     return {k: torch.from_numpy(v) for k, v in feed.items()}
 
 
+def example_user_graph(batch: int, frames: int, slots: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """slot_box, slot_mask, slot_adj for ``batch`` videos: the first without a user graph (all
+    False), the others with random boxes, so that both paths of the video graph are exercised."""
+    x0y0 = torch.rand(batch, frames, slots, 2, generator=g) * 0.6
+    wh = 0.1 + torch.rand(batch, frames, slots, 2, generator=g) * 0.3
+    box = torch.cat([x0y0, x0y0 + wh], dim=-1)
+    mask = torch.rand(batch, frames, slots, generator=g) < 0.7
+    mask[0] = False
+    adj = torch.rand(batch, frames, slots, slots, generator=g) < 0.5
+    adj = adj | adj.transpose(-1, -2) | torch.eye(slots, dtype=torch.bool)
+    return box, mask, adj
+
+
 def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
                    g: torch.Generator) -> dict[str, GraphExport]:
     """T and the node count N are fixed by the model (the recurrent encoder unrolls over frames)."""
     from finsta_rt.tokenizer import WordPieceTokenizer
 
-    from ..models.finsta import SCORER_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS, VIDEO_OUTPUTS
+    from ..models.finsta import SCORER_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS, VIDEO_INPUTS, VIDEO_OUTPUTS
 
     S, T = spec.preprocess.size, spec.preprocess.frames
     finsta_cfg = spec.model_config["finsta"]
     N = int(finsta_cfg["max_nodes"])
     tok = WordPieceTokenizer.from_vocab_file(spec.vocab_file, lowercase=spec.lowercase, max_length=spec.max_length)
     frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    video_args = (frames, *example_user_graph(2, T, int(finsta_cfg["slots"]), g))
     feed = finsta_text_feed(EXAMPLE_TEXTS[:2], tok, N, str(finsta_cfg.get("parser", "rules")))
     text_args = tuple(feed[k] for k in TEXT_INPUTS)
     with torch.no_grad():
-        v_out = video_tower.eval()(frames)
+        v_out = video_tower.eval()(*video_args)
         t_out = text_tower.eval()(*text_args)
     scorer_in = ("video_embedding", "video_tracks", "video_frames", "video_graph", "text_embedding", "text_objects",
                  "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
@@ -174,8 +188,9 @@ def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Mod
 
     text_dims = [["B", "S"], ["B", "S"], ["B", N, 2], ["B", N], ["B", N, N], ["B", N, N], ["B", N]]
     return {
-        "video": GraphExport(video_tower, (frames,), ["frames"], list(VIDEO_OUTPUTS), {"frames": {0: B}},
-                             _io(["frames"], [frames], [["B", T, S, S, 3]]),
+        "video": GraphExport(video_tower, video_args, list(VIDEO_INPUTS), list(VIDEO_OUTPUTS),
+                             {k: {0: B} for k in VIDEO_INPUTS},
+                             _io(list(VIDEO_INPUTS), video_args, [["B", T, S, S, 3], *(dims(t, "B") for t in video_args[1:])]),
                              _io(list(VIDEO_OUTPUTS), v_out, [dims(t, "B") for t in v_out])),
         "text": GraphExport(text_tower, text_args, list(TEXT_INPUTS), list(TEXT_OUTPUTS),
                             {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}, "node_span": {0: B},
@@ -293,14 +308,21 @@ def verify_bundle(path: Path, video_tower: nn.Module, text_tower: nn.Module, see
     S, T = bundle.preprocess.size, bundle.preprocess.frames
     frames = torch.randint(0, 256, (3, T, S, S, 3), dtype=torch.uint8, generator=g)
     texts = ["a small red circle moves left", "then a large blue square appears past a small green triangle", "x"]
-    got_v = model.embed_frames(frames.numpy())
+    video_inputs = [i.name for i in bundle.graphs["video"].inputs]
+    user = {}
+    if "slot_box" in video_inputs:  # family finsta: one video without a user graph, two with
+        spec = {i.name: i for i in bundle.graphs["video"].inputs}
+        box, mask, adj = example_user_graph(3, T, int(spec["slot_mask"].shape[2]), g)
+        user = {"slot_box": box.numpy(), "slot_mask": mask.numpy(), "slot_adj": adj.numpy()}
+    got_v = model.embed_frames(frames.numpy(), user_graph=user or None)
     got_t = model.embed_texts(texts)
     feed = {k: torch.from_numpy(v) for k, v in model.text_inputs(texts).items()}
     video_names = [o.name for o in bundle.graphs["video"].outputs]
     text_names = [o.name for o in bundle.graphs["text"].outputs]
     text_inputs = [i.name for i in bundle.graphs["text"].inputs]
     with torch.no_grad():
-        ref_v = dict(zip(video_names, video_tower.eval()(frames)))
+        v_in = {"frames": frames, **{k: torch.from_numpy(v) for k, v in model.video_inputs(frames.numpy(), user or None).items()}}
+        ref_v = dict(zip(video_names, video_tower.eval()(*(v_in[k] for k in video_inputs))))
         out_t = text_tower.eval()(*(feed[k] for k in text_inputs))
         ref_t = dict(zip(text_names, out_t if isinstance(out_t, tuple) else (out_t,)))
         scorer = (scorer or Scorer()).eval()

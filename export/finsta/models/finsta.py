@@ -37,6 +37,7 @@ from ..nn import edge_graph_attention, gaussian_diff_graph_attention
 NODE_TYPES = 4  # padding, object, attribute, predicate (finsta_rt.scene_graph)
 EDGE_TYPES = 8  # none, self, subj->pred, pred->obj, obj->attr and the three reverses
 OBJECT, PREDICATE = 1, 3
+BOX_SHARPNESS = 40.0  # slope of the soft box indicator, per unit of normalised frame size
 
 
 @dataclass
@@ -180,10 +181,26 @@ class VideoSceneGraph(nn.Module):
         self.register_buffer("coords", coords.to(torch.float32))
         self.relation = nn.Sequential(nn.Linear(2 * cfg.dim + 2, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim))
 
-    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def box_weights(self, slot_box: Tensor, slot_mask: Tensor) -> Tensor:
+        """[B, T, P, K]: a smooth indicator of each patch centre inside each user box (so that a
+        box smaller than a patch still pools its nearest patches), zero for empty slots."""
+        c = self.coords  # [P, 2]
+        box = slot_box[:, :, None]  # [B, T, 1, K, 4]
+        cx, cy = c[None, None, :, None, 0], c[None, None, :, None, 1]
+        inside = (torch.sigmoid(BOX_SHARPNESS * (cx - box[..., 0])) * torch.sigmoid(BOX_SHARPNESS * (box[..., 2] - cx))
+                  * torch.sigmoid(BOX_SHARPNESS * (cy - box[..., 1])) * torch.sigmoid(BOX_SHARPNESS * (box[..., 3] - cy)))
+        return inside * slot_mask[:, :, None].to(inside.dtype)
+
+    def forward(self, tokens: Tensor, slot_box: Tensor | None = None,
+                slot_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``slot_box`` [B, T, K, 4] / ``slot_mask`` [B, T, K]: a user-supplied graph's boxes
+        (finsta_rt.user_graph); a video whose mask is all False keeps the learned slots."""
         x = self.input_proj(tokens[:, :, 1:]) + self.pos_embed  # [B, T, P, D]
         logits = self.ln_tok(x) @ self.ln_grp(self.groups).t() / (x.shape[-1] ** 0.5 * self.log_tau.exp())
         assign = torch.softmax(logits, dim=-1)  # [B, T, P, K]: each patch shared among the slots
+        if slot_box is not None and slot_mask is not None:
+            user = slot_mask.flatten(1).any(dim=1)[:, None, None, None]
+            assign = torch.where(user, self.box_weights(slot_box, slot_mask), assign)
         mass = assign.sum(dim=2).clamp_min(1e-6)  # [B, T, K]
         slots = assign.transpose(-1, -2) @ x / mass[..., None]
         pos = assign.transpose(-1, -2) @ self.coords / mass[..., None]
@@ -206,15 +223,18 @@ class RecurrentGraphTransformer(nn.Module):
         self.gate = nn.Linear(2 * D, D)
         self.cand = nn.Linear(2 * D, D)
 
-    def forward(self, slots: Tensor, rel: Tensor) -> Tensor:
+    def forward(self, slots: Tensor, rel: Tensor, slot_adj: Tensor | None = None) -> Tensor:
+        """``slot_adj`` [B, T, K, K] bool with self-loops (a user graph's relations); default: the
+        slots of a frame are all related."""
         B, T, K, D = slots.shape
-        adj = torch.ones(B, K, K, dtype=torch.bool, device=slots.device)  # the slots of a frame: all related
+        if slot_adj is None:
+            slot_adj = torch.ones(B, T, K, K, dtype=torch.bool, device=slots.device)
         memory = torch.zeros(B, K, D, dtype=slots.dtype, device=slots.device)
         out = []
         for t in range(T):
             h, e = self.ln_in(slots[:, t] + self.read(memory)), rel[:, t]
             for layer in self.layers:
-                h, e = layer(h, e, adj)
+                h, e = layer(h, e, slot_adj[:, t])
             hm = torch.cat([h, memory], dim=-1)
             z = torch.sigmoid(self.gate(hm))
             memory = (1 - z) * torch.tanh(self.cand(hm)) + z * memory
@@ -314,9 +334,14 @@ class FinstaVideo(nn.Module):
         self.graph_proj = nn.Linear(D, D)
         self.fusion = GatedFusion(cfg.host_embed_dim, D)
 
-    def forward(self, tokens: Tensor, host_embedding: Tensor) -> VideoGraphOutputs:
-        slots, pos, rel, assign = self.dsg(tokens)
-        h = self.rgt(slots, rel)
+    def forward(self, tokens: Tensor, host_embedding: Tensor, slot_box: Tensor | None = None,
+                slot_mask: Tensor | None = None, slot_adj: Tensor | None = None) -> VideoGraphOutputs:
+        """The optional ``slot_*`` tensors carry a user-supplied video graph (see VideoSceneGraph)."""
+        slots, pos, rel, assign = self.dsg(tokens, slot_box, slot_mask)
+        if slot_adj is not None and slot_mask is not None:  # a video without a user graph: all related
+            user = slot_mask.flatten(1).any(dim=1)[:, None, None, None]
+            slot_adj = slot_adj | ~user
+        h = self.rgt(slots, rel, slot_adj)
         if self.gd is not None:
             h = self.gd(h, pos)
         T = h.shape[1]
@@ -401,6 +426,7 @@ class FinstaScorer(nn.Module):
 # The three graphs of a ``finsta`` bundle: the host's towers with Finsta plugged on. Dataclass
 # outputs become named tensors; the text graph arrives as the padded tensors of
 # finsta_rt.scene_graph.encode_text_graphs.
+VIDEO_INPUTS = ("frames", "slot_box", "slot_mask", "slot_adj")
 VIDEO_OUTPUTS = ("video_embedding", "video_global", "video_tracks", "video_frames", "video_graph", "video_assign")
 TEXT_INPUTS = ("input_ids", "attention_mask", "node_span", "node_type", "adj", "edge_type", "pred_order")
 TEXT_OUTPUTS = ("text_embedding", "text_objects", "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
@@ -408,16 +434,18 @@ SCORER_OUTPUTS = ("scores", "score_global", "score_spatial", "score_temporal", "
 
 
 class FinstaVideoTower(nn.Module):
-    """uint8 frames [B, T, S, S, 3] -> VIDEO_OUTPUTS (video_embedding: the fused host embedding)."""
+    """uint8 frames [B, T, S, S, 3] and an optional user video graph (``slot_box`` [B, T, K, 4],
+    ``slot_mask`` [B, T, K], ``slot_adj`` [B, T, K, K]; all-False masks: none) -> VIDEO_OUTPUTS
+    (video_embedding: the fused host embedding)."""
 
     def __init__(self, encoder: nn.Module, host_head: nn.Module, finsta: FinstaVideo):
         super().__init__()
         self.encoder, self.host_head, self.finsta = encoder, host_head, finsta
 
-    def forward(self, frames: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, frames: Tensor, slot_box: Tensor, slot_mask: Tensor, slot_adj: Tensor) -> tuple[Tensor, ...]:
         tokens = self.encoder(frames)
         zv, _ = self.host_head(tokens)
-        out = self.finsta(tokens, zv)
+        out = self.finsta(tokens, zv, slot_box, slot_mask, slot_adj)
         return (out.fused, F.normalize(out.fused.mean(dim=1), dim=-1), out.tracks, out.frames, out.graph, out.assign)
 
 
