@@ -205,6 +205,41 @@ def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Mod
     }
 
 
+def _svilm_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
+                  g: torch.Generator) -> dict[str, GraphExport]:
+    """S-ViLM: the video graph also returns group features, the per-patch group assignment (and its
+    softmax), per-frame features and scene-change scores; the text graph returns text_embedding and
+    noun_embedding (the grounding space); the scorer is the max-over-queries one (Q = 1)."""
+    from ..models.svilm import TEXT_OUTPUTS, VIDEO_OUTPUTS
+
+    S, T = spec.preprocess.size, spec.preprocess.frames
+    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    ids = torch.randint(1000, 2000, (2, 9), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        v_out = video_tower.eval()(frames)
+        t_out = text_tower.eval()(ids, mask)
+    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
+    Tdyn = torch.export.Dim("T", min=2, max=512)
+    named = dict(zip(VIDEO_OUTPUTS, v_out))
+    zv, zt = named["video_embedding"], t_out[0]
+    E, G, P = zv.shape[2], named["group_features"].shape[1], named["group_assignment"].shape[2]
+    v_dims = [["B", 1, E], ["B", E], ["B", G, E], ["B", "T", P], ["B", "T", P, G], ["B", "T", E], ["B", "T"]]
+    return {
+        "video": GraphExport(video_tower, (frames,), ["frames"], list(VIDEO_OUTPUTS), {"frames": {0: B, 1: Tdyn}},
+                             _io(["frames"], [frames], [["B", "T", S, S, 3]]), _io(list(VIDEO_OUTPUTS), v_out, v_dims)),
+        "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], list(TEXT_OUTPUTS),
+                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
+                            _io(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
+                            _io(list(TEXT_OUTPUTS), t_out, [["B", E], ["B", E]])),
+        "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
+                              {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
+                              _io(["video_embedding", "text_embedding"], [zv, zt], [["Nv", 1, E], ["Nt", E]]),
+                              [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
+    }
+
+
 def export_bundle(
     video_tower: VideoTower,
     text_tower: TextTower,
@@ -238,7 +273,8 @@ def export_bundle(
     g = torch.Generator().manual_seed(seed)
     if scorer is None:
         scorer = Scorer()
-    graphs = (_finsta_graphs if spec.family == "finsta" else _stgt_graphs)(video_tower, text_tower, scorer, spec, g)
+    builders = {"finsta": _finsta_graphs, "svilm": _svilm_graphs}
+    graphs = builders.get(spec.family, _stgt_graphs)(video_tower, text_tower, scorer, spec, g)
     meta_common = {
         "finsta.format": FORMAT, "finsta.format_version": str(FORMAT_VERSION), "finsta.family": spec.family,
         "finsta.flavour": flavour, "finsta.exporter_version": __version__,

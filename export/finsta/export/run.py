@@ -12,7 +12,7 @@ from .bundle import ExportSpec, export_bundle
 
 
 def towers_from_run(run: str | Path) -> tuple[nn.Module, nn.Module, ExportSpec]:
-    """The video and text towers of a training run (family stgt or finsta) and their export spec."""
+    """The video and text towers of a training run (family stgt, finsta or svilm) and their export spec."""
     return towers_and_scorer_from_run(run)[:3]
 
 
@@ -39,6 +39,16 @@ def towers_and_scorer_from_run(run: str | Path) -> tuple[nn.Module, nn.Module, E
                                "held_out_metrics": metrics})
         return (FinstaVideoTower(bb.encoder, host.video, heads.video).eval(),
                 FinstaTextTower(bb.text, host.text, heads.text).eval(), spec, FinstaScorerTower(heads.scorer).eval())
+    if family == "svilm":
+        from ..models.svilm import SViLMTextTower, SViLMVideoTower
+        from ..train.svilm_loop import load_svilm
+
+        heads, cfg, metrics = load_svilm(run)
+        bb = build_backbones(cfg)
+        spec = _spec(cfg, bb, {"svilm": heads.cfg.to_dict(), "frame_backbone": cfg.frame_backbone,
+                               "text_backbone": cfg.text_backbone, "held_out_metrics": metrics})
+        return (SViLMVideoTower(bb.encoder, heads.video).eval(), SViLMTextTower(bb.text, heads.text).eval(), spec,
+                None)
     heads, cfg, metrics = load_heads(run)
     bb = build_backbones(cfg)
     spec = _spec(cfg, bb, {"stgt": heads.cfg.to_dict(), "frame_backbone": cfg.frame_backbone,

@@ -12,7 +12,7 @@ FRAME_BACKBONES = ("efficientnet_lite0", "tiny_vit")
 TEXT_BACKBONES = ("minilm_l6", "tiny_text")
 VIDEO_HEADS = ("stgt", "meanpool")
 LOSSES = ("itc", "csal")
-FAMILIES = ("stgt", "finsta")
+FAMILIES = ("stgt", "finsta", "svilm")
 
 
 class ConfigError(ValueError):
@@ -123,7 +123,12 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     from ..models.stgt import STGTConfig
 
     try:  # unknown or bad model keys fail now, not after feature caching
-        (FinstaConfig if cfg.family == "finsta" else STGTConfig).from_dict(dict(model))
+        if cfg.family == "svilm":
+            from .svilm_loop import validate_model
+
+            validate_model(dict(model))
+        else:
+            (FinstaConfig if cfg.family == "finsta" else STGTConfig).from_dict(dict(model))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: model: {e}") from e
     return cfg

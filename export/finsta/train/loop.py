@@ -78,6 +78,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
         from .finsta_loop import train_finsta
 
         return train_finsta(cfg, resume)
+    if cfg.family == "svilm":
+        from .svilm_loop import train_svilm
+
+        return train_svilm(cfg, resume)
     o = cfg.optim
     torch.manual_seed(o.seed)
     if o.threads:

@@ -1,0 +1,424 @@
+"""Training S-ViLM on cached frozen-backbone features (research/seeds_spec.md §2.3):
+
+L = L_contrast + ground_weight * L_ground + temporal_weight * L_temporal
+
+* L_contrast: symmetric InfoNCE between the clip and its caption;
+* L_ground (inter-clip spatial grounding): the caption's noun phrases (finsta_rt.ground.noun_phrases,
+  the same parser the runtime uses), each encoded by the text tower as its own short text, must
+  score their clip's group tokens above those of the other clips of the batch (clips whose caption
+  names the same phrase are not negatives);
+* L_temporal (intra-clip temporal grouping): cut-and-paste, clip i takes frames [s, e) from another
+  clip (half the time e = T: one cut, as finsta.data.synthetic.cut_and_paste); every frame must be
+  nearer the mean of its own scene than the other's. L_contrast and L_ground use the original clip.
+
+Held-out metrics (all on videos of the val seed): retrieval R@1/R@5, grounding pointing accuracy
+(the peak patch of a noun's heat map lies on the named object, with the random-map baseline), and
+temporal grouping on cut-and-paste clips (the cut is the frame with the largest scene-change
+score; frames put on the right side of the detected cut). After training, the scene-change
+threshold is calibrated on training clips and stored in the model config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from finsta_rt.ground import heat_maps, noun_phrases, peak_patches
+
+from ..models.svilm import (SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss, splice,
+                            temporal_grouping_loss)
+from .config import TrainConfig
+from .features import Backbones, FeatureSet, build_backbones, cache_features, synthetic_split
+from .loop import TrainResult, _batch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def svilm_config_for(cfg: TrainConfig, bb: Backbones) -> SViLMConfig:
+    model = {k: v for k, v in cfg.model.items() if k not in LOSS_KEYS}
+    return SViLMConfig.from_dict({**model, "backbone_dim": bb.frame.out_dim, "text_dim": bb.text.out_dim,
+                                  "grid": tuple(bb.frame.grid), "frames": cfg.data.frames})
+
+
+LOSS_KEYS = ("ground_weight", "temporal_weight")
+
+
+def loss_weights(cfg: TrainConfig) -> tuple[float, float]:
+    return float(cfg.model.get("ground_weight", 1.0)), float(cfg.model.get("temporal_weight", 1.0))
+
+
+def validate_model(model: dict) -> None:
+    """The config's model section: SViLMConfig keys plus the two loss weights (>= 0)."""
+    for k in LOSS_KEYS:
+        if k in model and not (isinstance(model[k], (int, float)) and not isinstance(model[k], bool) and model[k] >= 0):
+            raise ValueError(f"{k} must be a number >= 0, got {model[k]!r}")
+    SViLMConfig.from_dict({k: v for k, v in model.items() if k not in LOSS_KEYS})
+
+
+# ----------------------------------------------------------------------------- nouns
+@dataclass
+class NounTable:
+    """The noun phrases of a split: unique phrases with frozen text-backbone features, and per clip
+    the indices of its phrases."""
+
+    phrases: list[str]
+    features: torch.Tensor  # [U, S, Ct]
+    mask: torch.Tensor  # [U, S]
+    per_clip: list[list[int]]
+
+
+@torch.no_grad()
+def noun_table(fs: FeatureSet, bb: Backbones) -> NounTable:
+    index: dict[str, int] = {}
+    per_clip = []
+    for row in fs.texts:
+        per_clip.append([index.setdefault(p.lower(), len(index)) for p in noun_phrases(row[0])])
+    phrases = list(index)
+    ids, mask = bb.tokenizer(phrases)
+    feats = [bb.text(torch.from_numpy(ids[i:i + 256]), torch.from_numpy(mask[i:i + 256]))[0]
+             for i in range(0, len(phrases), 256)]
+    return NounTable(phrases, torch.cat(feats).float(), torch.from_numpy(mask), per_clip)
+
+
+def _batch_nouns(table: NounTable, idx: np.ndarray) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unique phrases of the batch, owner clip of each (noun, clip) pair and the same-phrase mask."""
+    pairs = [(u, b) for b, i in enumerate(idx) for u in table.per_clip[i]]
+    uniq = np.array(sorted({u for u, _ in pairs}), dtype=np.int64)
+    where = {u: k for k, u in enumerate(uniq)}
+    rows = torch.tensor([where[u] for u, _ in pairs])
+    owner = torch.tensor([b for _, b in pairs])
+    has = torch.zeros(len(uniq), len(idx), dtype=torch.bool)
+    for u, b in pairs:
+        has[where[u], b] = True
+    return uniq, rows, owner, has[rows]
+
+
+# ----------------------------------------------------------------------------- losses per step
+def step_loss(heads: SViLMHeads, tokens: torch.Tensor, text: torch.Tensor, mask: torch.Tensor, table: NounTable,
+              idx: np.ndarray, rng: np.random.Generator, weights: tuple[float, float]) -> tuple[torch.Tensor, dict]:
+    B, T = tokens.shape[:2]
+    cfg = heads.cfg
+    temp = heads.temperature
+    zv, _, groups, *_ = heads.video(tokens)
+    zt, _ = heads.text(text, mask)
+    l_c = contrastive_loss(zv[:, 0], zt, temp)
+    parts = {"contrast": float(l_c.detach())}
+    loss = l_c
+    if weights[0] > 0:
+        uniq, rows, owner, same = _batch_nouns(table, idx)
+        _, nouns = heads.text(table.features[uniq], table.mask[uniq])
+        l_g = grounding_loss(nouns[rows], owner, same, groups, cfg.ground_tau, temp)
+        loss = loss + weights[0] * l_g
+        parts["ground"] = float(l_g.detach())
+    if weights[1] > 0 and T >= 2:
+        # half the batch is spliced (with partners from the whole batch): the loss needs no more, and
+        # the second forward pass is the costliest part of a step
+        H = max(1, B // 2)
+        partner = torch.from_numpy((np.arange(H) + rng.integers(1, B, size=H)) % B)
+        start = rng.integers(1, T, size=H)
+        end = np.where(rng.random(H) < 0.5, T, [rng.integers(s + 1, T + 1) for s in start])
+        spliced, y = splice(tokens, partner, torch.from_numpy(start), torch.from_numpy(end))
+        frames = heads.video(spliced)[5]
+        l_t = temporal_grouping_loss(frames, y, temp)
+        loss = loss + weights[1] * l_t
+        parts["temporal"] = float(l_t.detach())
+    return loss, parts
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class GroundTruth:
+    """Held-out grounding targets: per clip, (noun text, object cell coverage [T, h, w]) for every
+    object the caption names (coverage = fraction of each patch cell's pixels on the object)."""
+
+    nouns: list[list[str]]
+    coverage: list[list[np.ndarray]]
+
+
+def cell_coverage(labels: np.ndarray, object_id: int, grid: tuple[int, int]) -> np.ndarray:
+    """labels int [T, H, W] (object_masks: id + 1 per pixel) -> fraction of each cell on the object [T, h, w]."""
+    T, H, W = labels.shape
+    h, w = grid
+    ys = (np.arange(H) * h) // H
+    xs = (np.arange(W) * w) // W
+    on = (labels == object_id + 1).astype(np.float64)
+    cov = np.zeros((T, h, w))
+    np.add.at(cov, (slice(None), ys[:, None], xs[None, :]), on)  # sums over pixels per cell
+    counts = np.zeros((h, w))
+    np.add.at(counts, (ys[:, None], xs[None, :]), 1.0)
+    return cov / counts
+
+
+def ground_truth(cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | None = None) -> GroundTruth:
+    from ..data.synthetic import object_masks
+
+    data = synthetic_split(cfg, split)
+    nouns, cover = [], []
+    for i in range(len(data) if n is None else min(n, len(data))):
+        v = data[i]
+        labels = object_masks(v)
+        seen: dict[int, str] = {}
+        for m in v.mentions:
+            seen.setdefault(m.object_id, m.text)
+        nouns.append(list(seen.values()))
+        cover.append([cell_coverage(labels, oid, grid) for oid in seen])
+    return GroundTruth(nouns, cover)
+
+
+def pointing(heat: np.ndarray, assignment: np.ndarray, probs: np.ndarray, coverage: list[np.ndarray],
+             min_cover: float = 0.0) -> tuple[list[float], list[float]]:
+    """Per (noun, visible frame): hit = the peak patch's cell has > min_cover of its pixels on the
+    object; and the random-map baseline = the chance that a uniformly random patch does."""
+    peaks = peak_patches(heat, assignment, probs)
+    hits, chance = [], []
+    for k, cov in enumerate(coverage):
+        flat = cov.reshape(cov.shape[0], -1)
+        for t in range(flat.shape[0]):
+            if flat[t].max() <= 0:  # the object is invisible in this frame
+                continue
+            hits.append(float(flat[t, peaks[k, t]] > min_cover))
+            chance.append(float((flat[t] > min_cover).mean()))
+    return hits, chance
+
+
+def temporal_cuts(n: int, frames: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed held-out cut-and-paste pairs: clip i keeps [0, cut_i) and takes [cut_i, T) from partner_i."""
+    rng = np.random.default_rng(seed)
+    partner = (np.arange(n) + rng.integers(1, n, size=n)) % n
+    return partner, rng.integers(1, frames, size=n)
+
+
+def temporal_metrics(change_spliced: np.ndarray, cuts: np.ndarray) -> dict[str, float]:
+    """change [N, T] scene-change scores of cut clips -> cut found (argmax) and frame grouping accuracy."""
+    T = change_spliced.shape[1]
+    found = change_spliced[:, 1:].argmax(axis=1) + 1
+    t = np.arange(T)[None]
+    frame_acc = ((t >= found[:, None]) == (t >= cuts[:, None])).mean()
+    return {"cut_acc": float((found == cuts).mean()), "cut_chance": 1.0 / (T - 1), "frame_group_acc": float(frame_acc)}
+
+
+def best_threshold(cut_scores: np.ndarray, other_scores: np.ndarray) -> float:
+    """The threshold that best separates scores of cut transitions from the others (max F1)."""
+    vals = np.unique(np.concatenate([cut_scores, other_scores]))
+    cands = (vals[:-1] + vals[1:]) / 2 if len(vals) > 1 else vals
+    best, best_f1 = float(cands[0]), -1.0
+    for c in cands:
+        tp = float((cut_scores > c).sum())
+        fp = float((other_scores > c).sum())
+        f1 = 2 * tp / (2 * tp + fp + (len(cut_scores) - tp))
+        if f1 > best_f1:
+            best, best_f1 = float(c), f1
+    return best
+
+
+@torch.no_grad()
+def _video_outputs(heads: SViLMHeads, tokens: np.ndarray | torch.Tensor, batch: int = 50) -> list[np.ndarray]:
+    outs: list[list[np.ndarray]] = []
+    for i in range(0, len(tokens), batch):
+        x = torch.as_tensor(np.asarray(tokens[i:i + batch], dtype=np.float32))
+        o = heads.video(x)
+        outs.append([t.numpy() for t in o])
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def spliced_tokens(fs: FeatureSet, partner: np.ndarray, cuts: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    a = np.asarray(fs.tokens[lo:hi], dtype=np.float32)
+    b = np.stack([np.asarray(fs.tokens[j], dtype=np.float32) for j in partner[lo:hi]])
+    T = a.shape[1]
+    keep = np.arange(T)[None, :] < cuts[lo:hi, None]
+    return np.where(keep[:, :, None, None], a, b)
+
+
+@torch.no_grad()
+def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundTruth | None,
+             batch: int = 50) -> dict[str, float]:
+    heads.eval()
+    n = len(fs)
+    zv, assign, probs, groups = [], [], [], []
+    zt = []
+    for i in range(0, n, batch):
+        idx = np.arange(i, min(n, i + batch))
+        tokens, text, mask = _batch(fs, idx)
+        o = heads.video(tokens)
+        zv.append(o[1])
+        groups.append(o[2].numpy())
+        assign.append(o[3].numpy())
+        probs.append(o[4].numpy())
+        K = text.shape[1]
+        zt.append(heads.text(text.flatten(0, 1), mask.flatten(0, 1))[0].view(len(idx), K, -1))
+    zv, zt = torch.cat(zv), torch.cat(zt)  # [N, E], [N, 3, E]: caption, order-swapped, attribute-swapped
+    sim = zt[:, 0] @ zv.t()
+    rank = (sim > sim.diag()[:, None]).sum(dim=1)
+    own = torch.einsum("nke,ne->nk", zt, zv)
+    m = {"n": float(n), "chance_r1": 1.0 / n, "r1": float((rank < 1).float().mean()),
+         "r5": float((rank < 5).float().mean()), "r10": float((rank < 10).float().mean()),
+         "median_rank": float(rank.float().median() + 1),
+         "order_acc": float((own[:, 0] > own[:, 1]).float().mean()),
+         "attribute_acc": float((own[:, 0] > own[:, 2]).float().mean())}
+    groups, assign, probs = np.concatenate(groups), np.concatenate(assign), np.concatenate(probs)
+    if truth is not None:
+        noun_text = sorted({t for row in truth.nouns for t in row})
+        from finsta_rt.tokenizer import WordPieceTokenizer  # noqa: F401  (the table's tokenizer built these)
+        feats = {p: k for k, p in enumerate(table.phrases)}
+        missing = [p for p in noun_text if p.lower() not in feats]
+        if missing:
+            raise RuntimeError(f"held-out nouns {missing[:3]} are not in the noun table")
+        rows = [feats[p.lower()] for p in noun_text]
+        _, nemb = heads.text(table.features[rows], table.mask[rows])
+        nemb = {p: nemb[k].numpy() for k, p in enumerate(noun_text)}
+        hits, chance, hits50, chance50 = [], [], [], []
+        for i in range(len(truth.nouns)):
+            heat = heat_maps(np.stack([nemb[p] for p in truth.nouns[i]]), groups[i], assign[i])
+            h, c = pointing(heat, assign[i], probs[i], truth.coverage[i])
+            h5, c5 = pointing(heat, assign[i], probs[i], truth.coverage[i], 0.5)
+            hits += h
+            chance += c
+            hits50 += h5
+            chance50 += c5
+        m.update({"ground_acc": float(np.mean(hits)), "ground_random": float(np.mean(chance)),
+                  "ground_acc50": float(np.mean(hits50)), "ground_random50": float(np.mean(chance50)),
+                  "ground_n": float(len(hits))})
+    partner, cuts = temporal_cuts(n, fs.tokens.shape[1])
+    change = np.concatenate([_video_outputs(heads, spliced_tokens(fs, partner, cuts, i, min(n, i + batch)))[6]
+                             for i in range(0, n, batch)])
+    m.update(temporal_metrics(change, cuts))
+    heads.train()
+    return m
+
+
+@torch.no_grad()
+def calibrate_threshold(heads: SViLMHeads, fs: FeatureSet, n: int = 200) -> float:
+    """Scene-change threshold from training clips: half spliced at a random cut, scores of the cut
+    transitions against all other transitions (of spliced and intact clips)."""
+    heads.eval()
+    n = min(n, len(fs))
+    partner, cuts = temporal_cuts(n, fs.tokens.shape[1], seed=11)
+    spliced = np.concatenate([_video_outputs(heads, spliced_tokens(fs, partner, cuts, i, min(n, i + 50)))[6]
+                              for i in range(0, n, 50)])
+    intact = _video_outputs(heads, fs.tokens[:n])[6]
+    T = spliced.shape[1]
+    is_cut = np.arange(T)[None] == cuts[:, None]
+    cut_scores = spliced[is_cut]
+    others = np.concatenate([spliced[:, 1:][~is_cut[:, 1:]], intact[:, 1:].ravel()])
+    heads.train()
+    return best_threshold(cut_scores, others)
+
+
+# ----------------------------------------------------------------------------- training
+def train_svilm(cfg: TrainConfig, resume: bool = True) -> TrainResult:
+    o = cfg.optim
+    torch.manual_seed(o.seed)
+    if o.threads:
+        torch.set_num_threads(o.threads)
+    run = Path(cfg.output)
+    run.mkdir(parents=True, exist_ok=True)
+    bb = build_backbones(cfg)
+    train_fs, val_fs = cache_features(cfg, "train", bb), cache_features(cfg, "val", bb)
+    scfg = svilm_config_for(cfg, bb)
+    weights = loss_weights(cfg)
+    t0 = time.monotonic()
+    train_nouns, val_nouns = noun_table(train_fs, bb), noun_table(val_fs, bb)
+    truth = ground_truth(cfg, "val", scfg.grid)
+    log.info("noun phrases (%d train, %d val unique) and held-out object masks in %.0f s",
+             len(train_nouns.phrases), len(val_nouns.phrases), time.monotonic() - t0)
+
+    heads = SViLMHeads(scfg)
+    opt = torch.optim.AdamW(heads.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=(0.9, 0.98))
+    steps_per_epoch = math.ceil(len(train_fs) / o.batch_size)
+    total, warm = o.epochs * steps_per_epoch, max(1, int(o.warmup_epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    ckpt = run / CHECKPOINT
+    start_epoch, spent = 0, 0.0
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state["train_config"] == cfg.to_dict():
+            heads.load_state_dict(state["heads"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start_epoch, spent = state["epoch"], state["train_seconds"]
+            log.info("resuming %s at epoch %d", ckpt, start_epoch)
+        else:
+            log.warning("%s was trained with another config; starting afresh", ckpt)
+
+    rng = np.random.default_rng(o.seed + start_epoch)
+    metrics: dict[str, float] = {}
+    budget, t_start = o.max_minutes * 60, time.monotonic() - spent
+    epoch, stopped = start_epoch, False
+    heads.train()
+    for epoch in range(start_epoch, o.epochs):
+        order = rng.permutation(len(train_fs))
+        losses, parts_sum = [], {}
+        for s in range(steps_per_epoch):
+            idx = np.sort(order[s * o.batch_size:(s + 1) * o.batch_size])
+            if len(idx) < 2:
+                continue
+            tokens, text, mask = _batch(train_fs, idx)
+            loss, parts = step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                heads.log_temp.clamp_(math.log(0.01), math.log(0.5))
+            losses.append(float(loss.detach()))
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
+            if time.monotonic() - t_start > budget:
+                stopped = True
+                break
+        elapsed = time.monotonic() - t_start
+        line = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
+                **{f"loss_{k}": v / max(1, len(losses)) for k, v in parts_sum.items()}, "seconds": round(elapsed, 1)}
+        if stopped or epoch + 1 == o.epochs or (epoch + 1) % o.eval_every == 0:
+            metrics = evaluate(heads, val_fs, val_nouns, truth)
+            line.update({f"val_{k}": v for k, v in metrics.items()})
+        log.info("epoch %d/%d loss %.4f (%s) %.0fs%s", epoch + 1, o.epochs, line["loss"] or float("nan"),
+                 ", ".join(f"{k} {v / max(1, len(losses)):.3f}" for k, v in parts_sum.items()), elapsed,
+                 "" if "val_r1" not in line else
+                 f"  val R@1 {metrics['r1']:.3f} ground {metrics['ground_acc']:.3f} (random "
+                 f"{metrics['ground_random']:.3f}) cut {metrics['cut_acc']:.3f}")
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+        _save(ckpt, heads, scfg, cfg, opt, sched, epoch + 1, elapsed, metrics)
+        if stopped:
+            log.warning("stopped by the %.1f-minute limit after epoch %d", o.max_minutes, epoch + 1)
+            break
+    if not metrics:
+        metrics = evaluate(heads, val_fs, val_nouns, truth)
+    heads.cfg.scene_threshold = float(np.clip(calibrate_threshold(heads, train_fs), 0.0, 2.0))
+    metrics["scene_threshold"] = heads.cfg.scene_threshold
+    log.info("scene-change threshold calibrated on training clips: %.4f", heads.cfg.scene_threshold)
+    _save(ckpt, heads, heads.cfg, cfg, opt, sched, epoch + 1, time.monotonic() - t_start, metrics)
+    return TrainResult(run, metrics, time.monotonic() - t_start, epoch + 1)
+
+
+def _save(path: Path, heads, scfg, cfg, opt, sched, epoch, seconds, metrics) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"heads": heads.state_dict(), "svilm_config": scfg.to_dict(), "train_config": cfg.to_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
+                "train_seconds": seconds, "metrics": metrics}, tmp)
+    tmp.replace(path)
+
+
+def load_svilm(run_or_ckpt: str | Path) -> tuple[SViLMHeads, TrainConfig, dict]:
+    from .config import parse_config
+
+    p = Path(run_or_ckpt)
+    p = p / CHECKPOINT if p.is_dir() else p
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p} (train first: finsta-train CONFIG.yaml)")
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    cfg = parse_config(state["train_config"], str(p))
+    heads = SViLMHeads(SViLMConfig.from_dict(state["svilm_config"]))
+    heads.load_state_dict(state["heads"])
+    return heads.eval(), cfg, state.get("metrics", {})
