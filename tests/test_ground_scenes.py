@@ -1,0 +1,224 @@
+"""``finsta-rt ground`` and ``finsta-rt scenes``: noun phrases, heat maps, upsampling and PNG writing
+against independent references (float64 loops, PyAV's PNG decoder), the windowing of scene-change
+scores, and both commands end to end on a tiny S-ViLM bundle, bad inputs included."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zlib
+
+import av
+import numpy as np
+import pytest
+
+from finsta_rt import ground, scenes
+from finsta_rt.ground import GroundError, heat_maps, noun_phrases, peak_patches, upsample, write_png
+from media import write_bytes, write_video
+from test_svilm_bundle import svilm_bundles  # noqa: F401  (session fixture)
+
+
+def cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="finsta-rt")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ground.add_parser(sub)
+    scenes.add_parser(sub)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+# ----------------------------------------------------------------------------- nouns and heat maps
+@pytest.mark.parametrize("text, want", [
+    ("first a large red circle moves left, after that the small blue square appears",
+     ["large red circle", "small blue square"]),
+    ("a man rides a bike on the road", ["man", "bike", "road"]),
+    ("the red circle hits the Red Circle", ["red circle"]),  # duplicates removed, case-insensitively
+])
+def test_noun_phrases(text, want):
+    assert noun_phrases(text) == want
+
+
+@pytest.mark.parametrize("text, msg", [("", "empty"), ("   ", "empty"), ("moves quickly", "no nouns")])
+def test_noun_phrases_errors(text, msg):
+    with pytest.raises(GroundError, match=msg):
+        noun_phrases(text)
+
+
+def test_heat_maps_match_loop():
+    rng = np.random.default_rng(0)
+    nouns, groups = rng.normal(size=(3, 5)), rng.normal(size=(4, 5))
+    assign = rng.integers(0, 4, size=(2, 9))
+    got = heat_maps(nouns, groups, assign)
+    for k in range(3):
+        for t in range(2):
+            for p in range(9):
+                assert abs(got[k, t, p] - float(np.dot(nouns[k], groups[assign[t, p]]))) < 1e-5
+    with pytest.raises(ValueError, match="groups outside"):
+        heat_maps(nouns, groups, assign + 4)
+    with pytest.raises(ValueError, match="share E"):
+        heat_maps(nouns, groups[:, :3], assign)
+
+
+def test_peak_patches_break_ties_by_confidence():
+    heat = np.array([[[1.0, 2.0, 2.0, 0.0]], [[3.0, 2.0, 2.0, 0.0]]])  # [K=2, T=1, P=4]
+    assign = np.array([[0, 1, 1, 2]])
+    probs = np.full((1, 4, 3), 0.1)
+    probs[0, 1, 1], probs[0, 2, 1] = 0.5, 0.7
+    assert peak_patches(heat, assign, probs).tolist() == [[2], [0]]
+    probs[0, 1, 1] = 0.9
+    assert peak_patches(heat, assign, probs).tolist() == [[1], [0]]
+
+
+def test_upsample_matches_float64_bilinear():
+    rng = np.random.default_rng(1)
+    maps = rng.normal(size=(2, 12))  # grid 3 x 4
+    H, W = 7, 10
+    got = upsample(maps, (3, 4), H, W)
+    src = maps.reshape(2, 3, 4)
+
+    def coord(i, n_in, n_out):  # align_corners=False, clamped at the borders
+        x = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1.0)
+        i0 = int(np.floor(x))
+        return i0, min(i0 + 1, n_in - 1), x - i0
+
+    for b in range(2):
+        for y in range(H):
+            y0, y1, fy = coord(y, 3, H)
+            for x in range(W):
+                x0, x1, fx = coord(x, 4, W)
+                want = ((1 - fy) * ((1 - fx) * src[b, y0, x0] + fx * src[b, y0, x1])
+                        + fy * ((1 - fx) * src[b, y1, x0] + fx * src[b, y1, x1]))
+                assert abs(got[b, y, x] - want) < 1e-5
+    np.testing.assert_allclose(upsample(np.full((1, 4), 0.3), (2, 2), 5, 5), 0.3, atol=1e-6)
+
+
+def test_png_decodes_with_an_independent_decoder(tmp_path):
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, size=(13, 17, 3), dtype=np.uint8)
+    write_png(tmp_path / "x.png", img)
+    with av.open(str(tmp_path / "x.png")) as c:
+        got = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert np.array_equal(got, img)
+    assert np.array_equal(ground.read_png(tmp_path / "x.png"), img)
+    data = (tmp_path / "x.png").read_bytes()
+    assert data[12:16] == b"IHDR" and zlib.crc32(data[12:29]) == int.from_bytes(data[29:33], "big")
+    with pytest.raises(ValueError, match="uint8"):
+        write_png(tmp_path / "y.png", img.astype(np.float32))
+
+
+def test_require_svilm_names_the_family():
+    class Spec:
+        def __init__(self, name):
+            self.name = name
+
+    class G:
+        def __init__(self, names):
+            self.outputs = [Spec(n) for n in names]
+
+    class B:
+        name, family = "stgt-demo", "stgt"
+        graphs = {"video": G(["video_embedding", "video_global", "video_tokens"]), "text": G(["text_embedding"])}
+
+    class M:
+        bundle = B()
+
+    with pytest.raises(GroundError, match="family 'stgt'.*S-ViLM"):
+        ground.require_svilm(M())
+
+
+# ----------------------------------------------------------------------------- scene windows
+@pytest.mark.parametrize("n, T", [(2, 4), (7, 4), (8, 4), (25, 8), (9, 2)])
+def test_windows_cover_every_transition_once(n, T):
+    starts = scenes.window_starts(n, T)
+    covered = [i for s in starts for i in range(s + 1, min(s + T, n))]
+    assert sorted(covered) == list(range(1, n))
+    change = np.random.default_rng(n).random((len(starts), T))
+    got = scenes.transition_scores(change, n, T)
+    for w, s in enumerate(starts):
+        for t in range(1, T):
+            if s + t < n:
+                assert got[s + t] == change[w, t]
+    assert got[0] == 0
+
+
+def test_boundaries_are_local_maxima_above_threshold():
+    s = np.array([0, 0.1, 0.9, 0.2, 0.6, 0.6, 0.1, 0.95])
+    assert scenes.boundaries(s, 0.5) == [2, 4, 7]
+    assert scenes.boundaries(s, 0.92) == [7]
+    assert scenes.boundaries(np.zeros(5), 0.0) == []
+
+
+# ----------------------------------------------------------------------------- the commands end to end
+def two_scene_video(path, n=24, fps=8):
+    rng = np.random.default_rng(3)
+    a = np.repeat(rng.integers(0, 60, (1, 48, 64, 3), dtype=np.uint8), n // 2, axis=0)
+    b = np.repeat(rng.integers(180, 255, (1, 48, 64, 3), dtype=np.uint8), n - n // 2, axis=0)
+    return write_video(path, np.concatenate([a, b]), fps=fps)
+
+
+def test_scenes_json(svilm_bundles, tmp_path, capsys):  # noqa: F811
+    _, _, spec, paths = svilm_bundles
+    video = two_scene_video(tmp_path / "v.mp4")
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "fps:4", "--threshold", "0",
+                "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    times = [s["time"] for s in r["scores"]]
+    assert r["frames"] == len(times) == 12 and np.all(np.diff(times) > 0)  # 3 s at 4 fps
+    scores = np.array([s["score"] for s in r["scores"]])
+    assert [b["index"] for b in r["boundaries"]] == scenes.boundaries(scores, 0.0)
+    assert r["threshold"] == 0 and len(r["scenes"]) == len(r["boundaries"]) + 1
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video)]) == 0  # the bundle's threshold (0.25)
+    out = capsys.readouterr().out
+    assert "threshold 0.250" in out and "scene 1:" in out
+
+
+def test_ground_writes_overlays(svilm_bundles, tmp_path, capsys):  # noqa: F811
+    _, _, spec, paths = svilm_bundles
+    video = two_scene_video(tmp_path / "v.mp4")
+    out = tmp_path / "heat"
+    assert cli(["ground", str(paths["portable"]), "--video", str(video), "--text", "a red circle and a blue square",
+                "-o", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    T, S = spec.preprocess.frames, spec.preprocess.size
+    assert [n["noun"] for n in r["nouns"]] == ["red circle", "blue square"]
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 2 * T
+    img = ground.read_png(files[0])
+    assert img.shape == (S, S, 3)
+    assert all(0 <= y < 4 and 0 <= x < 4 for n in r["nouns"] for y, x in n["peak_patch"])  # tiny_vit: 4 x 4 patches
+
+
+@pytest.mark.parametrize("make, msg", [
+    (lambda d: d / "missing.mp4", "missing.mp4"),
+    (lambda d: write_bytes(d / "junk.mp4", b"not a video at all" * 50), "junk.mp4"),
+])
+@pytest.mark.parametrize("command", ["ground", "scenes"])
+def test_bad_video_is_a_clear_error(svilm_bundles, tmp_path, capsys, make, msg, command):  # noqa: F811
+    _, _, _, paths = svilm_bundles
+    argv = [command, str(paths["custom"]), "--video", str(make(tmp_path))]
+    if command == "ground":
+        argv += ["--text", "a red circle", "-o", str(tmp_path / "o")]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"finsta-rt {command}: ") and msg in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, msg", [("", "the text is empty"), ("  ", "the text is empty"),
+                                       ("moves left quickly", "found no nouns")])
+def test_ground_bad_text_is_a_clear_error(svilm_bundles, tmp_path, capsys, text, msg):  # noqa: F811
+    _, _, _, paths = svilm_bundles
+    video = two_scene_video(tmp_path / "v.mp4")
+    assert cli(["ground", str(paths["custom"]), "--video", str(video), "--text", text, "-o", str(tmp_path / "o")]) == 2
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_scenes_option_errors(svilm_bundles, tmp_path, capsys):  # noqa: F811
+    _, _, _, paths = svilm_bundles
+    video = two_scene_video(tmp_path / "v.mp4")
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--threshold", "3"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "segments:2"]) == 2
+    assert "dense sampling" in capsys.readouterr().err
+    assert cli(["scenes", str(tmp_path / "nobundle"), "--video", str(video)]) == 2
+    assert "nobundle" in capsys.readouterr().err
