@@ -7,6 +7,8 @@
     finsta-rt search OUT --text "..." [-k K]       exact top-k over extracted features
     finsta-rt bench BUNDLE INPUT...                decode / model / pipeline throughput
     finsta-rt ops                                  the op libraries and execution providers
+    finsta-rt ground BUNDLE --video V --text T     heat maps of each noun of T (S-ViLM), PNG
+    finsta-rt scenes BUNDLE --video V [--json]     scene boundaries with timestamps (S-ViLM)
 """
 
 from __future__ import annotations
@@ -306,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "which ONNX Runtime execution providers this machine offers. "
                                    "Exit status 1 if the CPU library is missing or stale.")
     p.set_defaults(func=_cmd_ops)
+    from . import ground, scenes  # S-ViLM bundles: where nouns are, where scenes change
+
+    ground.add_parser(sub)
+    scenes.add_parser(sub)
     return ap
 
 
