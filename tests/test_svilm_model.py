@@ -256,3 +256,32 @@ def test_temporal_helpers():
     # thresholds in (0.2, 0.3) keep all 3 cuts with 1 false alarm (F1 6/7); above 0.35 one cut is lost (F1 4/5)
     assert 0.2 < thr < 0.3
     assert 0.35 < best_threshold(np.array([0.8, 0.9]), np.array([0.1, 0.2, 0.35, 0.05])) < 0.8
+
+
+def test_noun_contrast_loss_matches_numpy():
+    from finsta.models.svilm import noun_contrast_loss
+
+    rng = np.random.default_rng(9)
+    K, J, G, E = 6, 3, 4, 5
+    nouns = rng.normal(size=(K, E))
+    groups = rng.normal(size=(J, G, E))
+    owner = np.array([0, 0, 1, 2, 2, 2])  # clip 1 has a single noun: no term
+    tau_g, temp = 0.2, 0.1
+    a = []
+    for k in range(K):
+        w = np_softmax(groups[owner[k]] @ nouns[k] / tau_g, 0)
+        a.append(w @ groups[owner[k]])
+    a = np.array(a)
+    terms = []
+    for k in range(K):
+        mates = np.flatnonzero(owner == owner[k])
+        if len(mates) < 2:
+            continue
+        lg = np.array([nouns[k] @ a[j] for j in mates]) / temp
+        terms.append(-(nouns[k] @ a[k] / temp - np.log(np.exp(lg).sum())))
+    got = noun_contrast_loss(torch.tensor(nouns), torch.tensor(owner), torch.tensor(groups), tau_g,
+                             torch.tensor(temp, dtype=torch.float64))
+    assert math.isclose(float(got), np.mean(terms), rel_tol=1e-9)
+    one = noun_contrast_loss(torch.tensor(nouns[:1]), torch.tensor([0]), torch.tensor(groups), tau_g,
+                             torch.tensor(temp, dtype=torch.float64))
+    assert float(one) == 0.0

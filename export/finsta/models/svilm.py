@@ -270,6 +270,24 @@ def grounding_loss(nouns: Tensor, owner: Tensor, same: Tensor, groups: Tensor, t
     return F.cross_entropy(s, owner)
 
 
+def noun_contrast_loss(nouns: Tensor, owner: Tensor, groups: Tensor, tau_g: float, temp: Tensor) -> Tensor:
+    """Intra-clip noun contrast (our addition, not in the paper; ``noun_contrast_weight``): the inter-clip
+    loss is satisfied by one group covering every object of a clip, so it never asks two nouns of the
+    same clip to find different things. Here noun k of clip b must match the groups it attends to,
+    a^b_k, better than the groups that the clip's other nouns attend to, a^b_k'. Clips with a single
+    noun add nothing; returns 0 when no clip has two. nouns [K, E], owner [K], groups [J, G, E]."""
+    g = groups[owner]  # [K, G, E]: each noun's own clip
+    w = torch.softmax(torch.einsum("ke,kme->km", nouns, g) / tau_g, dim=-1)
+    a = torch.einsum("km,kme->ke", w, g)  # a^b_k
+    s = (nouns @ a.t()) / temp  # [K, K]: noun k against the attended groups of noun k'
+    same = owner[:, None] == owner[None, :]
+    rows = same.sum(dim=1) > 1
+    if not bool(rows.any()):
+        return s.sum() * 0.0
+    s = s.masked_fill(~same, torch.finfo(s.dtype).min)
+    return F.cross_entropy(s[rows], torch.arange(len(owner))[rows])
+
+
 def splice(tokens: Tensor, partner: Tensor, start: Tensor, end: Tensor) -> tuple[Tensor, Tensor]:
     """Cut-and-paste: clip i (of the first len(partner) clips) takes frames [start_i, end_i) from
     clip partner[i]. Returns the spliced tokens and the foreground labels y [B, T] (1 original, 0 pasted)."""

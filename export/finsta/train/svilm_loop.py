@@ -32,7 +32,7 @@ import torch
 
 from finsta_rt.ground import heat_maps, noun_phrases, peak_patches
 
-from ..models.svilm import (SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss, splice,
+from ..models.svilm import (SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss, noun_contrast_loss, splice,
                             temporal_grouping_loss)
 from .config import TrainConfig
 from .features import Backbones, FeatureSet, build_backbones, cache_features, synthetic_split
@@ -49,11 +49,13 @@ def svilm_config_for(cfg: TrainConfig, bb: Backbones) -> SViLMConfig:
                                   "grid": tuple(bb.frame.grid), "frames": cfg.data.frames})
 
 
-LOSS_KEYS = ("ground_weight", "temporal_weight")
+LOSS_KEYS = ("ground_weight", "temporal_weight", "noun_contrast_weight")
 
 
-def loss_weights(cfg: TrainConfig) -> tuple[float, float]:
-    return float(cfg.model.get("ground_weight", 1.0)), float(cfg.model.get("temporal_weight", 1.0))
+def loss_weights(cfg: TrainConfig) -> tuple[float, float, float]:
+    """(ground, temporal, intra-clip noun contrast) weights; the last is our addition (default 0: the paper's losses)."""
+    return (float(cfg.model.get("ground_weight", 1.0)), float(cfg.model.get("temporal_weight", 1.0)),
+            float(cfg.model.get("noun_contrast_weight", 0.0)))
 
 
 def validate_model(model: dict) -> None:
@@ -104,7 +106,7 @@ def _batch_nouns(table: NounTable, idx: np.ndarray) -> tuple[np.ndarray, torch.T
 
 # ----------------------------------------------------------------------------- losses per step
 def step_loss(heads: SViLMHeads, tokens: torch.Tensor, text: torch.Tensor, mask: torch.Tensor, table: NounTable,
-              idx: np.ndarray, rng: np.random.Generator, weights: tuple[float, float]) -> tuple[torch.Tensor, dict]:
+              idx: np.ndarray, rng: np.random.Generator, weights: tuple[float, ...]) -> tuple[torch.Tensor, dict]:
     B, T = tokens.shape[:2]
     cfg = heads.cfg
     temp = heads.temperature
@@ -119,6 +121,10 @@ def step_loss(heads: SViLMHeads, tokens: torch.Tensor, text: torch.Tensor, mask:
         l_g = grounding_loss(nouns[rows], owner, same, groups, cfg.ground_tau, temp)
         loss = loss + weights[0] * l_g
         parts["ground"] = float(l_g.detach())
+        if len(weights) > 2 and weights[2] > 0:
+            l_n = noun_contrast_loss(nouns[rows], owner, groups, cfg.ground_tau, temp)
+            loss = loss + weights[2] * l_n
+            parts["noun_contrast"] = float(l_n.detach())
     if weights[1] > 0 and T >= 2:
         # half the batch is spliced (with partners from the whole batch): the loss needs no more, and
         # the second forward pass is the costliest part of a step
