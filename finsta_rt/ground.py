@@ -230,7 +230,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "\"small red circle\", \"blue square\"); each is encoded by the bundle's text tower and compared\n"
                     "with the video's group tokens. Every patch takes the score of the group it is assigned to,\n"
                     "so each noun lights up the segment of its best group (red = high, blue = low; scaled per\n"
-                    "noun over the clip). A white dot marks the peak patch. Files: OUT/<noun>_frameNN.png.",
+                    "noun over the clip). A white dot marks the peak patch. The overlays are drawn on the frames\n"
+                    "as the model sees them (resized and centre-cropped to the bundle's size).\n"
+                    "Files: OUT/<noun>_frameNN.png.",
         epilog="examples:\n"
                "  finsta-rt ground bundles/svilm --video clip.mp4 --text \"a red circle and a blue square\" -o heat/\n"
                "  finsta-rt ground bundles/svilm --video clip.mp4 --text \"a dog\" --sampling fps:2 --json\n"

@@ -119,7 +119,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "(1 - cosine of their temporal-grouping features). A boundary is a local maximum above the\n"
                     "threshold (default: the one calibrated at training time and stored in the bundle). Its\n"
                     "time is the first sampled frame of the new scene; the cut lies after the previous sampled\n"
-                    "frame, so denser sampling gives tighter times.",
+                    "frame, so denser sampling gives tighter times.\n\n"
+                    "The stored threshold is calibrated on synthetic cut-and-paste clips, whose cuts change\n"
+                    "far more than real shot cuts do: on real footage start with --threshold 0.1 and look at\n"
+                    "the scores (--json) to adjust (benchmarks/eval_svilm.py measures this on bikes.mp4).",
         epilog="examples:\n"
                "  finsta-rt scenes bundles/svilm --video film.mp4\n"
                "  finsta-rt scenes bundles/svilm --video film.mp4 --sampling fps:8 --threshold 0.3 --json\n"
