@@ -952,6 +952,8 @@ def encode_text_graphs(
     edge_type = np.zeros((B, N, N), dtype=np.int64)
     edge_type[:, np.arange(N), np.arange(N)] = SELF_EDGE
     pred_order = np.full((B, N), -1, dtype=np.int64)
+    truncated: list[int] = []  # texts that lost nodes past max_length
+    crowded: list[int] = []  # texts with more than max_nodes nodes
     for b, (g, text) in enumerate(zip(graphs, texts)):
         if g.text != text:
             raise SceneGraphError(f"graphs[{b}] was parsed from {g.text!r}, not from texts[{b}] = {text!r}")
@@ -968,12 +970,14 @@ def encode_text_graphs(
                 continue
             tok_spans[i] = ts
             keep.append(i)
-        if lost:
-            log.warning("text %d (%.40r): %d scene-graph node(s) lie past max_length=%d tokens and were dropped",
-                        b, text, lost, limit)
+        if lost:  # one summary warning per call (a training set has thousands of texts)
+            truncated.append(b)
+            log.debug("text %d (%.40r): %d scene-graph node(s) lie past max_length=%d tokens and were dropped",
+                      b, text, lost, limit)
         if len(keep) > N:
-            log.warning("text %d (%.40r): %d scene-graph nodes, max_nodes=%d: the last %d (caption order) were "
-                        "dropped", b, text, len(keep), N, len(keep) - N)
+            crowded.append(b)
+            log.debug("text %d (%.40r): %d scene-graph nodes, max_nodes=%d: the last %d (caption order) were "
+                      "dropped", b, text, len(keep), N, len(keep) - N)
             keep = sorted(keep, key=lambda i: (g.nodes[i].start, i))[:N]
             keep.sort()
         slot = {old: new for new, old in enumerate(keep)}
@@ -989,5 +993,11 @@ def encode_text_graphs(
                 edge_type[b, v, u] = EDGE_TYPE_IDS[e.kind] + 3
         for k, i in enumerate(p for p in g.predicate_order if p in slot):
             pred_order[b, slot[i]] = k
+    if truncated:
+        log.warning("%d of %d texts (e.g. text %d, %.40r) lost scene-graph nodes past max_length=%d tokens",
+                    len(truncated), B, truncated[0], texts[truncated[0]], limit)
+    if crowded:
+        log.warning("%d of %d texts (e.g. text %d, %.40r) have more than max_nodes=%d nodes; the last ones in "
+                    "caption order were dropped", len(crowded), B, crowded[0], texts[crowded[0]], N)
     return {"node_span": node_span, "node_type": node_type, "node_mask": node_mask, "adj": edge_type != 0,
             "edge_type": edge_type, "pred_order": pred_order}

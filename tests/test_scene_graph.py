@@ -292,7 +292,7 @@ def test_too_many_nodes_are_truncated_with_a_warning(tok, caplog):
     assert len(g.nodes) == 14
     with caplog.at_level(logging.WARNING, logger="finsta_rt.scene_graph"):
         out = encode_text_graphs([g], TEXTS[1:2], tok, max_nodes=5)
-    assert "max_nodes=5" in caplog.text and "14 scene-graph nodes" in caplog.text
+    assert "1 of 1 texts" in caplog.text and "more than max_nodes=5 nodes" in caplog.text
     check_contract(out, 1, 5)
     assert out["node_mask"].all()
     assert list(out["node_type"][0]) == [2, 2, 1, 3, 2]  # the first five in caption order
@@ -303,7 +303,7 @@ def test_nodes_past_max_length_are_dropped_with_a_warning(tok, caplog):
     g = rule_parse(TEXTS[1])
     with caplog.at_level(logging.WARNING, logger="finsta_rt.scene_graph"):
         out = encode_text_graphs([g], TEXTS[1:2], tok, max_nodes=32, max_length=10)
-    assert "past max_length=10" in caplog.text
+    assert "1 of 1 texts" in caplog.text and "past max_length=10" in caplog.text
     check_contract(out, 1, 32)
     assert out["node_span"][0][out["node_mask"][0]].max() <= 9  # inside [CLS] w1..w8 [SEP]
     # [CLS] first a large green square moves left past [SEP]: large, green, square, "moves left past"
