@@ -44,3 +44,15 @@ def real_bundle(tmp_path_factory):
                       bb.tokenizer.max_length, cfg.to_dict())
     path = export_bundle(video, text, spec, out_dir=tmp_path_factory.mktemp("real") / "stgt")
     return video, text, spec, path
+
+
+@pytest.fixture(scope="session")
+def svilm_bundles(tmp_path_factory):
+    """Both flavours of a tiny S-ViLM bundle (untrained heads), exported once per session."""
+    from test_svilm_bundle import tiny_svilm_towers
+    from finsta.export.bundle import export_bundle
+
+    video, text, spec, heads = tiny_svilm_towers()
+    root = tmp_path_factory.mktemp("svilm")
+    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl) for fl in ("custom", "portable")}
+    return video, text, spec, paths

@@ -15,7 +15,6 @@ import pytest
 from finsta_rt import ground, scenes
 from finsta_rt.ground import GroundError, heat_maps, noun_phrases, peak_patches, upsample, write_png
 from media import write_bytes, write_video
-from test_svilm_bundle import svilm_bundles  # noqa: F401  (session fixture)
 
 
 def cli(argv: list[str]) -> int:

@@ -39,15 +39,6 @@ def tiny_svilm_towers(frames: int = 4, seed: int = 0):
             SViLMTextTower(tb, heads.text).eval(), spec, heads)
 
 
-@pytest.fixture(scope="session")
-def svilm_bundles(tmp_path_factory):
-    """Both flavours of a tiny S-ViLM bundle (untrained heads), exported once per session."""
-    video, text, spec, heads = tiny_svilm_towers()
-    root = tmp_path_factory.mktemp("svilm")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl) for fl in ("custom", "portable")}
-    return video, text, spec, paths
-
-
 def _cos_rows(a, b) -> np.ndarray:
     a = np.asarray(a, np.float64).reshape(len(a), -1)
     b = np.asarray(b, np.float64).reshape(len(b), -1)

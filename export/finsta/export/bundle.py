@@ -179,8 +179,6 @@ def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Mod
     scorer_in = ("video_embedding", "video_tracks", "video_frames", "video_graph", "text_embedding", "text_objects",
                  "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
     named = {**dict(zip(VIDEO_OUTPUTS, v_out)), **dict(zip(TEXT_OUTPUTS, t_out))}
-    with torch.no_grad():
-        s_out = scorer.eval()(*(named[k] for k in scorer_in))
     B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
 
     def dims(t: torch.Tensor, lead: str) -> list:

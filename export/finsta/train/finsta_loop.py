@@ -4,7 +4,6 @@ gated fusion learn. Captions and their hard negatives are parsed into text scene
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -22,11 +21,11 @@ from ..models.finsta import FinstaConfig, FinstaScorer, FinstaText, FinstaVideo
 from ..models.stgt import STGTHeads, similarity
 from .config import TrainConfig
 from .features import FeatureSet, build_backbones, cache_features
+from .fit import CHECKPOINT, fit, read_checkpoint, save_checkpoint
 from .loop import TrainResult, _batch, _encode_texts, load_heads
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 GRAPH_KEYS = ("node_span", "node_type", "adj", "edge_type", "pred_order")
 
 
@@ -129,8 +128,6 @@ def train_finsta(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     torch.manual_seed(o.seed)
     if o.threads:
         torch.set_num_threads(o.threads)
-    run = Path(cfg.output)
-    run.mkdir(parents=True, exist_ok=True)
     host, host_cfg, _ = load_heads(cfg.host)
     host.requires_grad_(False)
     for key in ("frame_backbone", "text_backbone"):
@@ -148,65 +145,15 @@ def train_finsta(cfg: TrainConfig, resume: bool = True) -> TrainResult:
              time.monotonic() - t0, host_metrics["r1"], host_metrics["order_acc"], host_metrics["attribute_acc"])
 
     heads = FinstaHeads(fcfg)
-    opt = torch.optim.AdamW(heads.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=(0.9, 0.98))
-    steps_per_epoch = math.ceil(len(train_fs) / o.batch_size)
-    total, warm = o.epochs * steps_per_epoch, max(1, int(o.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    ckpt = run / CHECKPOINT
-    start_epoch, spent = 0, 0.0
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["train_config"] == cfg.to_dict():
-            heads.load_state_dict(state["heads"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            start_epoch, spent = state["epoch"], state["train_seconds"]
-            log.info("resuming %s at epoch %d", ckpt, start_epoch)
-        else:
-            log.warning("%s was trained with another config; starting afresh", ckpt)
 
-    rng = np.random.default_rng(o.seed + start_epoch)
-    metrics: dict[str, float] = {}
-    budget, t_start = o.max_minutes * 60, time.monotonic() - spent
-    epoch, stopped = start_epoch, False
-    heads.train()
-    for epoch in range(start_epoch, o.epochs):
-        order = rng.permutation(len(train_fs))
-        losses = []
-        for s in range(steps_per_epoch):
-            idx = np.sort(order[s * o.batch_size:(s + 1) * o.batch_size])
-            if len(idx) < 2:
-                continue
-            loss = _step_loss(heads, train_fs, train_ho, idx, fcfg, o.hard_negatives)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                heads.log_temp.clamp_(math.log(0.01), math.log(0.5))
-            losses.append(float(loss.detach()))
-            if time.monotonic() - t_start > budget:
-                stopped = True
-                break
-        elapsed = time.monotonic() - t_start
-        line = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None, "seconds": round(elapsed, 1)}
-        if stopped or epoch + 1 == o.epochs or (epoch + 1) % o.eval_every == 0:
-            metrics = evaluate_finsta(heads, val_fs, val_ho)
-            line.update({f"val_{k}": v for k, v in metrics.items()})
-        log.info("epoch %d/%d loss %.4f %.0fs%s", epoch + 1, o.epochs, line["loss"] or float("nan"), elapsed,
-                 "" if "val_r1" not in line else f"  val R@1 {metrics['r1']:.3f} order {metrics['order_acc']:.3f} "
-                                                 f"attribute {metrics['attribute_acc']:.3f}")
-        with open(run / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
-        _save(ckpt, heads, fcfg, cfg, opt, sched, epoch + 1, elapsed, {**metrics, **{f"host_{k}": v for k, v in host_metrics.items()}})
-        if stopped:
-            log.warning("stopped by the %.1f-minute limit after epoch %d", o.max_minutes, epoch + 1)
-            break
-    if not metrics:
-        metrics = evaluate_finsta(heads, val_fs, val_ho)
-    return TrainResult(run, {**metrics, **{f"host_{k}": v for k, v in host_metrics.items()}},
-                       time.monotonic() - t_start, epoch + 1)
+    def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return _step_loss(heads, train_fs, train_ho, idx, fcfg, o.hard_negatives), {}
+
+    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate_finsta(heads, val_fs, val_ho), "finsta_config",
+                 fcfg.to_dict(), resume)
+    metrics = {**fitted.metrics, **{f"host_{k}": v for k, v in host_metrics.items()}}
+    save_checkpoint(Path(cfg.output) / CHECKPOINT, heads, "finsta_config", fcfg.to_dict(), cfg, fitted, metrics)
+    return TrainResult(Path(cfg.output), metrics, fitted.seconds, fitted.epochs)
 
 
 def _step_loss(heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, idx: np.ndarray, fcfg: FinstaConfig,
@@ -234,23 +181,8 @@ def _step_loss(heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, idx: np.ndar
     return loss
 
 
-def _save(path: Path, heads, fcfg, cfg, opt, sched, epoch, seconds, metrics) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"heads": heads.state_dict(), "finsta_config": fcfg.to_dict(), "train_config": cfg.to_dict(),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
-                "train_seconds": seconds, "metrics": metrics}, tmp)
-    tmp.replace(path)
-
-
 def load_finsta(run_or_ckpt: str | Path) -> tuple[FinstaHeads, TrainConfig, dict]:
-    from .config import parse_config
-
-    p = Path(run_or_ckpt)
-    p = p / CHECKPOINT if p.is_dir() else p
-    if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {p} (train first: finsta-train CONFIG.yaml)")
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    cfg = parse_config(state["train_config"], str(p))
+    state, cfg = read_checkpoint(run_or_ckpt)
     heads = FinstaHeads(FinstaConfig.from_dict(state["finsta_config"]))
     heads.load_state_dict(state["heads"])
     return heads.eval(), cfg, state.get("metrics", {})

@@ -20,9 +20,7 @@ threshold is calibrated on training clips and stored in the model config.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +34,11 @@ from ..models.svilm import (SViLMConfig, SViLMHeads, contrastive_loss, grounding
                             temporal_grouping_loss)
 from .config import TrainConfig
 from .features import Backbones, FeatureSet, build_backbones, cache_features, synthetic_split
+from .fit import CHECKPOINT, fit, read_checkpoint, save_checkpoint
 from .loop import TrainResult, _batch
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 
 
 def svilm_config_for(cfg: TrainConfig, bb: Backbones) -> SViLMConfig:
@@ -273,7 +271,6 @@ def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundT
     groups, assign, probs = np.concatenate(groups), np.concatenate(assign), np.concatenate(probs)
     if truth is not None:
         noun_text = sorted({t for row in truth.nouns for t in row})
-        from finsta_rt.tokenizer import WordPieceTokenizer  # noqa: F401  (the table's tokenizer built these)
         feats = {p: k for k, p in enumerate(table.phrases)}
         missing = [p for p in noun_text if p.lower() not in feats]
         if missing:
@@ -338,93 +335,25 @@ def train_svilm(cfg: TrainConfig, resume: bool = True) -> TrainResult:
              len(train_nouns.phrases), len(val_nouns.phrases), time.monotonic() - t0)
 
     heads = SViLMHeads(scfg)
-    opt = torch.optim.AdamW(heads.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=(0.9, 0.98))
-    steps_per_epoch = math.ceil(len(train_fs) / o.batch_size)
-    total, warm = o.epochs * steps_per_epoch, max(1, int(o.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    ckpt = run / CHECKPOINT
-    start_epoch, spent = 0, 0.0
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["train_config"] == cfg.to_dict():
-            heads.load_state_dict(state["heads"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            start_epoch, spent = state["epoch"], state["train_seconds"]
-            log.info("resuming %s at epoch %d", ckpt, start_epoch)
-        else:
-            log.warning("%s was trained with another config; starting afresh", ckpt)
 
-    rng = np.random.default_rng(o.seed + start_epoch)
-    metrics: dict[str, float] = {}
-    budget, t_start = o.max_minutes * 60, time.monotonic() - spent
-    epoch, stopped = start_epoch, False
-    heads.train()
-    for epoch in range(start_epoch, o.epochs):
-        order = rng.permutation(len(train_fs))
-        losses, parts_sum = [], {}
-        for s in range(steps_per_epoch):
-            idx = np.sort(order[s * o.batch_size:(s + 1) * o.batch_size])
-            if len(idx) < 2:
-                continue
-            tokens, text, mask = _batch(train_fs, idx)
-            loss, parts = step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                heads.log_temp.clamp_(math.log(0.01), math.log(0.5))
-            losses.append(float(loss.detach()))
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v
-            if time.monotonic() - t_start > budget:
-                stopped = True
-                break
-        elapsed = time.monotonic() - t_start
-        line = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
-                **{f"loss_{k}": v / max(1, len(losses)) for k, v in parts_sum.items()}, "seconds": round(elapsed, 1)}
-        if stopped or epoch + 1 == o.epochs or (epoch + 1) % o.eval_every == 0:
-            metrics = evaluate(heads, val_fs, val_nouns, truth)
-            line.update({f"val_{k}": v for k, v in metrics.items()})
-        log.info("epoch %d/%d loss %.4f (%s) %.0fs%s", epoch + 1, o.epochs, line["loss"] or float("nan"),
-                 ", ".join(f"{k} {v / max(1, len(losses)):.3f}" for k, v in parts_sum.items()), elapsed,
-                 "" if "val_r1" not in line else
-                 f"  val R@1 {metrics['r1']:.3f} ground {metrics['ground_acc']:.3f} (random "
-                 f"{metrics['ground_random']:.3f}) cut {metrics['cut_acc']:.3f}")
-        with open(run / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
-        _save(ckpt, heads, scfg, cfg, opt, sched, epoch + 1, elapsed, metrics)
-        if stopped:
-            log.warning("stopped by the %.1f-minute limit after epoch %d", o.max_minutes, epoch + 1)
-            break
-    if not metrics:
-        metrics = evaluate(heads, val_fs, val_nouns, truth)
+    def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        tokens, text, mask = _batch(train_fs, idx)
+        return step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights)
+
+    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs, val_nouns, truth), "svilm_config",
+                 scfg.to_dict(), resume,
+                 summary=lambda m: f"R@1 {m['r1']:.3f} ground {m['ground_acc']:.3f} (random {m['ground_random']:.3f}) "
+                                   f"cut {m['cut_acc']:.3f}")
+    metrics = dict(fitted.metrics)
     heads.cfg.scene_threshold = float(np.clip(calibrate_threshold(heads, train_fs), 0.0, 2.0))
     metrics["scene_threshold"] = heads.cfg.scene_threshold
     log.info("scene-change threshold calibrated on training clips: %.4f", heads.cfg.scene_threshold)
-    _save(ckpt, heads, heads.cfg, cfg, opt, sched, epoch + 1, time.monotonic() - t_start, metrics)
-    return TrainResult(run, metrics, time.monotonic() - t_start, epoch + 1)
-
-
-def _save(path: Path, heads, scfg, cfg, opt, sched, epoch, seconds, metrics) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"heads": heads.state_dict(), "svilm_config": scfg.to_dict(), "train_config": cfg.to_dict(),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
-                "train_seconds": seconds, "metrics": metrics}, tmp)
-    tmp.replace(path)
+    save_checkpoint(Path(cfg.output) / CHECKPOINT, heads, "svilm_config", heads.cfg.to_dict(), cfg, fitted, metrics)
+    return TrainResult(Path(cfg.output), metrics, fitted.seconds, fitted.epochs)
 
 
 def load_svilm(run_or_ckpt: str | Path) -> tuple[SViLMHeads, TrainConfig, dict]:
-    from .config import parse_config
-
-    p = Path(run_or_ckpt)
-    p = p / CHECKPOINT if p.is_dir() else p
-    if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {p} (train first: finsta-train CONFIG.yaml)")
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    cfg = parse_config(state["train_config"], str(p))
+    state, cfg = read_checkpoint(run_or_ckpt)
     heads = SViLMHeads(SViLMConfig.from_dict(state["svilm_config"]))
     heads.load_state_dict(state["heads"])
     return heads.eval(), cfg, state.get("metrics", {})
