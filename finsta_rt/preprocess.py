@@ -9,7 +9,7 @@ a 176x144 frame give comparable features.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

@@ -27,7 +27,7 @@ def test_shipped_configs_parse():
     ({"model.dim": 250}, "dim=250 must be divisible by heads=8"),
     ({"model.sim_threshold": 3.0}, "sim_threshold must be in \\[-1, 1\\]"),
     ({"model.widht": 3}, "unknown STGT config keys \\['widht'\\]"),
-    ({"family": "clip"}, "family must be one of \\('stgt', 'finsta'\\), got 'clip'"),
+    ({"family": "clip"}, "family must be one of \\('stgt', 'finsta', 'svilm'\\), got 'clip'"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message) as e:

@@ -26,12 +26,13 @@ Scores of text i against video j (all in [-1, 1] before weighting):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import ModelConfig
 from ..nn import edge_graph_attention, gaussian_diff_graph_attention
 
 NODE_TYPES = 4  # padding, object, attribute, predicate (finsta_rt.scene_graph)
@@ -41,7 +42,9 @@ BOX_SHARPNESS = 40.0  # slope of the soft box indicator, per unit of normalised 
 
 
 @dataclass
-class FinstaConfig:
+class FinstaConfig(ModelConfig):
+    TITLE = "Finsta"
+
     backbone_dim: int = 1280  # frame backbone channels C (tokens [B, T, 1 + P, C])
     text_dim: int = 384  # text backbone channels
     grid: tuple[int, int] = (7, 7)
@@ -59,24 +62,6 @@ class FinstaConfig:
     parser: str = "rules"  # text scene-graph parser (finsta_rt.scene_graph): rules | spacy | auto
     clamp: float = 5.0
     temperature: float = 0.07
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FinstaConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown Finsta config keys {unknown}; known keys: {sorted(known)}")
-        d = dict(d)
-        if "grid" in d:
-            d["grid"] = tuple(d["grid"])
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["grid"] = list(self.grid)
-        return d
 
     def validate(self) -> None:
         for name in ("backbone_dim", "text_dim", "frames", "host_embed_dim", "dim", "heads", "slots", "text_layers",

@@ -10,18 +10,22 @@ can run on cached backbone features; :mod:`finsta.export` composes backbone + he
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ..nn import st_graph_attention
-from .layers import MLP, Attention, CrossAttentionBlock, ResidualAttentionBlock
+from .config import ModelConfig
+from .layers import CrossAttentionBlock, ResidualAttentionBlock
 
 
 @dataclass
-class STGTConfig:
+class STGTConfig(ModelConfig):
     """Sizes and graph settings. ``backbone_dim``/``text_dim``/``grid`` come from the backbones."""
+
+    TITLE = "STGT"
+
 
     backbone_dim: int = 1280
     text_dim: int = 384
@@ -41,24 +45,6 @@ class STGTConfig:
     @property
     def tokens_per_frame(self) -> int:
         return self.grid[0] * self.grid[1]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "STGTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown STGT config keys {unknown}; known keys: {sorted(known)}")
-        d = dict(d)
-        if "grid" in d:
-            d["grid"] = tuple(d["grid"])
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["grid"] = list(self.grid)
-        return d
 
     def validate(self) -> None:
         def need(cond: bool, msg: str) -> None:

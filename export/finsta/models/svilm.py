@@ -31,13 +31,14 @@ frame, so splicing features is splicing frames).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import MLP, Attention, ResidualAttentionBlock
+from .config import ModelConfig
+from .layers import MLP, ResidualAttentionBlock
 
 VIDEO_OUTPUTS = ("video_embedding", "video_global", "group_features", "group_assignment", "group_probs",
                  "frame_features", "scene_change")
@@ -45,7 +46,9 @@ TEXT_OUTPUTS = ("text_embedding", "noun_embedding")
 
 
 @dataclass
-class SViLMConfig:
+class SViLMConfig(ModelConfig):
+    TITLE = "S-ViLM"
+
     backbone_dim: int = 1280
     text_dim: int = 384
     grid: tuple[int, int] = (7, 7)
@@ -65,26 +68,6 @@ class SViLMConfig:
     @property
     def tokens_per_frame(self) -> int:
         return self.grid[0] * self.grid[1]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SViLMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown S-ViLM config keys {unknown}; known keys: {sorted(known)}")
-        d = dict(d)
-        if "grid" in d:
-            d["grid"] = tuple(d["grid"])
-        if "group_at" in d:
-            d["group_at"] = list(d["group_at"]) if isinstance(d["group_at"], (list, tuple)) else d["group_at"]
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["grid"] = list(self.grid)
-        return d
 
     def validate(self) -> None:
         def need(cond: bool, msg: str) -> None:
