@@ -123,7 +123,7 @@ def test_export_from_a_run_dispatches_on_family(tmp_path):
     """export/run.py rebuilds an svilm checkpoint's towers (state saved as the training loop saves it)."""
     from finsta.export.run import towers_and_scorer_from_run
     from finsta.train.config import parse_config
-    from finsta.train.svilm_loop import _save
+    from finsta.train.fit import save_checkpoint
 
     cfg = parse_config({"family": "svilm", "name": "s", "frame_backbone": "tiny_vit", "text_backbone": "tiny_text",
                         "model": {"dim": 32, "heads": 4, "groups": 4, "embed_dim": 16},
@@ -134,7 +134,8 @@ def test_export_from_a_run_dispatches_on_family(tmp_path):
     heads = SViLMHeads(scfg)
     opt = torch.optim.AdamW(heads.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    _save(tmp_path / "checkpoint.pt", heads, scfg, cfg, opt, sched, 1, 1.0, {"r1": 0.5})
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": 1, "train_seconds": 1.0}
+    save_checkpoint(tmp_path / "checkpoint.pt", heads, "svilm_config", scfg.to_dict(), cfg, state, {"r1": 0.5})
     v, t, spec, scorer = towers_and_scorer_from_run(tmp_path)
     assert isinstance(v, SViLMVideoTower) and isinstance(t, SViLMTextTower) and scorer is None
     assert spec.family == "svilm" and spec.model_config["svilm"]["scene_threshold"] == 0.3
