@@ -60,3 +60,30 @@ def test_runtime_dependencies_exclude_torch():
 
     runtime = [r for r in requires("finsta-rt") if "extra ==" not in r]
     assert runtime and not any(r.lower().startswith("torch") for r in runtime), runtime
+
+
+def test_every_runtime_module_and_the_cli_load_without_torch():
+    """Each module of finsta_rt (the scene-graph parser, user graphs, ground and scenes included)
+    imports, and `finsta-rt --help` runs, where torch cannot be imported."""
+    import pkgutil
+
+    import finsta_rt
+
+    modules = sorted(m.name for m in pkgutil.iter_modules(finsta_rt.__path__) if not m.name.startswith("_"))
+    assert {"model", "scene_graph", "user_graph", "ground", "scenes", "cli"} <= set(modules)
+    script = BLOCK_TORCH + textwrap.dedent(
+        f"""
+        import importlib, sys
+        for name in {modules!r}:
+            importlib.import_module("finsta_rt." + name)
+        from finsta_rt.cli import main
+        try:
+            main(["--help"])
+        except SystemExit as e:
+            assert e.code == 0, e.code
+        assert "torch" not in sys.modules
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ground" in proc.stdout and "scenes" in proc.stdout
