@@ -127,24 +127,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     model = _model(args)
     user = None
     if args.graph:
-        from .user_graph import UserGraphError, load_user_graph
-
-        spec = {i.name: i for i in model.bundle.graphs["video"].inputs}
-        if "slot_mask" not in spec:
-            print(f"finsta-rt: --graph: bundle {model.bundle.name} ({model.bundle.family}) takes no user video graph "
-                  "(family finsta does)", file=sys.stderr)
-            return 2
-        T, K = int(spec["slot_mask"].shape[1]), int(spec["slot_mask"].shape[2])
         try:
-            g = load_user_graph(args.graph).to_tensors(frames=T, slots=K)
-        except (UserGraphError, OSError) as e:
+            user = model.load_user_graph(args.graph)
+        except (ValueError, OSError) as e:  # UserGraphError is a ValueError
             print(f"finsta-rt: --graph: {e}", file=sys.stderr)
             return 2
-        if int((g["track"].max(initial=-1)) + 1) > K:
-            print(f"finsta-rt: --graph: {args.graph}: {int(g['track'].max()) + 1} tracks, more than the bundle's "
-                  f"{K} slots", file=sys.stderr)
-            return 2
-        user = {"slot_box": g["slot_box"][None], "slot_mask": g["slot_mask"][None], "slot_adj": g["rel_adj"][None]}
     pre = model.bundle.preprocess
     try:
         clip = read_frames(args.video, args.sampling or f"uniform:{pre.frames}", transform=pre,
@@ -152,11 +139,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     except (VideoError, ValueError) as e:
         print(f"finsta-rt: {e}", file=sys.stderr)
         return 1
-    video = model.embed_frames(clip.frames[None], user_graph=user)
-    if len(model.bundle.graphs["scorer"].inputs) == 2:
-        parts = {"scores": model.score(video["video_embedding"], model.embed_text(args.text))}
-    else:  # family finsta: the total and its parts
-        parts = model.score_parts(video, model.embed_texts(args.text))
+    # every family's scorer reads its inputs from these outputs; finsta's also returns the parts
+    parts = model.score_parts(model.embed_frames(clip.frames[None], user_graph=user), model.embed_texts(args.text))
     scores = parts["scores"][:, 0]
     names = [n for n in parts if n != "scores"]
     order = np.argsort(-scores)

@@ -81,19 +81,36 @@ class Model:
             self._tokenizer = self.bundle.tokenizer()
         return self._tokenizer
 
+    def _slots(self) -> tuple[int, int]:
+        """(T, K) of a video graph that takes a user video graph (family finsta)."""
+        shape = next(i.shape for i in self.bundle.graphs["video"].inputs if i.name == "slot_mask")
+        return int(shape[1]), int(shape[2])
+
+    def load_user_graph(self, path: str | Path) -> dict[str, np.ndarray]:
+        """A user video graph file (finsta_rt.user_graph) as the ``user_graph`` of one video for
+        :meth:`embed_frames`. Raises UserGraphError (bad file) or ValueError (bundle mismatch)."""
+        from .user_graph import load_user_graph
+
+        if not any(i.name == "slot_mask" for i in self.bundle.graphs["video"].inputs):
+            raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph "
+                             "(family finsta does)")
+        T, K = self._slots()
+        g = load_user_graph(path).to_tensors(frames=T, slots=K)
+        tracks = int(g["track"].max(initial=-1)) + 1
+        if tracks > K:  # the video graph reads slot m at t and t+1 as one track
+            raise ValueError(f"{path}: {tracks} tracks, more than the bundle's {K} slots")
+        return {"slot_box": g["slot_box"][None], "slot_mask": g["slot_mask"][None], "slot_adj": g["rel_adj"][None]}
+
     def video_inputs(self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The video graph's inputs besides ``frames``: for a graph that takes a user video graph
         (family finsta), ``user_graph`` holds ``slot_box`` [B, T, K, 4], ``slot_mask`` [B, T, K] and
         ``slot_adj`` [B, T, K, K] (finsta_rt.user_graph tensors, stacked); None: no user graph."""
-        spec = {i.name: i for i in self.bundle.graphs["video"].inputs}
-        extra = [n for n in spec if n != "frames"]
-        if not extra:
+        if len(self.bundle.graphs["video"].inputs) == 1:
             if user_graph is not None:
                 raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph")
             return {}
         B = frames.shape[0]
-        K = int(spec["slot_mask"].shape[2])
-        T = int(spec["slot_mask"].shape[1])
+        T, K = self._slots()
         if user_graph is None:
             return {"slot_box": np.zeros((B, T, K, 4), np.float32), "slot_mask": np.zeros((B, T, K), bool),
                     "slot_adj": np.broadcast_to(np.eye(K, dtype=bool), (B, T, K, K)).copy()}
@@ -101,7 +118,7 @@ class Model:
                 "slot_adj": ((B, T, K, K), np.bool_)}
         out = {}
         for name, (shape, dtype) in want.items():
-            v = np.asarray(user_graph.get(name)) if name in user_graph else None
+            v = np.asarray(user_graph[name]) if name in user_graph else None
             if v is None or v.shape != shape:
                 got = "missing" if v is None else f"shape {v.shape}"
                 raise ValueError(f"user video graph: {name} must be {dtype.__name__} {list(shape)} for bundle "
@@ -135,18 +152,15 @@ class Model:
         """The text graph's feed for ``texts``: token ids and mask, and for a graph that takes a
         scene graph, the texts parsed (or ``graphs``, TextSceneGraphs given by the caller) and padded
         to the bundle's node count with the parser the bundle was trained with."""
-        ids, mask = self.tokenizer(list(texts))
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if self.text_graph_inputs:
-            from .scene_graph import encode_text_graphs
+        if not self.text_graph_inputs:
+            ids, mask = self.tokenizer(list(texts))
+            return {"input_ids": ids, "attention_mask": mask}
+        from .scene_graph import text_graph_feed
 
-            spec = {i.name: i for i in self.bundle.graphs["text"].inputs}
-            nodes = spec["node_type"].shape[1]
-            parser = str((self.bundle.manifest.get("model") or {}).get("finsta", {}).get("parser", "rules"))
-            g = encode_text_graphs(graphs, list(texts), self.tokenizer, max_nodes=int(nodes), max_length=ids.shape[1],
-                                   parser=parser)
-            feed.update({k: g[k] for k in spec if k in g})
-        return feed
+        spec = {i.name: i for i in self.bundle.graphs["text"].inputs}
+        parser = str((self.bundle.manifest.get("model") or {}).get("finsta", {}).get("parser", "rules"))
+        feed = text_graph_feed(texts, self.tokenizer, int(spec["node_type"].shape[1]), parser, graphs)
+        return {k: feed[k] for k in spec}
 
     def embed_texts(self, texts: str | Sequence[str], batch_size: int = 256,
                     graphs: Sequence | None = None) -> dict[str, np.ndarray]:

@@ -914,6 +914,16 @@ def _token_span(spans: list[tuple[int, int]], start: int, end: int, limit: int) 
     return (hit[0], hit[-1] + 1) if hit else None
 
 
+def text_graph_feed(texts: Sequence[str], tokenizer: WordPieceTokenizer, max_nodes: int, parser: str = "auto",
+                    graphs: Sequence[TextSceneGraph] | None = None) -> dict[str, np.ndarray]:
+    """Everything a text graph that takes scene graphs is fed: ``input_ids`` and ``attention_mask``
+    (padded to the longest text) and the padded graph tensors of :func:`encode_text_graphs`, whose
+    spans point into those ids. The runtime and the exporter both build their feed here."""
+    ids, mask = tokenizer(list(texts))
+    g = encode_text_graphs(graphs, list(texts), tokenizer, max_nodes=max_nodes, max_length=ids.shape[1], parser=parser)
+    return {"input_ids": ids, "attention_mask": mask, **g}
+
+
 def encode_text_graphs(
     graphs: Sequence[TextSceneGraph] | None,
     texts: Sequence[str],

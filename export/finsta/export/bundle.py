@@ -105,10 +105,7 @@ class GraphExport:
 def _stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
                  g: torch.Generator) -> dict[str, GraphExport]:
     S, T = spec.preprocess.size, spec.preprocess.frames
-    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
-    ids = torch.randint(1000, 2000, (2, 9), generator=g)
-    ids[:, 0], ids[:, -1] = 101, 102
-    mask = torch.ones_like(ids)
+    frames, ids, mask = _example_inputs(spec, g)
     with torch.no_grad():
         zv, zg, vt = video_tower.eval()(frames)
         zt = text_tower.eval()(ids, mask)
@@ -136,13 +133,19 @@ EXAMPLE_TEXTS = ["first a small red circle moves left, then it disappears",
 
 
 def finsta_text_feed(texts: list[str], tokenizer, max_nodes: int, parser: str) -> dict[str, torch.Tensor]:
-    """The finsta text graph's inputs for ``texts``, exactly as finsta_rt.model.Model builds them."""
-    from finsta_rt.scene_graph import encode_text_graphs
+    """The finsta text graph's inputs for ``texts``: finsta_rt's own feed, as tensors."""
+    from finsta_rt.scene_graph import text_graph_feed
 
-    ids, mask = tokenizer(texts)
-    feed = {"input_ids": ids, "attention_mask": mask,
-            **encode_text_graphs(None, texts, tokenizer, max_nodes=max_nodes, max_length=ids.shape[1], parser=parser)}
-    return {k: torch.from_numpy(v) for k, v in feed.items()}
+    return {k: torch.from_numpy(v) for k, v in text_graph_feed(texts, tokenizer, max_nodes, parser).items()}
+
+
+def _example_inputs(spec: ExportSpec, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two random uint8 clips [2, T, S, S, 3] and two token sequences (ids, mask) to trace with."""
+    S, T = spec.preprocess.size, spec.preprocess.frames
+    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    ids = torch.randint(1000, 2000, (2, 9), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102
+    return frames, ids, torch.ones_like(ids)
 
 
 def example_user_graph(batch: int, frames: int, slots: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -169,7 +172,7 @@ def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Mod
     finsta_cfg = spec.model_config["finsta"]
     N = int(finsta_cfg["max_nodes"])
     tok = WordPieceTokenizer.from_vocab_file(spec.vocab_file, lowercase=spec.lowercase, max_length=spec.max_length)
-    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    frames = _example_inputs(spec, g)[0]
     video_args = (frames, *example_user_graph(2, T, int(finsta_cfg["slots"]), g))
     feed = finsta_text_feed(EXAMPLE_TEXTS[:2], tok, N, str(finsta_cfg.get("parser", "rules")))
     text_args = tuple(feed[k] for k in TEXT_INPUTS)
@@ -210,11 +213,8 @@ def _svilm_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Modu
     noun_embedding (the grounding space); the scorer is the max-over-queries one (Q = 1)."""
     from ..models.svilm import TEXT_OUTPUTS, VIDEO_OUTPUTS
 
-    S, T = spec.preprocess.size, spec.preprocess.frames
-    frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
-    ids = torch.randint(1000, 2000, (2, 9), generator=g)
-    ids[:, 0], ids[:, -1] = 101, 102
-    mask = torch.ones_like(ids)
+    S = spec.preprocess.size
+    frames, ids, mask = _example_inputs(spec, g)
     with torch.no_grad():
         v_out = video_tower.eval()(frames)
         t_out = text_tower.eval()(ids, mask)
@@ -363,10 +363,7 @@ def verify_bundle(path: Path, video_tower: nn.Module, text_tower: nn.Module, see
         scorer_inputs = [i.name for i in bundle.graphs["scorer"].inputs]
         ref_s = scorer(*({**ref_v, **ref_t}[k] for k in scorer_inputs))
         ref_s = ref_s if isinstance(ref_s, tuple) else (ref_s,)
-    if len(scorer_inputs) == 2:
-        got_s = {"scores": model.score(got_v["video_embedding"], got_t["text_embedding"])}
-    else:
-        got_s = model.score_parts(got_v, got_t)
+    got_s = model.score_parts(got_v, got_t)
     report: dict[str, float] = {}
     for name, ref in {**ref_v, **ref_t}.items():
         got = torch.from_numpy(np.asarray(got_v.get(name, got_t.get(name))))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from finsta_rt.scene_graph import encode_text_graphs
 
 from ..losses import itc_loss
-from ..models.finsta import FinstaConfig, FinstaScorer, FinstaText, FinstaVideo
+from ..models.finsta import (FinstaConfig, FinstaScorer, FinstaText, FinstaVideo, TextGraphOutputs,
+                             VideoGraphOutputs)
 from ..models.stgt import STGTHeads, similarity
 from .config import TrainConfig
 from .features import FeatureSet, build_backbones, cache_features
@@ -63,7 +64,7 @@ def host_outputs(host: STGTHeads, fs: FeatureSet, tokenizer, max_nodes: int, par
     flat = [t for row in fs.texts for t in row]
     S = fs.mask.shape[-1]
     g = encode_text_graphs(None, flat, tokenizer, max_nodes=max_nodes, max_length=S, parser=parser)
-    graphs = {k: torch.from_numpy(np.asarray(g[k])).reshape(len(fs), 3, *np.asarray(g[k]).shape[1:]) for k in GRAPH_KEYS}
+    graphs = {k: torch.from_numpy(g[k]).reshape(len(fs), 3, *g[k].shape[1:]) for k in GRAPH_KEYS}
     return HostOutputs(torch.cat(zv), torch.cat(zt), graphs)
 
 
@@ -86,11 +87,8 @@ def evaluate_finsta(heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, batch: 
         videos.append(heads.video(tokens, ho.zv[idx]))
         texts.append(_texts(heads, text, {k: v[idx] for k, v in ho.graphs.items()}, ho.zt[idx]))
     n = len(fs)
-    cat = lambda objs, name: torch.cat([getattr(o, name) for o in objs])  # noqa: E731
-    from ..models.finsta import TextGraphOutputs, VideoGraphOutputs
-
-    v = VideoGraphOutputs(*(cat(videos, f) for f in ("tracks", "frames", "graph", "fused", "assign")))
-    t = TextGraphOutputs(*(cat(texts, f) for f in ("objects", "predicates", "object_mask", "pred_order", "graph", "fused")))
+    v = VideoGraphOutputs(*(torch.cat([getattr(o, f.name) for o in videos]) for f in fields(VideoGraphOutputs)))
+    t = TextGraphOutputs(*(torch.cat([getattr(o, f.name) for o in texts]) for f in fields(TextGraphOutputs)))
     total = heads.scorer(v, t)["total"].view(n, 3, n)  # [video's texts, 3, videos]
     sim = total[:, 0]
     rank = (sim > sim.diag()[:, None]).sum(dim=1)
