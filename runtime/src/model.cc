@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <iterator>
 
 #include "finsta_rt/errors.h"
 #include "finsta_rt/ops.h"
@@ -32,8 +33,9 @@ Tensor concat_rows(std::vector<Tensor>& parts) {
   return out;
 }
 
-Ort::Value cpu_tensor(const Ort::MemoryInfo& mem, const void* data, size_t bytes, const std::vector<int64_t>& shape,
-                      ONNXTensorElementDataType type) {
+// A tensor over caller-owned CPU memory (described by one MemoryInfo, created once).
+Ort::Value cpu_tensor(const void* data, size_t bytes, const std::vector<int64_t>& shape, ONNXTensorElementDataType type) {
+  static const Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   return Ort::Value::CreateTensor(mem, const_cast<void*>(data), bytes, shape.data(), shape.size(), type);
 }
 
@@ -108,19 +110,18 @@ struct Model::Impl {
     }
   }
 
-  static SessionConfig config(const Bundle& b, const ModelOptions& o, const std::string& device, std::filesystem::path* lib) {
+  static SessionConfig config(const Bundle& b, const ModelOptions& o, const std::string& device) {
     SessionConfig c;
     c.device = device;
     c.intra_op_threads = o.intra_op_threads;
     if (b.requires_op_library()) c.ops_library = ops_library_path(device, o.ops_library);
-    *lib = c.ops_library;
     return c;
   }
 
-  Impl(Bundle b, const std::string& dev, std::filesystem::path lib, const SessionConfig& c)
+  Impl(Bundle b, const std::string& dev, const SessionConfig& c)
       : bundle(std::move(b)),
         device(dev),
-        ops_library(std::move(lib)),
+        ops_library(c.ops_library),
         tokenizer(make_tokenizer(bundle)),
         video(bundle.graph("video"), c),
         text(bundle.graph("text"), c),
@@ -145,9 +146,8 @@ Model::Model(const std::filesystem::path& bundle_dir, const ModelOptions& option
 
 Model::Model(Bundle bundle, const ModelOptions& options) {
   const std::string device = resolve_device(options.device);
-  std::filesystem::path lib;
-  const SessionConfig c = Impl::config(bundle, options, device, &lib);
-  impl_ = std::make_unique<Impl>(std::move(bundle), device, lib, c);
+  const SessionConfig c = Impl::config(bundle, options, device);
+  impl_ = std::make_unique<Impl>(std::move(bundle), device, c);
 }
 
 Model::~Model() = default;
@@ -173,9 +173,8 @@ TensorMap Model::embed_frames(const FrameView& frames) const {
   if (frames.size < n)
     throw InputError("frames of shape " + shape_str(shape) + " need " + std::to_string(n) + " bytes, got " +
                      std::to_string(frames.size));
-  const auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   std::vector<Ort::Value> inputs;
-  inputs.push_back(cpu_tensor(mem, frames.data, n, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8));
+  inputs.push_back(cpu_tensor(frames.data, n, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8));
   std::vector<Tensor> outs = impl_->video.run(impl_->video.input_names(), inputs);
   TensorMap result;
   for (size_t i = 0; i < outs.size(); ++i) result.add(impl_->video.output_names()[i], std::move(outs[i]));
@@ -230,8 +229,9 @@ Tensor Model::embed_text(const std::vector<std::string>& texts, size_t batch_siz
   if (texts.empty()) throw InputError("embed_text needs at least one text");
   if (batch_size == 0) throw InputError("embed_text: batch_size must be at least 1");
   const WordPieceTokenizer& tok = impl_->tokenizer;
+  std::vector<std::vector<int64_t>> all_ids(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
-    std::vector<int64_t> ids;
+    std::vector<int64_t>& ids = all_ids[i];
     try {
       ids = tok.text_ids(texts[i]);
     } catch (const InputError& e) {
@@ -241,19 +241,19 @@ Tensor Model::embed_text(const std::vector<std::string>& texts, size_t batch_siz
       throw InputError("texts[" + std::to_string(i) + "] has no tokens: an empty text (or one of only whitespace " +
                        "and control characters) cannot be embedded");
   }
-  const auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   const std::vector<std::string> names = {"input_ids", "attention_mask"};
   const std::vector<std::string> wanted = {impl_->text.output_names().at(0)};
   std::vector<Tensor> parts;
   for (size_t start = 0; start < texts.size(); start += batch_size) {
-    const std::vector<std::string> chunk(texts.begin() + static_cast<std::ptrdiff_t>(start),
-                                         texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), start + batch_size)));
-    EncodedBatch b = tok.encode_batch(chunk);
+    std::vector<std::vector<int64_t>> chunk(
+        std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(start)),
+        std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), start + batch_size))));
+    EncodedBatch b = tok.encode_ids_batch(std::move(chunk));
     const std::vector<int64_t> shape = {b.rows, b.cols};
     std::vector<Ort::Value> inputs;
-    inputs.push_back(cpu_tensor(mem, b.input_ids.data(), b.input_ids.size() * sizeof(int64_t), shape,
+    inputs.push_back(cpu_tensor(b.input_ids.data(), b.input_ids.size() * sizeof(int64_t), shape,
                                 ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64));
-    inputs.push_back(cpu_tensor(mem, b.attention_mask.data(), b.attention_mask.size() * sizeof(int64_t), shape,
+    inputs.push_back(cpu_tensor(b.attention_mask.data(), b.attention_mask.size() * sizeof(int64_t), shape,
                                 ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64));
     parts.push_back(std::move(impl_->text.run(names, inputs, wanted).at(0)));
   }
@@ -267,11 +267,10 @@ Tensor Model::score(const Tensor& video_embedding, const Tensor& text_embedding)
   if (video_embedding.shape.back() != text_embedding.shape.back())
     throw InputError("video_embedding " + shape_str(video_embedding.shape) + " and text_embedding " +
                      shape_str(text_embedding.shape) + " differ in their embedding size");
-  const auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   std::vector<Ort::Value> inputs;
-  inputs.push_back(cpu_tensor(mem, video_embedding.data.data(), video_embedding.data.size() * sizeof(float),
+  inputs.push_back(cpu_tensor(video_embedding.data.data(), video_embedding.data.size() * sizeof(float),
                               video_embedding.shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
-  inputs.push_back(cpu_tensor(mem, text_embedding.data.data(), text_embedding.data.size() * sizeof(float),
+  inputs.push_back(cpu_tensor(text_embedding.data.data(), text_embedding.data.size() * sizeof(float),
                               text_embedding.shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
   return std::move(impl_->scorer.run({"video_embedding", "text_embedding"}, inputs, {impl_->scorer.output_names().at(0)}).at(0));
 }

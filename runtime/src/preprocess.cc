@@ -44,6 +44,22 @@ std::vector<Taps> weights(int in_size, int out_size) {
   return rows;
 }
 
+// weights(in_size, out_size), kept for the last sizes asked for in this thread: every frame of a
+// video has the same size, so a video builds its weights once (as Python's lru_cache does).
+struct WeightCache {
+  int in_size = -1, out_size = -1;
+  std::vector<Taps> rows;
+
+  const std::vector<Taps>& get(int in, int out) {
+    if (in != in_size || out != out_size) {
+      rows = weights(in, out);
+      in_size = in;
+      out_size = out;
+    }
+    return rows;
+  }
+};
+
 void check_image(const uint8_t* image, int h, int w, int channels) {
   if (!image) throw InputError("resize: the image pointer is null");
   if (h <= 0 || w <= 0) throw InputError("cannot resize an empty frame of " + std::to_string(h) + "x" + std::to_string(w));
@@ -73,7 +89,9 @@ std::vector<uint8_t> resize(const uint8_t* image, int h, int w, int channels, in
   const size_t row = static_cast<size_t>(w) * channels;
   if (h == out_h && w == out_w) return std::vector<uint8_t>(image, image + static_cast<size_t>(h) * row);
   // Pass 1 along the height, into float32 as numpy does; pass 2 along the width.
-  const std::vector<Taps> wh = weights(h, out_h), ww = weights(w, out_w);
+  thread_local WeightCache height_cache, width_cache;
+  const std::vector<Taps>& wh = height_cache.get(h, out_h);
+  const std::vector<Taps>& ww = width_cache.get(w, out_w);
   std::vector<float> tmp(static_cast<size_t>(out_h) * row, 0.0f);
   for (int o = 0; o < out_h; ++o) {
     float* dst = tmp.data() + static_cast<size_t>(o) * row;

@@ -241,12 +241,11 @@ std::vector<int64_t> WordPieceTokenizer::text_ids(std::string_view text) const {
     if (!chunk.empty()) append_chunk_ids(chunk, ids);
     chunk.clear();
   };
-  const std::string bytes(text);
   size_t byte = 0;
   for (size_t i = 0; i < cps.size();) {
     bool matched = false;
     for (const auto& s : specials_) {
-      if (bytes.compare(byte, s.size(), s) == 0) {
+      if (text.compare(byte, s.size(), s) == 0) {
         flush();
         ids.push_back(vocab_.at(s));
         for (unsigned char c : s) i += (c & 0xC0) != 0x80;  // code points in the token
@@ -288,10 +287,24 @@ EncodedBatch WordPieceTokenizer::encode_batch(const std::vector<std::string>& te
   rows.reserve(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
     try {
-      rows.push_back(encode(texts[i], limit));
+      rows.push_back(text_ids(texts[i]));
     } catch (const InputError& e) {
       throw InputError("texts[" + std::to_string(i) + "]: " + e.what());
     }
+  }
+  return batch_from_ids(std::move(rows), limit, padding);
+}
+
+EncodedBatch WordPieceTokenizer::encode_ids_batch(std::vector<std::vector<int64_t>> ids, std::optional<int> max_length,
+                                                  Padding padding) const {
+  return batch_from_ids(std::move(ids), check_max_length(max_length), padding);
+}
+
+EncodedBatch WordPieceTokenizer::batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit, Padding padding) const {
+  for (auto& ids : rows) {  // as encode: cut to limit - 2, then [CLS] ids [SEP]
+    if (ids.size() > static_cast<size_t>(limit - 2)) ids.resize(static_cast<size_t>(limit - 2));
+    ids.insert(ids.begin(), cls_id_);
+    ids.push_back(sep_id_);
   }
   size_t width = 0;
   if (padding == Padding::kMaxLength) width = static_cast<size_t>(limit);

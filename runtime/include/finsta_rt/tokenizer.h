@@ -57,6 +57,10 @@ class FINSTA_RT_API WordPieceTokenizer {
   // A batch, padded to its longest row or to max_length. Errors name the text: "texts[3] ...".
   EncodedBatch encode_batch(const std::vector<std::string>& texts, std::optional<int> max_length = std::nullopt,
                             Padding padding = Padding::kLongest) const;
+  // encode_batch for texts already turned into text_ids (one row per text): each row is cut and
+  // wrapped in [CLS] ... [SEP] as encode does, then the batch is padded as encode_batch pads it.
+  EncodedBatch encode_ids_batch(std::vector<std::vector<int64_t>> ids, std::optional<int> max_length = std::nullopt,
+                                Padding padding = Padding::kLongest) const;
 
   int64_t vocab_size() const { return vocab_size_; }
   int64_t cls_id() const { return cls_id_; }
@@ -73,6 +77,8 @@ class FINSTA_RT_API WordPieceTokenizer {
 
  private:
   int check_max_length(std::optional<int> max_length) const;
+  // Cuts rows of text ids to limit - 2, adds [CLS]/[SEP] and pads them into one batch.
+  EncodedBatch batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit, Padding padding) const;
   void append_chunk_ids(const std::u32string& chunk, std::vector<int64_t>& ids) const;
   void append_word_ids(const std::u32string& word, std::vector<int64_t>& ids) const;
 
