@@ -34,24 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "export"))
 sys.path.insert(0, str(ROOT))
 
-from finsta.data.synthetic import SyntheticVideoDataset, cut_and_paste, object_masks  # noqa: E402
+from finsta.data.synthetic import (SyntheticVideoDataset, cell_coverage, cut_and_paste, object_masks,  # noqa: E402
+                                   temporal_cuts)
 from finsta_rt.ground import heat_maps, peak_patches  # noqa: E402
 from finsta_rt.model import Model  # noqa: E402
-from finsta_rt.scenes import boundaries, scene_changes  # noqa: E402
+from finsta_rt.scenes import boundaries, bundle_threshold, scene_changes  # noqa: E402
 
 BIKES_CUTS_VERIFIED = (1.20, 3.04, 5.48, 7.48, 9.68)  # first frames of new shots (frames 30, 76, 137, 187, 242)
-
-
-def cell_coverage(labels: np.ndarray, object_id: int, grid: tuple[int, int]) -> np.ndarray:
-    T, H, W = labels.shape
-    h, w = grid
-    ys, xs = (np.arange(H) * h) // H, (np.arange(W) * w) // W
-    on = (labels == object_id + 1).astype(np.float64)
-    cov = np.zeros((T, h, w))
-    np.add.at(cov, (slice(None), ys[:, None], xs[None, :]), on)
-    counts = np.zeros((h, w))
-    np.add.at(counts, (ys[:, None], xs[None, :]), 1.0)
-    return cov / counts
 
 
 def embed_clips(model: Model, clips: list[np.ndarray], batch: int = 8) -> dict[str, np.ndarray]:
@@ -64,9 +53,8 @@ def embed_clips(model: Model, clips: list[np.ndarray], batch: int = 8) -> dict[s
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def grounding(model: Model, data: SyntheticVideoDataset) -> dict[str, float]:
-    videos = [data[i] for i in range(len(data))]
-    out = embed_clips(model, [v.frames for v in videos])
+def grounding(model: Model, videos: list, out: dict[str, np.ndarray]) -> dict[str, float]:
+    """``videos``: the held-out SyntheticVideos; ``out``: embed_clips of their frames."""
     nouns = sorted({m.text for v in videos for m in v.mentions})
     emb = dict(zip(nouns, model.embed_texts(nouns)["noun_embedding"]))
     P = out["group_assignment"].shape[-1]
@@ -106,15 +94,13 @@ def grounding(model: Model, data: SyntheticVideoDataset) -> dict[str, float]:
     return res
 
 
-def temporal(model: Model, data: SyntheticVideoDataset, threshold: float, seed: int = 7) -> dict[str, dict[str, float]]:
-    n, T = len(data), data.frames
-    rng = np.random.default_rng(seed)
-    partner = (np.arange(n) + rng.integers(1, n, size=n)) % n
-    cuts = rng.integers(1, T, size=n)
-    videos = [data[i] for i in range(n)]
+def temporal(model: Model, videos: list, intact: np.ndarray, threshold: float,
+             seed: int = 7) -> dict[str, dict[str, float]]:
+    """``intact``: the scene_change output [n, T] of the unspliced ``videos``."""
+    n, T = len(videos), intact.shape[1]
+    partner, cuts = temporal_cuts(n, T, seed)
     spliced = [cut_and_paste(videos[i], videos[partner[i]], int(cuts[i]))[0] for i in range(n)]
     change = embed_clips(model, spliced)["scene_change"]
-    intact = embed_clips(model, [v.frames for v in videos])["scene_change"]
     pix = np.stack([np.r_[0, np.abs(np.diff(c.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))] for c in spliced])
     t = np.arange(T)[None]
 
@@ -174,13 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     model = Model(args.bundle, device="cpu", threads=args.threads)
     T = model.bundle.preprocess.frames
-    thr = float(model.bundle.manifest["model"]["svilm"]["scene_threshold"])
+    thr = bundle_threshold(model)
     data = SyntheticVideoDataset(args.n, seed=args.seed, frames=T, size=args.size)
+    videos = [data[i] for i in range(len(data))]  # rendered once, embedded once for both tables
+    out = embed_clips(model, [v.frames for v in videos])
     print(f"bundle {args.bundle} ({model.bundle.flavour}), held-out synthetic seed {args.seed}: {args.n} videos, "
           f"T={T}, scene threshold {thr:.4f}\n")
 
     t0 = time.monotonic()
-    g = grounding(model, data)
+    g = grounding(model, videos, out)
     print(f"## Spatial grounding: peak patch of the noun's heat map on the object ({g['n']} noun-frames, "
           f"{time.monotonic() - t0:.0f} s)\n")
     print("| method | hit: cell touches object | hit: >= 50% of cell is object |\n|---|---|---|")
@@ -194,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| random map (expected) | {g['multi_random_named']:.3f} | {g['multi_random_other']:.3f} |")
 
     t0 = time.monotonic()
-    tm = temporal(model, data, thr)
+    tm = temporal(model, videos, out["scene_change"], thr)
     print(f"\n## Temporal grouping on cut-and-paste clips ({tm['_n']['n']} clips, one cut each at a random frame "
           f"1..{T - 1}; {time.monotonic() - t0:.0f} s)\n")
     print("| method | cut frame found (argmax) | frames on the right side | cut detected at threshold | "

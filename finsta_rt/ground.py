@@ -79,12 +79,9 @@ def peak_patches(heat: np.ndarray, assignment: np.ndarray, probs: np.ndarray) ->
     winning group broken by the assignment's confidence probs[t, p, assignment[t, p]].
     assignment [T, P], probs [T, P, G] -> int64 [K, T]."""
     conf = np.take_along_axis(np.asarray(probs), np.asarray(assignment)[..., None], axis=-1)[..., 0]  # [T, P]
-    K, T, P = heat.shape
-    out = np.empty((K, T), np.int64)
-    for k in range(K):
-        for t in range(T):
-            out[k, t] = np.lexsort((conf[t], heat[k, t]))[-1]  # last = largest heat, then largest confidence
-    return out
+    # among the patches of largest heat, the most confident; of equals the last (lexsort's pick)
+    c = np.where(heat == heat.max(-1, keepdims=True), conf[None], -np.inf)
+    return (heat.shape[-1] - 1 - c[..., ::-1].argmax(-1)).astype(np.int64)
 
 
 def upsample(maps: np.ndarray, grid: tuple[int, int], height: int, width: int) -> np.ndarray:
@@ -172,7 +169,7 @@ def require_svilm(model) -> None:
 
 
 def clip_frames(model, video: str | Path, sampling: str | None, timeout: float | None = None):
-    """(frames uint8 [T, S, S, 3] preprocessed, original frames resized to S x S for display, timestamps)."""
+    """(frames uint8 [T, S, S, 3] preprocessed, timestamps [T])."""
     from .video import read_frames
 
     pre = model.bundle.preprocess

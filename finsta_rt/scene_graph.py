@@ -162,16 +162,14 @@ class _Builder:
     def __init__(self, text: str, parser: str):
         self.text, self.parser = text, parser
         self.nodes: list[GraphNode] = []
-        self.edges: list[GraphEdge] = []
+        self.edges: dict[GraphEdge, None] = {}  # insertion-ordered set
 
     def node(self, kind: NodeKind, start: int, end: int) -> int:
         self.nodes.append(GraphNode(kind, self.text[start:end], start, end))
         return len(self.nodes) - 1
 
     def edge(self, source: int, target: int, kind: EdgeKind) -> None:
-        e = GraphEdge(source, target, kind)
-        if e not in self.edges:
-            self.edges.append(e)
+        self.edges[GraphEdge(source, target, kind)] = None
 
     def build(self) -> TextSceneGraph:
         kind_rank = {k: i for i, k in enumerate(NODE_KINDS)}

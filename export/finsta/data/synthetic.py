@@ -917,3 +917,24 @@ def cut_and_paste(video_a: SyntheticVideo | np.ndarray, video_b: SyntheticVideo 
 def duplicate_rate(captions: Sequence[str]) -> float:
     """Fraction of captions that repeat an earlier caption."""
     return 1.0 - len(set(captions)) / len(captions) if captions else 0.0
+
+
+def cell_coverage(labels: np.ndarray, object_id: int, grid: tuple[int, int]) -> np.ndarray:
+    """labels int [T, H, W] (object_masks: id + 1 per pixel) -> fraction of each cell on the object [T, h, w]."""
+    T, H, W = labels.shape
+    h, w = grid
+    ys = (np.arange(H) * h) // H
+    xs = (np.arange(W) * w) // W
+    on = (labels == object_id + 1).astype(np.float64)
+    cov = np.zeros((T, h, w))
+    np.add.at(cov, (slice(None), ys[:, None], xs[None, :]), on)  # sums over pixels per cell
+    counts = np.zeros((h, w))
+    np.add.at(counts, (ys[:, None], xs[None, :]), 1.0)
+    return cov / counts
+
+
+def temporal_cuts(n: int, frames: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed held-out cut-and-paste pairs: clip i keeps [0, cut_i) and takes [cut_i, T) from partner_i."""
+    rng = np.random.default_rng(seed)
+    partner = (np.arange(n) + rng.integers(1, n, size=n)) % n
+    return partner, rng.integers(1, frames, size=n)

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from finsta_rt.scene_graph import GraphEdge, GraphNode, TextSceneGraph
+from finsta_rt.scene_graph import TextSceneGraph, _Builder
 
 from .synthetic import SyntheticVideo, _VERB
 
@@ -44,20 +44,16 @@ def _event_phrase(kind: str, direction: str | None) -> str:
 def truth_graph(video: SyntheticVideo) -> TextSceneGraph:
     """The exact text scene graph of ``video.caption`` (see the module docstring)."""
     text = video.caption
-    nodes: list[GraphNode] = []
-    edges: list[GraphEdge] = []
+    b = _Builder(text, "truth")  # the parsers' builder: the same caption order of nodes and edges
     mention_node: list[tuple[int, int, int]] = []  # (caption start, object id, node index)
-
-    def add(kind: str, start: int, end: int) -> int:
-        nodes.append(GraphNode(kind, text[start:end], start, end))  # type: ignore[arg-type]
-        return len(nodes) - 1
+    add = b.node
 
     for m in video.mentions:
         size, colour, shape = m.text.split(" ")
         obj = add("object", m.end - len(shape), m.end)
-        edges.append(GraphEdge(obj, add("attribute", m.start, m.start + len(size)), "attr"))
+        b.edge(obj, add("attribute", m.start, m.start + len(size)), "attr")
         c0 = m.start + len(size) + 1
-        edges.append(GraphEdge(obj, add("attribute", c0, c0 + len(colour)), "attr"))
+        b.edge(obj, add("attribute", c0, c0 + len(colour)), "attr")
         mention_node.append((m.start, m.object_id, obj))
 
     def latest(object_id: int, before: int) -> int:
@@ -72,17 +68,12 @@ def truth_graph(video: SyntheticVideo) -> TextSceneGraph:
         phrase = " " + _event_phrase(e.kind, e.direction)
         at = text.index(phrase, pos) + 1
         pred = add("predicate", at, at + len(phrase) - 1)
-        edges.append(GraphEdge(latest(e.subject, at), pred, "subj"))
+        b.edge(latest(e.subject, at), pred, "subj")
         pos = at + len(phrase) - 1
         if e.object is not None:
             # the object follows the phrase: its mention starts there, or it is "it" (an earlier mention)
-            edges.append(GraphEdge(pred, latest(e.object, pos + 2 + len("the ")), "obj"))
-    order = sorted(range(len(nodes)), key=lambda i: (nodes[i].start, ("object", "attribute", "predicate").index(
-        nodes[i].kind)))
-    new = {old: k for k, old in enumerate(order)}
-    g = TextSceneGraph(text, [nodes[i] for i in order],
-                       sorted((GraphEdge(new[e.source], new[e.target], e.kind) for e in edges),
-                              key=lambda e: (e.source, e.target, e.kind)), parser="truth")
+            b.edge(pred, latest(e.object, pos + 2 + len("the ")), "obj")
+    g = b.build()
     g.validate()
     return g
 

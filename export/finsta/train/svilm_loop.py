@@ -24,12 +24,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from finsta_rt.ground import heat_maps, noun_phrases, peak_patches
 
+from ..data.synthetic import cell_coverage, object_masks, temporal_cuts
 from ..models.svilm import (SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss, noun_contrast_loss, splice,
                             temporal_grouping_loss)
 from .config import TrainConfig
@@ -148,23 +150,7 @@ class GroundTruth:
     coverage: list[list[np.ndarray]]
 
 
-def cell_coverage(labels: np.ndarray, object_id: int, grid: tuple[int, int]) -> np.ndarray:
-    """labels int [T, H, W] (object_masks: id + 1 per pixel) -> fraction of each cell on the object [T, h, w]."""
-    T, H, W = labels.shape
-    h, w = grid
-    ys = (np.arange(H) * h) // H
-    xs = (np.arange(W) * w) // W
-    on = (labels == object_id + 1).astype(np.float64)
-    cov = np.zeros((T, h, w))
-    np.add.at(cov, (slice(None), ys[:, None], xs[None, :]), on)  # sums over pixels per cell
-    counts = np.zeros((h, w))
-    np.add.at(counts, (ys[:, None], xs[None, :]), 1.0)
-    return cov / counts
-
-
 def ground_truth(cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | None = None) -> GroundTruth:
-    from ..data.synthetic import object_masks
-
     data = synthetic_split(cfg, split)
     nouns, cover = [], []
     for i in range(len(data) if n is None else min(n, len(data))):
@@ -179,10 +165,11 @@ def ground_truth(cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | N
 
 
 def pointing(heat: np.ndarray, assignment: np.ndarray, probs: np.ndarray, coverage: list[np.ndarray],
-             min_cover: float = 0.0) -> tuple[list[float], list[float]]:
+             min_cover: float = 0.0, peaks: np.ndarray | None = None) -> tuple[list[float], list[float]]:
     """Per (noun, visible frame): hit = the peak patch's cell has > min_cover of its pixels on the
-    object; and the random-map baseline = the chance that a uniformly random patch does."""
-    peaks = peak_patches(heat, assignment, probs)
+    object; and the random-map baseline = the chance that a uniformly random patch does.
+    ``peaks``: peak_patches(heat, assignment, probs) when the caller has them already."""
+    peaks = peak_patches(heat, assignment, probs) if peaks is None else peaks
     hits, chance = [], []
     for k, cov in enumerate(coverage):
         flat = cov.reshape(cov.shape[0], -1)
@@ -192,13 +179,6 @@ def pointing(heat: np.ndarray, assignment: np.ndarray, probs: np.ndarray, covera
             hits.append(float(flat[t, peaks[k, t]] > min_cover))
             chance.append(float((flat[t] > min_cover).mean()))
     return hits, chance
-
-
-def temporal_cuts(n: int, frames: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed held-out cut-and-paste pairs: clip i keeps [0, cut_i) and takes [cut_i, T) from partner_i."""
-    rng = np.random.default_rng(seed)
-    partner = (np.arange(n) + rng.integers(1, n, size=n)) % n
-    return partner, rng.integers(1, frames, size=n)
 
 
 def temporal_metrics(change_spliced: np.ndarray, cuts: np.ndarray) -> dict[str, float]:
@@ -225,13 +205,11 @@ def best_threshold(cut_scores: np.ndarray, other_scores: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def _video_outputs(heads: SViLMHeads, tokens: np.ndarray | torch.Tensor, batch: int = 50) -> list[np.ndarray]:
-    outs: list[list[np.ndarray]] = []
-    for i in range(0, len(tokens), batch):
-        x = torch.as_tensor(np.asarray(tokens[i:i + batch], dtype=np.float32))
-        o = heads.video(x)
-        outs.append([t.numpy() for t in o])
-    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+def _scene_change(heads: SViLMHeads, n: int, tokens_of: Callable[[int, int], np.ndarray], batch: int = 50) -> np.ndarray:
+    """The video tower's per-frame scene-change scores [n, T]; ``tokens_of(lo, hi)`` gives the
+    tokens [hi - lo, T, 1 + P, C] of videos lo..hi-1, taken ``batch`` videos at a time."""
+    return np.concatenate([heads.video(torch.as_tensor(np.asarray(tokens_of(i, min(n, i + batch)), dtype=np.float32)))[6]
+                           .numpy() for i in range(0, n, batch)])
 
 
 def spliced_tokens(fs: FeatureSet, partner: np.ndarray, cuts: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -281,8 +259,9 @@ def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundT
         hits, chance, hits50, chance50 = [], [], [], []
         for i in range(len(truth.nouns)):
             heat = heat_maps(np.stack([nemb[p] for p in truth.nouns[i]]), groups[i], assign[i])
-            h, c = pointing(heat, assign[i], probs[i], truth.coverage[i])
-            h5, c5 = pointing(heat, assign[i], probs[i], truth.coverage[i], 0.5)
+            peaks = peak_patches(heat, assign[i], probs[i])
+            h, c = pointing(heat, assign[i], probs[i], truth.coverage[i], peaks=peaks)
+            h5, c5 = pointing(heat, assign[i], probs[i], truth.coverage[i], 0.5, peaks=peaks)
             hits += h
             chance += c
             hits50 += h5
@@ -291,8 +270,7 @@ def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundT
                   "ground_acc50": float(np.mean(hits50)), "ground_random50": float(np.mean(chance50)),
                   "ground_n": float(len(hits))})
     partner, cuts = temporal_cuts(n, fs.tokens.shape[1])
-    change = np.concatenate([_video_outputs(heads, spliced_tokens(fs, partner, cuts, i, min(n, i + batch)))[6]
-                             for i in range(0, n, batch)])
+    change = _scene_change(heads, n, lambda lo, hi: spliced_tokens(fs, partner, cuts, lo, hi), batch)
     m.update(temporal_metrics(change, cuts))
     heads.train()
     return m
@@ -305,9 +283,8 @@ def calibrate_threshold(heads: SViLMHeads, fs: FeatureSet, n: int = 200) -> floa
     heads.eval()
     n = min(n, len(fs))
     partner, cuts = temporal_cuts(n, fs.tokens.shape[1], seed=11)
-    spliced = np.concatenate([_video_outputs(heads, spliced_tokens(fs, partner, cuts, i, min(n, i + 50)))[6]
-                              for i in range(0, n, 50)])
-    intact = _video_outputs(heads, fs.tokens[:n])[6]
+    spliced = _scene_change(heads, n, lambda lo, hi: spliced_tokens(fs, partner, cuts, lo, hi))
+    intact = _scene_change(heads, n, lambda lo, hi: fs.tokens[lo:hi])
     T = spliced.shape[1]
     is_cut = np.arange(T)[None] == cuts[:, None]
     cut_scores = spliced[is_cut]
