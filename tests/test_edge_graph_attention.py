@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from onnx import TensorProto
+from onnx import helper
 
 import reference
 from helpers import edge_graph_attention_model, max_rel_err, session
@@ -196,9 +196,8 @@ BAD_RUN_INPUTS = {
 
 
 def _typed_model(feeds):
-    to_onnx = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
-               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.uint8): TensorProto.UINT8, np.dtype(bool): TensorProto.BOOL}
-    return edge_graph_attention_model(dtypes={n: to_onnx[a.dtype] for n, a in feeds.items()}, ranked=False)
+    return edge_graph_attention_model(dtypes={n: helper.np_dtype_to_tensor_dtype(a.dtype) for n, a in feeds.items()},
+                                      ranked=False)
 
 
 @pytest.mark.parametrize("name", list(BAD_RUN_INPUTS))

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 import reference
 from helpers import gaussian_diff_graph_attention_model, max_rel_err, session
@@ -209,9 +209,8 @@ BAD_RUN_INPUTS = {
 
 
 def _typed_model(feeds):
-    to_onnx = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
-               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32, np.dtype(bool): TensorProto.BOOL}
-    return gaussian_diff_graph_attention_model(dtypes={n: to_onnx[a.dtype] for n, a in feeds.items()}, ranked=False)
+    return gaussian_diff_graph_attention_model(dtypes={n: helper.np_dtype_to_tensor_dtype(a.dtype) for n, a in feeds.items()},
+                                               ranked=False)
 
 
 @pytest.mark.parametrize("name", list(BAD_RUN_INPUTS))

@@ -40,12 +40,7 @@ inline OrtStatusPtr ValidateEdgeGraphAttention(const EdgeGraphAttentionAttrs& a,
                                                const InputInfo& adj, EdgeGraphAttentionDims* dims) {
   const std::string op = kEdgeGraphAttention;
   const auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-  for (const InputInfo* t : {&q, &k, &v})
-    if (OrtStatusPtr s = CheckRankAndType(op, *t, 4, "[B, H, N, d]", f32)) return s;
-  for (const InputInfo* t : {&k, &v})
-    if (t->shape != q.shape)
-      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) +
-                               " but 'q' has shape " + ShapeToString(q.shape) + " (q, k and v must match)");
+  if (OrtStatusPtr s = CheckQKV(op, q, k, v, "[B, H, N, d]")) return s;
   const int64_t B = q.shape[0], H = q.shape[1], N = q.shape[2], d = q.shape[3];
   if (OrtStatusPtr s = CheckRankAndType(op, e, 5, "[B, H, N, N, d]", f32)) return s;
   if (e.shape != std::vector<int64_t>{B, H, N, N, d})

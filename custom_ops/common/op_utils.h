@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -73,6 +74,18 @@ inline OrtStatusPtr CheckRankAndType(const std::string& op, const InputInfo& in,
                              layout + ", got shape " + ShapeToString(in.shape));
   for (int64_t d : in.shape)
     if (d < 0) return MakeError(op, "input '" + in.name + "' has a negative dimension");
+  return nullptr;
+}
+
+// Checks that q, k and v are float32 rank-4 tensors (`layout` names the dims) of one shape.
+inline OrtStatusPtr CheckQKV(const std::string& op, const InputInfo& q, const InputInfo& k, const InputInfo& v,
+                             const char* layout) {
+  for (const InputInfo* t : {&q, &k, &v})
+    if (OrtStatusPtr s = CheckRankAndType(op, *t, 4, layout, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)) return s;
+  for (const InputInfo* t : {&k, &v})
+    if (t->shape != q.shape)
+      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) +
+                               " but 'q' has shape " + ShapeToString(q.shape) + " (q, k and v must match)");
   return nullptr;
 }
 

@@ -59,13 +59,7 @@ inline OrtStatusPtr ValidateSTGraphAttention(const STGraphAttentionAttrs& a, con
   const std::string op = kSTGraphAttention;
   const auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   if (OrtStatusPtr s = CheckRankAndType(op, x, 3, "[B, L, D]", f32)) return s;
-  for (const InputInfo* t : {&q, &k, &v})
-    if (OrtStatusPtr s = CheckRankAndType(op, *t, 4, "[B, H, L, d]", f32)) return s;
-  for (const InputInfo* t : {&k, &v})
-    if (t->shape != q.shape)
-      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) +
-                               " but 'q' has shape " + ShapeToString(q.shape) +
-                               " (q, k and v must match)");
+  if (OrtStatusPtr s = CheckQKV(op, q, k, v, "[B, H, L, d]")) return s;
   if (q.shape[0] != x.shape[0])
     return MakeError(op, "batch mismatch: 'x' has B=" + std::to_string(x.shape[0]) + " but 'q' has B=" +
                              std::to_string(q.shape[0]));

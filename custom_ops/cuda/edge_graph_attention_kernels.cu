@@ -6,18 +6,13 @@
 #include <cuda_runtime.h>
 
 #include "../common/edge_graph_attention_core.h"
+#include "device_utils.cuh"
 
 namespace finsta {
 namespace cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 4;
-
-__device__ __forceinline__ float WarpSum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __global__ void EdgeAttend(const EdgeGraphAttentionArgs a) {
   extern __shared__ float smem[];  // per warp: scaled q_i [d], acc [d]
@@ -51,8 +46,6 @@ __global__ void EdgeAttend(const EdgeGraphAttentionArgs a) {
   const float norm = core::EdgeAttentionNorm(wsum);
   for (int64_t c = lane; c < d; c += kWarp) a.h[row * d + c] = acc[c] * norm;
 }
-
-std::string Check(cudaError_t e) { return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e)); }
 
 }  // namespace
 

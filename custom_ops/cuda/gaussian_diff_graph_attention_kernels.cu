@@ -6,18 +6,13 @@
 #include <cuda_runtime.h>
 
 #include "../common/gaussian_diff_graph_attention_core.h"
+#include "device_utils.cuh"
 
 namespace finsta {
 namespace cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 4;
-
-__device__ __forceinline__ float WarpSum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __global__ void GaussianAttend(const GaussianDiffGraphAttentionArgs a) {
   extern __shared__ float smem[];  // per warp: q_i [d], acc [d]
@@ -53,8 +48,6 @@ __global__ void GaussianAttend(const GaussianDiffGraphAttentionArgs a) {
     o[d + c] = ctx - a.v[row * d + c];  // sum_j alpha_ij (v_j - v_i): alpha sums to 1
   }
 }
-
-std::string Check(cudaError_t e) { return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e)); }
 
 }  // namespace
 

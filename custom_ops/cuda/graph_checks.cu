@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "../common/kernel_core.h"
+#include "device_utils.cuh"
 
 namespace finsta {
 namespace cuda {
@@ -16,8 +17,6 @@ __global__ void SelfLoopCheck(const uint8_t* __restrict__ adj, int64_t nodes, in
   const unsigned long long missing = core::MissingSelfLoop(adj, N, node);
   if (missing != core::kNoMissingNode) atomicMin(flag, missing);
 }
-
-std::string Check(cudaError_t e) { return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e)); }
 
 }  // namespace
 

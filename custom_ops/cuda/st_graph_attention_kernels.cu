@@ -9,18 +9,13 @@
 #include <cuda_runtime.h>
 
 #include "../common/st_graph_attention_core.h"
+#include "device_utils.cuh"
 
 namespace finsta {
 namespace cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 4;
-
-__device__ __forceinline__ float WarpSum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __global__ void NormalizeRows(const float* __restrict__ x, float* __restrict__ xn, int64_t rows, int64_t D) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
@@ -87,8 +82,6 @@ __global__ void Attend(const float* __restrict__ q, const float* __restrict__ k,
   float* o = out + row * d;
   for (int64_t c = lane; c < d; c += kWarp) o[c] = acc[c] * inv;
 }
-
-std::string Check(cudaError_t e) { return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e)); }
 
 }  // namespace
 

@@ -200,7 +200,6 @@ def gaussian_diff_graph_attention_function(opset: int = DEFAULT_OPSET) -> Functi
         _const("axis1", [1], TensorProto.INT64),
         _const("axis2", [2], TensorProto.INT64),
         _const("axes_last", [-1], TensorProto.INT64),
-        _const("half_neg", -0.5, TensorProto.FLOAT),
         _const("neg_inf", -math.inf, TensorProto.FLOAT),
     ]
     scale = _head_dim_scale(nodes)
@@ -216,7 +215,7 @@ def gaussian_diff_graph_attention_function(opset: int = DEFAULT_OPSET) -> Functi
         n("Unsqueeze", ["sigma", "axis0_2_3"], ["sigma_b"]),
         n("Div", ["diff_h", "sigma_b"], ["z"]),
         n("ReduceSumSquare", ["z", "axes_last"], ["z2"], keepdims=0),
-        n("Mul", ["z2", "half_neg"], ["log_g"]),
+        n("Mul", ["z2", "neg_half"], ["log_g"]),  # neg_half from _head_dim_scale
         # alpha = softmax over adj;  out = [alpha v, alpha v - v_i]
         n("Add", ["qk_s", "log_g"], ["logits0"]),
         n("Unsqueeze", ["adj", "axis1"], ["adj_h"]),

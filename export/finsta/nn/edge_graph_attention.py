@@ -17,21 +17,31 @@ OPS_DOMAIN = "finsta"
 OP = "EdgeGraphAttention"
 
 
-def _check(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor, clamp: float) -> None:
+def _check_qkv_adj(op: str, q: Tensor, k: Tensor, v: Tensor, adj: Tensor) -> None:
+    """Checks q, k, v [B, H, N, d] (one shape) and adj [B, N, N] bool."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dim() != 4:
-            raise ValueError(f"{OP}: {name} must be [B, H, N, d], got shape {tuple(t.shape)}")
+            raise ValueError(f"{op}: {name} must be [B, H, N, d], got shape {tuple(t.shape)}")
     if k.shape != q.shape or v.shape != q.shape:
-        raise ValueError(f"{OP}: q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(f"{op}: q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    B, _, N, _ = q.shape
+    if adj.dtype != torch.bool:
+        raise ValueError(f"{op}: adj must be bool, got {adj.dtype}")
+    if adj.dim() != 3 or tuple(adj.shape) != (B, N, N):
+        raise ValueError(f"{op}: adj must be [B, N, N] = {(B, N, N)}, got shape {tuple(adj.shape)}")
+
+
+def _check_clamp(clamp: float) -> None:
+    if not (math.isfinite(clamp) and clamp > 0):
+        raise ValueError(f"{OP}: clamp must be finite and > 0, got {clamp}")
+
+
+def _check(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor, clamp: float) -> None:
+    _check_qkv_adj(OP, q, k, v, adj)
     B, H, N, d = q.shape
     if e.dim() != 5 or tuple(e.shape) != (B, H, N, N, d):
         raise ValueError(f"{OP}: e must be [B, H, N, N, d] = {(B, H, N, N, d)}, got shape {tuple(e.shape)}")
-    if adj.dtype != torch.bool:
-        raise ValueError(f"{OP}: adj must be bool, got {adj.dtype}")
-    if adj.dim() != 3 or tuple(adj.shape) != (B, N, N):
-        raise ValueError(f"{OP}: adj must be [B, N, N] = {(B, N, N)}, got shape {tuple(adj.shape)}")
-    if not (math.isfinite(clamp) and clamp > 0):
-        raise ValueError(f"{OP}: clamp must be finite and > 0, got {clamp}")
+    _check_clamp(clamp)
 
 
 def check_self_loops(adj: Tensor, op: str) -> None:
@@ -78,8 +88,7 @@ class EdgeGraphAttention(nn.Module):
 
     def __init__(self, clamp: float = 5.0):
         super().__init__()
-        if not (math.isfinite(clamp) and clamp > 0):
-            raise ValueError(f"{OP}: clamp must be finite and > 0, got {clamp}")
+        _check_clamp(clamp)
         self.clamp = clamp
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:

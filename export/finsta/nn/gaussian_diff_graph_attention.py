@@ -14,25 +14,17 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .edge_graph_attention import check_self_loops
+from .edge_graph_attention import _check_qkv_adj, check_self_loops
 
 OPS_DOMAIN = "finsta"
 OP = "GaussianDiffGraphAttention"
 
 
 def _check(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, adj: Tensor, sigma: Tensor) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.dim() != 4:
-            raise ValueError(f"{OP}: {name} must be [B, H, N, d], got shape {tuple(t.shape)}")
-    if k.shape != q.shape or v.shape != q.shape:
-        raise ValueError(f"{OP}: q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    _check_qkv_adj(OP, q, k, v, adj)
     B, H, N, _ = q.shape
     if pos.dim() != 3 or tuple(pos.shape) != (B, N, 3):
         raise ValueError(f"{OP}: pos must be [B, N, 3] = {(B, N, 3)} (x, y, t), got shape {tuple(pos.shape)}")
-    if adj.dtype != torch.bool:
-        raise ValueError(f"{OP}: adj must be bool, got {adj.dtype}")
-    if adj.dim() != 3 or tuple(adj.shape) != (B, N, N):
-        raise ValueError(f"{OP}: adj must be [B, N, N] = {(B, N, N)}, got shape {tuple(adj.shape)}")
     if sigma.dim() != 2 or tuple(sigma.shape) != (H, 3):
         raise ValueError(f"{OP}: sigma must be [H, 3] = {(H, 3)}, got shape {tuple(sigma.shape)}")
 
