@@ -24,29 +24,13 @@ import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLING = "fps:4"
-
-
-def window_starts(n: int, T: int) -> list[int]:
-    """Starts of windows of T frames overlapping by one frame that cover frames 0..n-1 (n >= 2, T >= 2)."""
-    if n < 2 or T < 2:
-        raise ValueError(f"need at least 2 frames and T >= 2, got n={n}, T={T}")
-    return list(range(0, n - 1, T - 1))
-
-
-def transition_scores(change: np.ndarray, n: int, T: int) -> np.ndarray:
-    """Per-window scene_change [W, T] (score t compares window frames t-1 and t) -> scores [n] of the
-    whole sequence (score i compares frames i-1 and i; score 0 is 0)."""
-    out = np.zeros(n, np.float64)
-    for w, s in enumerate(window_starts(n, T)):
-        last = min(s + T, n)
-        out[s + 1:last] = change[w, 1:last - s]
-    return out
 
 
 @dataclass(frozen=True)
@@ -88,10 +72,14 @@ def boundaries(times: np.ndarray, scores: np.ndarray, rule: SceneRule = SceneRul
 
 
 def scene_changes(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, batch: int = 8,
-                  timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(timestamps [n] of the sampled frames, transition scores [n]) of a video."""
+                  timeout: float | None = None,
+                  progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps [n] of the sampled frames, transition scores [n]; score i compares frames i-1 and i,
+    score 0 is 0). Frames stream from the decoder through windows of the bundle's T frames that
+    overlap by one frame, ``batch`` windows per model call: memory stays flat however long the video.
+    ``progress`` gets the time reached after each model call."""
     from .ground import require_svilm
-    from .video import Sampling, VideoError, read_frames
+    from .video import Sampling, VideoError, iter_frames, read_frames
 
     require_svilm(model)
     sp = Sampling.parse(sampling)
@@ -99,33 +87,60 @@ def scene_changes(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, ba
         raise ValueError("scenes needs a dense sampling (fps:F, every:K or uniform:N), not segments:S")
     pre = model.bundle.preprocess
     T = pre.frames
-    clip = read_frames(video, sp, transform=pre, frames_per_clip=T, timeout=timeout)
-    frames, stamps = clip.frames, np.asarray(clip.timestamps, np.float64)
-    n = len(frames)
-    if n < 2:
-        raise VideoError(video, f"sampling {sp} gave {n} frame(s); scene boundaries need at least 2 "
+    if sp.kind == "uniform":  # N frames in all: the user bounds the memory
+        clip = read_frames(video, sp, transform=pre, frames_per_clip=T, timeout=timeout)
+        frames = zip(clip.timestamps, clip.frames)
+    else:
+        frames = iter_frames(video, sp, transform=pre, timeout=timeout)
+    stamps: list[float] = []
+    scores: list[float] = [0.0]
+    windows: list[np.ndarray] = []
+    lengths: list[int] = []
+
+    def flush() -> None:
+        if windows:
+            change = model.embed_frames(np.stack(windows))["scene_change"]
+            for c, n in zip(change, lengths):
+                scores.extend(float(x) for x in c[1:n])
+            windows.clear()
+            lengths.clear()
+            if progress is not None:
+                progress(stamps[-1])
+
+    def push(w: list[np.ndarray]) -> None:
+        lengths.append(len(w))
+        windows.append(np.stack(w + [w[-1]] * (T - len(w))))  # the last window repeats its last frame
+        if len(windows) == batch:
+            flush()
+
+    window: list[np.ndarray] = []
+    for t, img in frames:
+        stamps.append(float(t))
+        window.append(img)
+        if len(window) == T:
+            push(window)
+            window = [window[-1]]
+    if len(stamps) < 2:
+        raise VideoError(video, f"sampling {sp} gave {len(stamps)} frame(s); scene boundaries need at least 2 "
                                 "(sample more densely, e.g. --sampling fps:8)")
-    starts = window_starts(n, T)
-    windows = []
-    for s in starts:
-        w = frames[s:s + T]
-        if len(w) < T:  # the last window: repeat its last frame (those pairs are not used)
-            w = np.concatenate([w, np.repeat(w[-1:], T - len(w), axis=0)])
-        windows.append(w)
-    change = np.concatenate([model.embed_frames(np.stack(windows[i:i + batch]))["scene_change"]
-                             for i in range(0, len(windows), batch)])
-    return stamps, transition_scores(change, n, T)
+    if len(window) > 1:
+        push(window)
+    flush()
+    return np.asarray(stamps, np.float64), np.asarray(scores, np.float64)
 
 
-def detect(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, rule: SceneRule = SceneRule()) -> dict:
-    """Boundaries, scenes and every transition score of a video (what ``finsta-rt scenes --json`` prints)."""
+def detect(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, rule: SceneRule = SceneRule(),
+           progress: Callable[[float, float], None] | None = None) -> dict:
+    """Boundaries, scenes and every transition score of a video (what ``finsta-rt scenes --json`` prints).
+    ``progress(seconds scored, video duration)`` is called as the scoring goes."""
     from .video import probe
 
-    stamps, scores = scene_changes(model, video, sampling)
+    info = probe(video)  # scenes span the whole video, not just the first to the last sampled frame
+    stamps, scores = scene_changes(model, video, sampling,
+                                   progress=None if progress is None else lambda t: progress(t, info.duration))
     idx = boundaries(stamps, scores, rule)
     cuts = [{"index": i, "time": float(stamps[i]), "previous_time": float(stamps[i - 1]), "score": float(scores[i])}
             for i in idx]
-    info = probe(video)  # scenes span the whole video, not just the first to the last sampled frame
     end = info.start + info.duration if info.duration > 0 else float(stamps[-1])
     edges = [min(info.start, float(stamps[0]))] + [c["time"] for c in cuts] + [max(end, float(stamps[-1]))]
     scenes = [{"start": edges[k], "end": edges[k + 1]} for k in range(len(edges) - 1)]
@@ -172,6 +187,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"a boundary's score must exceed this, in [0, 2] (default {d.min_score:g})")
     p.add_argument("--json", action="store_true", help="print the rule, boundaries, scenes and every score as JSON")
     p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line (shown only on a terminal)")
     p.set_defaults(func=run)
     return p
 
@@ -188,12 +204,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"finsta-rt scenes: {str(e).replace('scene rule: ', '--').replace('min_score', 'min-score')}",
               file=sys.stderr)
         return 2
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(t: float, duration: float) -> None:
+        sys.stderr.write(f"\rscoring {args.video}: {_clock(t)} of {_clock(duration)}")
+        sys.stderr.flush()
+
     try:
         model = Model(args.bundle, device=args.device)
-        r = detect(model, args.video, args.sampling, rule)
+        r = detect(model, args.video, args.sampling, rule, progress if show else None)
     except (GroundError, BundleError, VideoError, ValueError, FileNotFoundError) as e:
-        print(f"finsta-rt scenes: {e}", file=sys.stderr)
+        print(("\n" if show else "") + f"finsta-rt scenes: {e}", file=sys.stderr)
         return 2
+    if show:
+        sys.stderr.write("\n")
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

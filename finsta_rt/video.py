@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -228,24 +228,31 @@ def _check_not_truncated(path, last_time: float | None, targets: np.ndarray, dur
                                f"of a {duration:.2f} s video")
 
 
-def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, duration: float) -> list:
-    """One pass over the video: for each target, the decoded frame nearest in time."""
-    order = np.argsort(targets, kind="stable")
-    chosen: list = [None] * len(targets)
+def _nearest_in_order(path, container, stream, targets: np.ndarray, deadline, duration: float) -> Iterator:
+    """One pass over the video yielding, for each target of ascending ``targets``, the decoded frame
+    nearest in time; only the previous frame is held, so memory does not grow with the video."""
     k, prev = 0, None
     for frame in _decode(path, container, stream, deadline):
         t = frame.time
-        while k < len(order) and t >= targets[order[k]]:
-            tgt = targets[order[k]]
-            chosen[order[k]] = prev if prev is not None and tgt - prev.time < t - tgt else frame
+        while k < len(targets) and t >= targets[k]:
+            tgt = targets[k]
+            yield prev if prev is not None and tgt - prev.time < t - tgt else frame
             k += 1
-        if k == len(order):
-            break
+        if k == len(targets):
+            return
         prev = frame
-    if k < len(order):  # targets past the last frame take it, if the video does not stop early
-        _check_not_truncated(path, prev.time if prev is not None else None, targets[order[k:]], duration)
-    for j in order[k:]:
-        chosen[j] = prev
+    if k < len(targets):  # targets past the last frame take it, if the video does not stop early
+        _check_not_truncated(path, prev.time if prev is not None else None, targets[k:], duration)
+    for _ in range(k, len(targets)):
+        yield prev
+
+
+def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, duration: float) -> list:
+    """For each target, the decoded frame nearest in time (one pass over the video)."""
+    order = np.argsort(targets, kind="stable")
+    chosen: list = [None] * len(targets)
+    for j, frame in zip(order, _nearest_in_order(path, container, stream, targets[order], deadline, duration)):
+        chosen[j] = frame
     return chosen
 
 
@@ -289,16 +296,11 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
         stream.thread_type = threads
         info = _info(path, container, stream)
         if sampling.kind == "every":
-            frames, times = [], []
-            for i, frame in enumerate(_decode(path, container, stream, deadline)):
-                if i % int(sampling.value) == 0:
-                    frames.append(frame)
-                    times.append(frame.time)
-            chosen = frames
-            stamps = np.asarray(times, np.float64)
+            chosen = [f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0]
             if info.duration > 0:
-                _check_not_truncated(path, max(times) if times else None, np.asarray([info.start + info.duration]),
-                                     info.duration)
+                _check_not_truncated(path, chosen[-1].time if chosen else None,
+                                     np.asarray([info.start + info.duration]), info.duration)
+            stamps = np.asarray([f.time for f in chosen], np.float64)
         else:
             start, duration, est_frames = info.start, info.duration, info.frames
             if duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
@@ -330,5 +332,45 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
         return Clip(np.stack(out), stamps)
     except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
+    finally:
+        container.close()
+
+
+def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
+                transform: Callable[[np.ndarray], np.ndarray] | None = None, threads: str = "AUTO",
+                timeout: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """(time, frame) of each sampled frame in order, decoded in one pass and converted as it comes:
+    memory is that of a few frames however long the video (``read_frames`` keeps them all). Dense
+    samplings only: fps:F and every:K. Raises VideoError, also midway for a file that stops early.
+    """
+    sampling = Sampling.parse(sampling)
+    if sampling.kind not in ("fps", "every"):
+        raise ValueError(f"iter_frames takes a dense sampling (fps:F or every:K), got {sampling}")
+    deadline = _Deadline(path, timeout)
+    container, stream = _open(path)
+    try:
+        stream.thread_type = threads
+        info = _info(path, container, stream)
+        if sampling.kind == "every":
+            picks = (f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0)
+        else:
+            start, duration = info.start, info.duration
+            if duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
+                start, end, _ = _packet_span(path)
+                duration = end - start
+            picks = _nearest_in_order(path, container, stream, target_times(sampling, start, duration), deadline,
+                                      duration)
+        last, img, n = None, None, 0
+        for frame in picks:
+            if frame is not last:  # a short video at a high fps repeats frames: convert each once
+                img = _to_rgb(frame)
+                img = transform(img) if transform else img
+                last = frame
+            n += 1
+            yield float(frame.time), img
+        if n == 0:
+            raise VideoError(path, "has no decodable video frames")
+        if sampling.kind == "every" and info.duration > 0:
+            _check_not_truncated(path, last.time, np.asarray([info.start + info.duration]), info.duration)
     finally:
         container.close()

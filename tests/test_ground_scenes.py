@@ -14,7 +14,7 @@ import pytest
 
 from finsta_rt import ground, scenes
 from finsta_rt.ground import GroundError, heat_maps, noun_phrases, peak_patches, upsample, write_png
-from media import write_bytes, write_video
+from media import moving_frames, write_bytes, write_video
 
 
 def cli(argv: list[str]) -> int:
@@ -126,18 +126,51 @@ def test_require_svilm_names_the_family():
 
 
 # ----------------------------------------------------------------------------- scene windows
-@pytest.mark.parametrize("n, T", [(2, 4), (7, 4), (8, 4), (25, 8), (9, 2)])
-def test_windows_cover_every_transition_once(n, T):
-    starts = scenes.window_starts(n, T)
-    covered = [i for s in starts for i in range(s + 1, min(s + T, n))]
-    assert sorted(covered) == list(range(1, n))
-    change = np.random.default_rng(n).random((len(starts), T))
-    got = scenes.transition_scores(change, n, T)
-    for w, s in enumerate(starts):
-        for t in range(1, T):
-            if s + t < n:
-                assert got[s + t] == change[w, t]
-    assert got[0] == 0
+class PairDiffModel:
+    """Stands in for an S-ViLM model: scene_change[b, t] = mean |frame t - frame t-1| of each window
+    (0 at t = 0), so the stitched scores can be checked against the decoded frames themselves."""
+
+    def __init__(self, T: int, size: int = 16):
+        from finsta_rt.preprocess import Preprocess
+
+        outs = lambda *names: [type("O", (), {"name": n}) for n in names]  # noqa: E731
+        self.bundle = type("B", (), {
+            "preprocess": Preprocess(size=size, frames=T), "name": "fake", "family": "svilm",
+            "graphs": {"video": type("G", (), {"outputs": outs("group_features", "group_assignment", "group_probs",
+                                                                "scene_change")}),
+                       "text": type("G", (), {"outputs": outs("noun_embedding")})}})()
+        self.calls: list[int] = []
+
+    def embed_frames(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        assert x.shape[1] == self.bundle.preprocess.frames
+        self.calls.append(len(x))
+        d = np.abs(np.diff(x.astype(np.float64), axis=1)).mean(axis=(2, 3, 4))
+        return {"scene_change": np.concatenate([np.zeros((len(x), 1)), d], axis=1)}
+
+
+@pytest.mark.parametrize("n, T, batch", [(2, 4, 8), (4, 4, 1), (7, 4, 2), (8, 4, 8), (25, 8, 3), (9, 2, 4)])
+def test_streamed_windows_score_every_consecutive_pair_once(tmp_path, n, T, batch):
+    from finsta_rt.video import read_frames
+
+    video = write_video(tmp_path / "v.mp4", np.random.default_rng(n).integers(0, 255, (n, 24, 32, 3), np.uint8), fps=10)
+    model = PairDiffModel(T)
+    seen: list[float] = []
+    stamps, scores = scenes.scene_changes(model, video, "every:1", batch=batch, progress=seen.append)
+    clip = read_frames(video, "every:1", transform=model.bundle.preprocess)
+    np.testing.assert_array_equal(stamps, clip.timestamps)
+    want = np.r_[0.0, np.abs(np.diff(clip.frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))]
+    np.testing.assert_allclose(scores, want, rtol=0, atol=1e-12)
+    windows = -(-(n - 1) // (T - 1))  # windows of T frames overlapping by one
+    assert sum(model.calls) == windows and max(model.calls) <= batch
+    assert seen == sorted(seen) and seen[-1] == stamps[-1] and len(seen) == len(model.calls)
+
+
+def test_one_sampled_frame_is_a_clear_error(tmp_path):
+    from finsta_rt.video import VideoError
+
+    video = write_video(tmp_path / "v.mp4", moving_frames(3), fps=10)
+    with pytest.raises(VideoError, match="gave 1 frame.*at least 2"):
+        scenes.scene_changes(PairDiffModel(4), video, "every:5")
 
 
 def reference_boundaries(t, s, ratio, window, min_score):

