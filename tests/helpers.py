@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import zlib
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -85,3 +88,15 @@ def max_rel_err(out: np.ndarray, ref: np.ndarray) -> float:
     """max |out - ref| / max |ref|: the error relative to the output's scale."""
     denom = max(float(np.max(np.abs(ref))), 1e-30) if ref.size else 1.0
     return float(np.max(np.abs(out.astype(np.float64) - ref))) / denom if ref.size else 0.0
+
+
+def fresh_seed() -> int:
+    """Fresh random inputs each run; FINSTA_TEST_SEED=<the seed a failure printed> replays them."""
+    env = os.environ.get("FINSTA_TEST_SEED")
+    return int(env) if env else int(np.random.SeedSequence().entropy)
+
+
+def case_rng(seed: int, case: dict) -> np.random.Generator:
+    """The inputs of one case: a function of the run's seed and the case only (crc32, not hash(),
+    which Python salts per process, so a printed seed replays the same inputs)."""
+    return np.random.default_rng([seed, zlib.crc32(repr(sorted(case.items())).encode())])

@@ -51,7 +51,7 @@ def test_cuda_twin_matches_reference(case, tmp_path):
     feeds, p = make_case(rng, zero_tokens=c.pop("zero_tokens", 0), scale=c.pop("scale", None), **c)
     ref = reference.st_graph_attention(**feeds, P=p["P"], r=p["r"], tau=p["tau"], scale=p["scale"])
     out = run_twin(tmp_path, feeds, p)
-    assert max_rel_err(out, ref) <= TOL, f"seed={SEED} case={case}"
+    assert max_rel_err(out, ref) <= TOL, f"FINSTA_TEST_SEED={SEED} case={case}"
 
 
 def run_graph_twin(tmp_path, op: str, header: list[int], floats: list[float], arrays: list[np.ndarray], adj: np.ndarray):
@@ -98,7 +98,7 @@ def test_edge_graph_attention_twin_matches_reference(case, tmp_path):
     ref_h, ref_s = reference.edge_graph_attention(**feeds, clamp=p["clamp"])
     h, e_out = run_edge_twin(tmp_path, feeds, p["clamp"])
     errs = (max_rel_err(h, ref_h), max_rel_err(e_out, ref_s))
-    assert max(errs) <= TOL, f"seed={SEED} case={case}: relative errors {errs}"
+    assert max(errs) <= TOL, f"FINSTA_TEST_SEED={SEED} case={case}: relative errors {errs}"
 
 
 @pytest.mark.parametrize("case", GAUSS_TWIN_CASES)
@@ -106,7 +106,7 @@ def test_gaussian_diff_graph_attention_twin_matches_reference(case, tmp_path):
     feeds = gauss.make_case(np.random.default_rng([SEED, 17]), **case)
     out = run_gaussian_twin(tmp_path, feeds)
     err = max_rel_err(out, reference.gaussian_diff_graph_attention(**feeds))
-    assert err <= TOL, f"seed={SEED} case={case}: relative error {err}"
+    assert err <= TOL, f"FINSTA_TEST_SEED={SEED} case={case}: relative error {err}"
 
 
 @pytest.mark.parametrize("op", ["EdgeGraphAttention", "GaussianDiffGraphAttention"])

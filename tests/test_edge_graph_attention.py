@@ -14,11 +14,11 @@ import pytest
 from onnx import helper
 
 import reference
-from helpers import edge_graph_attention_model, max_rel_err, session
+from helpers import case_rng, edge_graph_attention_model, fresh_seed, max_rel_err, session
 from finsta.export import attach_portable_functions
 
 TOL = 1e-5
-SEED = np.random.SeedSequence().entropy  # fresh inputs each run; printed on failure
+SEED = fresh_seed()  # fresh inputs each run; a failure prints it (FINSTA_TEST_SEED replays it)
 OP = "EdgeGraphAttention"
 
 
@@ -95,7 +95,7 @@ def run_form(form: str, feeds: dict, clamp: float):
 def _run_all_forms(case, forms):
     only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
     forms = [f for f in forms if not only or f in only.split(",")]
-    rng = np.random.default_rng([SEED, hash(str(case)) & 0xFFFF])
+    rng = case_rng(SEED, case)
     feeds, p = make_case(rng, **case)
     ref = reference.edge_graph_attention(**feeds, clamp=p["clamp"])
     errs = {}
@@ -106,7 +106,7 @@ def _run_all_forms(case, forms):
             assert np.all(np.isfinite(out)), (form, name)
             errs[f"{form}.{name}"] = max_rel_err(out, r)
     bad = {f: e for f, e in errs.items() if not e <= TOL}
-    assert not bad, f"seed={SEED} case={case}: relative errors {errs}"
+    assert not bad, f"FINSTA_TEST_SEED={SEED} case={case}: relative errors {errs}"
     return errs
 
 

@@ -15,12 +15,12 @@ import pytest
 from onnx import helper
 
 import reference
-from helpers import gaussian_diff_graph_attention_model, max_rel_err, session
+from helpers import case_rng, fresh_seed, gaussian_diff_graph_attention_model, max_rel_err, session
 from finsta.export import attach_portable_functions
 from test_edge_graph_attention import random_adjacency
 
 TOL = 1e-5
-SEED = np.random.SeedSequence().entropy  # fresh inputs each run; printed on failure
+SEED = fresh_seed()  # fresh inputs each run; a failure prints it (FINSTA_TEST_SEED replays it)
 OP = "GaussianDiffGraphAttention"
 
 
@@ -111,7 +111,7 @@ def run_form(form: str, feeds: dict) -> np.ndarray:
 def _run_all_forms(case, forms):
     only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
     forms = [f for f in forms if not only or f in only.split(",")]
-    rng = np.random.default_rng([SEED, hash(str(case)) & 0xFFFF])
+    rng = case_rng(SEED, case)
     feeds = make_case(rng, **case)
     ref = reference.gaussian_diff_graph_attention(**feeds)
     errs = {}
@@ -121,7 +121,7 @@ def _run_all_forms(case, forms):
         assert np.all(np.isfinite(out)), form
         errs[form] = max_rel_err(out, ref)
     bad = {f: e for f, e in errs.items() if not e <= TOL}
-    assert not bad, f"seed={SEED} case={case}: relative errors {errs}"
+    assert not bad, f"FINSTA_TEST_SEED={SEED} case={case}: relative errors {errs}"
     return errs
 
 

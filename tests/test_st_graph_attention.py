@@ -14,12 +14,12 @@ import pytest
 from onnx import TensorProto
 
 import reference
-from helpers import max_rel_err, session, st_graph_attention_model
+from helpers import case_rng, fresh_seed, max_rel_err, session, st_graph_attention_model
 from finsta.export import attach_portable_functions
 
 TOL = 1e-5
 MARGIN = 1e-5
-SEED = np.random.SeedSequence().entropy  # fresh inputs each run; printed on failure
+SEED = fresh_seed()  # fresh inputs each run; a failure prints it (FINSTA_TEST_SEED replays it)
 
 
 def safe_threshold(x: np.ndarray, P: int, r: int, tau: float) -> float:
@@ -94,7 +94,7 @@ def _attrs(p):
 def _run_all_forms(case, forms):
     only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
     forms = [f for f in forms if not only or f in only.split(",")]
-    rng = np.random.default_rng([SEED, hash(str(case)) & 0xFFFF])
+    rng = case_rng(SEED, case)
     c = dict(case)
     zero = c.pop("zero_tokens", 0)
     scale = c.pop("scale", None)
@@ -119,7 +119,7 @@ def _run_all_forms(case, forms):
         assert np.all(np.isfinite(out)), form
         errs[form] = max_rel_err(out, ref)
     bad = {f: e for f, e in errs.items() if not e <= TOL}
-    assert not bad, f"seed={SEED} case={case} tau={p['tau']}: relative errors {errs}"
+    assert not bad, f"FINSTA_TEST_SEED={SEED} case={case} tau={p['tau']}: relative errors {errs}"
 
 
 @pytest.mark.parametrize("case", all_cases())
