@@ -167,6 +167,15 @@ def _packet_span(path) -> tuple[float, float, int]:
     return lo, hi, n
 
 
+def _span(path, container, info: VideoInfo) -> tuple[float, float, int]:
+    """(start, duration, frames) of the video stream: the header's, or measured from packet
+    timestamps when the header has no duration or a guessed one (raw elementary streams)."""
+    if info.duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
+        start, end, packets = _packet_span(path)
+        return start, end - start, packets
+    return info.start, info.duration, info.frames
+
+
 def target_times(sampling: Sampling, start: float, duration: float, frames_per_clip: int = 8) -> np.ndarray:
     """Target timestamps (seconds) for time-based sampling; [S, T] for segments, else [N]."""
     if sampling.kind == "uniform":
@@ -290,35 +299,28 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
     import av
 
     sampling = Sampling.parse(sampling)
+    if sampling.kind == "every":  # one pass, every pick a new frame: the stream serves it
+        pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=timeout))
+        return Clip(np.stack([f for _, f in pairs]), np.asarray([t for t, _ in pairs], np.float64))
     deadline = _Deadline(path, timeout)
     container, stream = _open(path)
     try:
         stream.thread_type = threads
         info = _info(path, container, stream)
-        if sampling.kind == "every":
-            chosen = [f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0]
-            if info.duration > 0:
-                _check_not_truncated(path, chosen[-1].time if chosen else None,
-                                     np.asarray([info.start + info.duration]), info.duration)
-            stamps = np.asarray([f.time for f in chosen], np.float64)
-        else:
-            start, duration, est_frames = info.start, info.duration, info.frames
-            if duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
-                start, end, est_frames = _packet_span(path)
-                duration = end - start
-            targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
-            if est_frames == 0 and info.fps:
-                est_frames = int(duration * info.fps)
-            seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
-            pick = _nearest_seeking if seek else _nearest_sequential
-            chosen = pick(path, container, stream, targets, deadline, duration)
-            if seek and (any(c is None for c in chosen) or float(np.max(targets)) - max(
-                    c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)):
-                container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
-                container, stream = _open(path)
-                stream.thread_type = threads
-                chosen = _nearest_sequential(path, container, stream, targets, deadline, duration)
-            stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
+        start, duration, est_frames = _span(path, container, info)
+        targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
+        if est_frames == 0 and info.fps:
+            est_frames = int(duration * info.fps)
+        seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
+        pick = _nearest_seeking if seek else _nearest_sequential
+        chosen = pick(path, container, stream, targets, deadline, duration)
+        if seek and (any(c is None for c in chosen) or float(np.max(targets)) - max(
+                c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)):
+            container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
+            container, stream = _open(path)
+            stream.thread_type = threads
+            chosen = _nearest_sequential(path, container, stream, targets, deadline, duration)
+        stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
         if not chosen or any(c is None for c in chosen):
             raise VideoError(path, "has no decodable video frames")
         cache: dict[int, np.ndarray] = {}  # one conversion per distinct frame (short videos repeat frames)
@@ -346,6 +348,8 @@ def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
     sampling = Sampling.parse(sampling)
     if sampling.kind not in ("fps", "every"):
         raise ValueError(f"iter_frames takes a dense sampling (fps:F or every:K), got {sampling}")
+    import av
+
     deadline = _Deadline(path, timeout)
     container, stream = _open(path)
     try:
@@ -354,10 +358,7 @@ def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
         if sampling.kind == "every":
             picks = (f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0)
         else:
-            start, duration = info.start, info.duration
-            if duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
-                start, end, _ = _packet_span(path)
-                duration = end - start
+            start, duration, _ = _span(path, container, info)
             picks = _nearest_in_order(path, container, stream, target_times(sampling, start, duration), deadline,
                                       duration)
         last, img, n = None, None, 0
@@ -372,5 +373,7 @@ def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
             raise VideoError(path, "has no decodable video frames")
         if sampling.kind == "every" and info.duration > 0:
             _check_not_truncated(path, last.time, np.asarray([info.start + info.duration]), info.duration)
+    except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
+        raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     finally:
         container.close()

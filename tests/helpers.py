@@ -100,3 +100,27 @@ def case_rng(seed: int, case: dict) -> np.random.Generator:
     """The inputs of one case: a function of the run's seed and the case only (crc32, not hash(),
     which Python salts per process, so a printed seed replays the same inputs)."""
     return np.random.default_rng([seed, zlib.crc32(repr(sorted(case.items())).encode())])
+
+
+def selected_forms(forms: list[str]) -> list[str]:
+    """``forms``, or only those named in FINSTA_TEST_FORMS (tests/test_sanitizers.py runs the kernel alone)."""
+    only = os.environ.get("FINSTA_TEST_FORMS")
+    return [f for f in forms if not only or f in only.split(",")]
+
+
+def form_errors(form: str, outs: list[np.ndarray], refs: list[np.ndarray],
+                names: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Max relative errors of one form's outputs against their float64 references (keys ``form`` or
+    ``form.name``), after checking each output's shape and that it is finite."""
+    errs = {}
+    for i, (out, ref) in enumerate(zip(outs, refs, strict=True)):
+        key = form if names is None else f"{form}.{names[i]}"
+        assert out.shape == ref.shape, key
+        assert np.all(np.isfinite(out)), key
+        errs[key] = max_rel_err(out, ref)
+    return errs
+
+
+def assert_errors_within(errs: dict[str, float], tol: float, context: str) -> None:
+    bad = {f: e for f, e in errs.items() if not e <= tol}
+    assert not bad, f"{context}: relative errors {errs}"

@@ -7,14 +7,13 @@ most logits past the clamp.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 from onnx import helper
 
 import reference
-from helpers import case_rng, edge_graph_attention_model, fresh_seed, max_rel_err, session
+from helpers import assert_errors_within, case_rng, edge_graph_attention_model, form_errors, fresh_seed, max_rel_err, selected_forms, session
 from finsta.export import attach_portable_functions
 
 TOL = 1e-5
@@ -93,20 +92,12 @@ def run_form(form: str, feeds: dict, clamp: float):
 
 
 def _run_all_forms(case, forms):
-    only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
-    forms = [f for f in forms if not only or f in only.split(",")]
-    rng = case_rng(SEED, case)
-    feeds, p = make_case(rng, **case)
+    feeds, p = make_case(case_rng(SEED, case), **case)
     ref = reference.edge_graph_attention(**feeds, clamp=p["clamp"])
     errs = {}
-    for form in forms:
-        outs = run_form(form, feeds, p["clamp"])
-        for name, out, r in zip(("h", "e_out"), outs, ref):
-            assert out.shape == r.shape, (form, name)
-            assert np.all(np.isfinite(out)), (form, name)
-            errs[f"{form}.{name}"] = max_rel_err(out, r)
-    bad = {f: e for f, e in errs.items() if not e <= TOL}
-    assert not bad, f"FINSTA_TEST_SEED={SEED} case={case}: relative errors {errs}"
+    for form in selected_forms(forms):
+        errs.update(form_errors(form, run_form(form, feeds, p["clamp"]), ref, ("h", "e_out")))
+    assert_errors_within(errs, TOL, f"FINSTA_TEST_SEED={SEED} case={case}")
     return errs
 
 

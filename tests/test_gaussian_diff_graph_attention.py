@@ -8,14 +8,13 @@ each slot along its track), padded nodes, and per-head sigma from tiny to huge.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 from onnx import helper
 
 import reference
-from helpers import case_rng, fresh_seed, gaussian_diff_graph_attention_model, max_rel_err, session
+from helpers import assert_errors_within, case_rng, form_errors, fresh_seed, gaussian_diff_graph_attention_model, selected_forms, session
 from finsta.export import attach_portable_functions
 from test_edge_graph_attention import random_adjacency
 
@@ -109,19 +108,12 @@ def run_form(form: str, feeds: dict) -> np.ndarray:
 
 
 def _run_all_forms(case, forms):
-    only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
-    forms = [f for f in forms if not only or f in only.split(",")]
-    rng = case_rng(SEED, case)
-    feeds = make_case(rng, **case)
+    feeds = make_case(case_rng(SEED, case), **case)
     ref = reference.gaussian_diff_graph_attention(**feeds)
     errs = {}
-    for form in forms:
-        out = run_form(form, feeds)
-        assert out.shape == ref.shape, form
-        assert np.all(np.isfinite(out)), form
-        errs[form] = max_rel_err(out, ref)
-    bad = {f: e for f, e in errs.items() if not e <= TOL}
-    assert not bad, f"FINSTA_TEST_SEED={SEED} case={case}: relative errors {errs}"
+    for form in selected_forms(forms):
+        errs.update(form_errors(form, [run_form(form, feeds)], [ref]))
+    assert_errors_within(errs, TOL, f"FINSTA_TEST_SEED={SEED} case={case}")
     return errs
 
 

@@ -7,14 +7,13 @@ among the case's similarities (float32 error in S is below 1e-6 at these sizes).
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 from onnx import TensorProto
 
 import reference
-from helpers import case_rng, fresh_seed, max_rel_err, session, st_graph_attention_model
+from helpers import assert_errors_within, case_rng, form_errors, fresh_seed, selected_forms, session, st_graph_attention_model
 from finsta.export import attach_portable_functions
 
 TOL = 1e-5
@@ -92,8 +91,6 @@ def _attrs(p):
 
 
 def _run_all_forms(case, forms):
-    only = os.environ.get("FINSTA_TEST_FORMS")  # tests/test_sanitizers.py runs the kernel alone
-    forms = [f for f in forms if not only or f in only.split(",")]
     rng = case_rng(SEED, case)
     c = dict(case)
     zero = c.pop("zero_tokens", 0)
@@ -101,7 +98,7 @@ def _run_all_forms(case, forms):
     feeds, p = make_case(rng, zero_tokens=zero, scale=scale, **c)
     ref = reference.st_graph_attention(**feeds, P=p["P"], r=p["r"], tau=p["tau"], scale=p["scale"])
     errs = {}
-    for form in forms:
+    for form in selected_forms(forms):
         if form == "cpu_kernel":
             out = session(st_graph_attention_model(**_attrs(p))).run(None, feeds)[0]
         elif form == "cuda_library_cpu_kernel":
@@ -115,11 +112,8 @@ def _run_all_forms(case, forms):
 
             t = {k: torch.from_numpy(v) for k, v in feeds.items()}
             out = st_graph_attention(t["x"], t["q"], t["k"], t["v"], p["P"], p["tau"], p["r"], p["scale"]).numpy()
-        assert out.shape == ref.shape, form
-        assert np.all(np.isfinite(out)), form
-        errs[form] = max_rel_err(out, ref)
-    bad = {f: e for f, e in errs.items() if not e <= TOL}
-    assert not bad, f"FINSTA_TEST_SEED={SEED} case={case} tau={p['tau']}: relative errors {errs}"
+        errs.update(form_errors(form, [out], [ref]))
+    assert_errors_within(errs, TOL, f"FINSTA_TEST_SEED={SEED} case={case} tau={p['tau']}")
 
 
 @pytest.mark.parametrize("case", all_cases())

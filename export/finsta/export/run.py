@@ -19,7 +19,8 @@ def towers_from_run(run: str | Path) -> tuple[nn.Module, nn.Module, ExportSpec]:
 def towers_and_scorer_from_run(run: str | Path) -> tuple[nn.Module, nn.Module, ExportSpec, nn.Module | None]:
     """As :func:`towers_from_run`, plus the scorer module (None: the STGT default)."""
     from ..train.features import build_backbones
-    from ..train.loop import CHECKPOINT, load_heads
+    from ..train.fit import CHECKPOINT
+    from ..train.loop import load_heads
 
     p = Path(run)
     ckpt = p / CHECKPOINT if p.is_dir() else p

@@ -34,3 +34,23 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the bad key; the families override it."""
+
+    # checks the families share; each error names the family and the key
+    def need(self, ok: bool, msg: str) -> None:
+        if not ok:
+            raise ValueError(f"{self.TITLE} config: {msg}")
+
+    def need_positive_ints(self, *names: str) -> None:
+        for name in names:
+            v = getattr(self, name)
+            self.need(isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                      f"{name} must be a positive integer, got {v!r}")
+
+    def need_heads_divide_dim(self) -> None:
+        dim, heads = self.dim, self.heads  # type: ignore[attr-defined]
+        self.need(dim % heads == 0, f"dim={dim} must be divisible by heads={heads}")
+
+    def need_grid(self) -> None:
+        grid = self.grid  # type: ignore[attr-defined]
+        self.need(len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid),
+                  f"grid must be two positive integers, got {grid!r}")

@@ -64,13 +64,9 @@ class FinstaConfig(ModelConfig):
     temperature: float = 0.07
 
     def validate(self) -> None:
-        for name in ("backbone_dim", "text_dim", "frames", "host_embed_dim", "dim", "heads", "slots", "text_layers",
-                     "max_nodes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"Finsta config: {name} must be a positive integer, got {v!r}")
-        if self.dim % self.heads:
-            raise ValueError(f"Finsta config: dim={self.dim} must be divisible by heads={self.heads}")
+        self.need_positive_ints("backbone_dim", "text_dim", "frames", "host_embed_dim", "dim", "heads", "slots",
+                                "text_layers", "max_nodes")
+        self.need_heads_divide_dim()
         if not isinstance(self.video_layers, int) or self.video_layers < 0:
             raise ValueError(f"Finsta config: video_layers must be >= 0, got {self.video_layers!r}")
         if self.parser not in ("rules", "spacy", "auto"):

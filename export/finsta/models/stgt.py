@@ -47,14 +47,11 @@ class STGTConfig(ModelConfig):
         return self.grid[0] * self.grid[1]
 
     def validate(self) -> None:
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"STGT config: {msg}")
-
-        for name in ("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "queries", "query_layers", "embed_dim"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) > 0, f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        need(len(self.grid) == 2 and all(isinstance(g, int) and g > 0 for g in self.grid), f"grid must be two positive integers, got {self.grid!r}")
-        need(self.dim % self.heads == 0, f"dim={self.dim} must be divisible by heads={self.heads}")
+        self.need_positive_ints("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "queries",
+                                "query_layers", "embed_dim")
+        self.need_grid()
+        self.need_heads_divide_dim()
+        need = self.need
         need(isinstance(self.frame_radius, int) and self.frame_radius >= 0, f"frame_radius must be >= 0, got {self.frame_radius!r}")
         need(-1.0 <= float(self.sim_threshold) <= 1.0, f"sim_threshold must be in [-1, 1], got {self.sim_threshold!r}")
         need(isinstance(self.text_layers, int) and self.text_layers >= 0, f"text_layers must be >= 0, got {self.text_layers!r}")

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .layers import MLP, ResidualAttentionBlock
+from .stgt import time_embedding_for
 
 VIDEO_OUTPUTS = ("video_embedding", "video_global", "group_features", "group_assignment", "group_probs",
                  "frame_features", "scene_change")
@@ -72,16 +73,10 @@ class SViLMConfig(ModelConfig):
         return self.grid[0] * self.grid[1]
 
     def validate(self) -> None:
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"S-ViLM config: {msg}")
-
-        for name in ("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "groups", "embed_dim"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and not isinstance(v, bool) and v > 0, f"{name} must be a positive integer, got {v!r}")
-        need(len(self.grid) == 2 and all(isinstance(g, int) and g > 0 for g in self.grid),
-             f"grid must be two positive integers, got {self.grid!r}")
-        need(self.dim % self.heads == 0, f"dim={self.dim} must be divisible by heads={self.heads}")
+        need = self.need
+        self.need_positive_ints("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "groups", "embed_dim")
+        self.need_grid()
+        self.need_heads_divide_dim()
         need(isinstance(self.group_at, list) and len(self.group_at) >= 1
              and all(isinstance(i, int) and 1 <= i <= self.layers for i in self.group_at)
              and len(set(self.group_at)) == len(self.group_at),
@@ -91,11 +86,6 @@ class SViLMConfig(ModelConfig):
             need(float(getattr(self, name)) > 0, f"{name} must be > 0, got {getattr(self, name)!r}")
         need(0 < float(self.temperature) < 1, f"temperature must be in (0, 1), got {self.temperature!r}")
         need(0 <= float(self.scene_threshold) <= 2, f"scene_threshold must be in [0, 2], got {self.scene_threshold!r}")
-
-
-def time_embedding_for(table: Tensor, frames: int) -> Tensor:
-    idx = (torch.arange(frames, device=table.device) * table.shape[0]) // frames
-    return table[idx]
 
 
 def one_hot_groups(idx: Tensor, groups: int, dtype: torch.dtype) -> Tensor:

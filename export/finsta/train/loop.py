@@ -15,7 +15,7 @@ from ..losses import csal_loss, itc_loss
 from ..models.stgt import STGTConfig, STGTHeads, similarity
 from .config import TrainConfig
 from .features import Backbones, FeatureSet, build_backbones, cache_features
-from .fit import CHECKPOINT, fit, read_checkpoint  # noqa: F401  (CHECKPOINT: the run's file, for callers)
+from .fit import fit, read_checkpoint
 
 log = logging.getLogger(__name__)
 
