@@ -7,7 +7,7 @@ Truth (derived from the generator's own records, never from parsing the text):
   "it" is not a mention: an event told with "it" links to the latest mention of that object;
 * attributes: the size and the colour word of each mention, each joined to its object (obj->attr);
 * predicates: one per event, in caption order, spanning the event's verb phrase exactly as
-  ``synthetic._compose`` writes it: "moves left", "moves left past", "moves up toward",
+  ``captions.compose`` writes it: "moves left", "moves left past", "moves up toward",
   "moves right and hits", "appears", "disappears"; subj edge from the subject's mention, obj edge to
   the object's mention for approach / pass / collide.
 
@@ -26,9 +26,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from finsta_rt.scene_graph import TextSceneGraph, _Builder
+from finsta_rt.scene_graph import GraphBuilder, TextSceneGraph
 
-from .synthetic import SyntheticVideo, _VERB
+from .captions import INTERACTION_WORDS
+from .synthetic import SyntheticVideo
 
 __all__ = ["truth_graph", "GraphScore", "score_graph", "score_graphs", "normalise"]
 
@@ -36,15 +37,15 @@ __all__ = ["truth_graph", "GraphScore", "score_graph", "score_graphs", "normalis
 def _event_phrase(kind: str, direction: str | None) -> str:
     if kind == "move":
         return f"moves {direction}"
-    if kind in _VERB:
-        return f"moves {direction} {_VERB[kind]}"
+    if kind in INTERACTION_WORDS:
+        return f"moves {direction} {INTERACTION_WORDS[kind]}"
     return "appears" if kind == "appear" else "disappears"
 
 
 def truth_graph(video: SyntheticVideo) -> TextSceneGraph:
     """The exact text scene graph of ``video.caption`` (see the module docstring)."""
     text = video.caption
-    b = _Builder(text, "truth")  # the parsers' builder: the same caption order of nodes and edges
+    b = GraphBuilder(text, "truth")  # the parsers' builder: the same caption order of nodes and edges
     mention_node: list[tuple[int, int, int]] = []  # (caption start, object id, node index)
     add = b.node
 
