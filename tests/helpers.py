@@ -1,18 +1,21 @@
-"""Shared test helpers: one-node finsta models and ONNX Runtime sessions."""
+"""Shared test helpers: one-node finsta models, ONNX Runtime sessions, the run's seed and form selection."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper
 
 import finsta_rt
 
-IR_VERSION = 10  # onnx 1.23 writes 14 by default; onnxruntime 1.31 takes at most 13 (DESIGN.md §6)
+IR_VERSION = 10  # onnx 1.23 writes 14 by default; onnxruntime 1.31 takes at most 13 (docs/environment.md)
 
 
 def one_node_model(
@@ -22,56 +25,56 @@ def one_node_model(
     **attrs,
 ) -> onnx.ModelProto:
     """A model holding one finsta node; inputs/outputs as (name, onnx dtype, shape or None)."""
-    node = helper.make_node(op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain="finsta", **attrs)
+    node = helper.make_node(op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain=finsta_rt.OPS_DOMAIN, **attrs)
     vi = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
     vo = [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs]
     graph = helper.make_graph([node], op_type.lower(), vi, vo)
     return helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("finsta", 1)],
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(finsta_rt.OPS_DOMAIN, finsta_rt.OPS_VERSION)],
         ir_version=IR_VERSION,
     )
 
 
-def st_graph_attention_model(dtype: int = TensorProto.FLOAT, ranked: bool = True, **attrs) -> onnx.ModelProto:
-    """A dynamic-shape one-node STGraphAttention model; ``ranked=False`` leaves input ranks open,
-    so that the kernel's own checks, not ORT's, meet a wrong rank."""
-    xs, qs = (["B", "L", "D"], ["B", "H", "L", "d"]) if ranked else (None, None)
+# op -> (input name -> shape, output names, input dtypes other than float32): the one-node models' signatures
+OP_SIGNATURES: dict[str, tuple[dict[str, list], tuple[str, ...], dict[str, int]]] = {
+    "STGraphAttention": (dict(x=["B", "L", "D"], q=["B", "H", "L", "d"], k=["B", "H", "L", "d"], v=["B", "H", "L", "d"]),
+                         ("out",), {}),
+    "EdgeGraphAttention": (dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"],
+                                e=["B", "H", "N", "N", "d"], adj=["B", "N", "N"]),
+                           ("h", "e_out"), dict(adj=TensorProto.BOOL)),
+    "GaussianDiffGraphAttention": (dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"],
+                                        pos=["B", "N", 3], adj=["B", "N", "N"], sigma=["H", 3]),
+                                   ("out",), dict(adj=TensorProto.BOOL)),
+}
+
+
+def op_model(op_type: str, dtypes: dict[str, int] | None = None, ranked: bool = True, **attrs) -> onnx.ModelProto:
+    """A dynamic-shape one-node model of ``op_type`` (its inputs float32, adj bool, unless ``dtypes`` says
+    otherwise); ``ranked=False`` leaves input ranks open, so that the kernel's own checks, not ORT's,
+    meet a wrong rank."""
+    shapes, outputs, default_dtypes = OP_SIGNATURES[op_type]
+    t = {**default_dtypes, **(dtypes or {})}
     return one_node_model(
-        "STGraphAttention",
-        [("x", dtype, xs)] + [(n, dtype, qs) for n in "qkv"],
-        [("out", TensorProto.FLOAT, None)],
+        op_type,
+        [(n, t.get(n, TensorProto.FLOAT), s if ranked else None) for n, s in shapes.items()],
+        [(n, TensorProto.FLOAT, None) for n in outputs],
         **attrs,
     )
+
+
+def st_graph_attention_model(dtype: int = TensorProto.FLOAT, ranked: bool = True, **attrs) -> onnx.ModelProto:
+    """:func:`op_model` of STGraphAttention, every input of type ``dtype``."""
+    return op_model("STGraphAttention", {n: dtype for n in "xqkv"}, ranked, **attrs)
 
 
 def edge_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: bool = True, **attrs) -> onnx.ModelProto:
-    """A dynamic-shape one-node EdgeGraphAttention model (q, k, v, e float32 and adj bool unless
-    ``dtypes`` says otherwise); ``ranked=False`` leaves input ranks open for the kernel's own checks."""
-    t = {**dict(q=TensorProto.FLOAT, k=TensorProto.FLOAT, v=TensorProto.FLOAT, e=TensorProto.FLOAT,
-                adj=TensorProto.BOOL), **(dtypes or {})}
-    shapes = dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"],
-                  e=["B", "H", "N", "N", "d"], adj=["B", "N", "N"])
-    return one_node_model(
-        "EdgeGraphAttention",
-        [(n, t[n], shapes[n] if ranked else None) for n in ("q", "k", "v", "e", "adj")],
-        [("h", TensorProto.FLOAT, None), ("e_out", TensorProto.FLOAT, None)],
-        **attrs,
-    )
+    return op_model("EdgeGraphAttention", dtypes, ranked, **attrs)
 
 
-def gaussian_diff_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: bool = True) -> onnx.ModelProto:
-    """A dynamic-shape one-node GaussianDiffGraphAttention model (q, k, v, pos, sigma float32 and
-    adj bool unless ``dtypes`` says otherwise); ``ranked=False`` leaves input ranks open."""
-    names = ("q", "k", "v", "pos", "adj", "sigma")
-    t = {**{n: TensorProto.FLOAT for n in names}, "adj": TensorProto.BOOL, **(dtypes or {})}
-    shapes = dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"], pos=["B", "N", 3],
-                  adj=["B", "N", "N"], sigma=["H", 3])
-    return one_node_model(
-        "GaussianDiffGraphAttention",
-        [(n, t[n], shapes[n] if ranked else None) for n in names],
-        [("out", TensorProto.FLOAT, None)],
-    )
+def gaussian_diff_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: bool = True,
+                                        **attrs) -> onnx.ModelProto:
+    return op_model("GaussianDiffGraphAttention", dtypes, ranked, **attrs)
 
 
 def session(model: onnx.ModelProto, library: str | None = "cpu", threads: int = 0) -> ort.InferenceSession:
@@ -96,16 +99,47 @@ def fresh_seed() -> int:
     return int(env) if env else int(np.random.SeedSequence().entropy)
 
 
+SEED = fresh_seed()  # the run's seed: every random case derives from it (case_rng), a failure prints it
+
+
+@contextlib.contextmanager
+def replay_hint(context: str, seed: int = SEED) -> Iterator[None]:
+    """Any failure inside says how to replay it: FINSTA_TEST_SEED=<seed> and ``context`` (the case)."""
+    try:
+        yield
+    except Exception as e:
+        hint = f"replay: FINSTA_TEST_SEED={seed} ({context})"
+        if hasattr(e, "add_note"):  # Python >= 3.11; pytest prints the note under the error
+            e.add_note(hint)
+            raise
+        raise AssertionError(f"{e}\n{hint}") from e
+
+
 def case_rng(seed: int, case: dict) -> np.random.Generator:
     """The inputs of one case: a function of the run's seed and the case only (crc32, not hash(),
     which Python salts per process, so a printed seed replays the same inputs)."""
     return np.random.default_rng([seed, zlib.crc32(repr(sorted(case.items())).encode())])
 
 
+FORMS = ("cpu_kernel", "cuda_library_cpu_kernel", "portable", "torch")  # the forms an op test can run
+
+
 def selected_forms(forms: list[str]) -> list[str]:
-    """``forms``, or only those named in FINSTA_TEST_FORMS (tests/test_sanitizers.py runs the kernel alone)."""
+    """``forms``, or only those named in FINSTA_TEST_FORMS (tests/test_sanitizers.py runs the kernel alone).
+
+    A name that is no form is an error (a typo would otherwise select nothing and pass); a test none of
+    whose forms is selected is skipped, with the reason, rather than passing having run nothing."""
     only = os.environ.get("FINSTA_TEST_FORMS")
-    return [f for f in forms if not only or f in only.split(",")]
+    if only is None:
+        return list(forms)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FORMS]
+    if unknown or not names:
+        raise ValueError(f"FINSTA_TEST_FORMS={only!r} names no form {unknown or ''}; the forms are {', '.join(FORMS)}")
+    chosen = [f for f in forms if f in names]
+    if not chosen:
+        pytest.skip(f"FINSTA_TEST_FORMS={only!r} selects none of this test's forms {list(forms)}")
+    return chosen
 
 
 def form_errors(form: str, outs: list[np.ndarray], refs: list[np.ndarray],
@@ -122,5 +156,6 @@ def form_errors(form: str, outs: list[np.ndarray], refs: list[np.ndarray],
 
 
 def assert_errors_within(errs: dict[str, float], tol: float, context: str) -> None:
+    assert errs, f"{context}: no form ran, nothing was compared"
     bad = {f: e for f, e in errs.items() if not e <= tol}
     assert not bad, f"{context}: relative errors {errs}"

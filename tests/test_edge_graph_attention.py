@@ -1,4 +1,5 @@
-"""EdgeGraphAttention: CPU kernel, portable function and PyTorch op against the float64 reference.
+"""EdgeGraphAttention: CPU kernel, portable function and PyTorch op against the float64 reference
+(the cases of the shared harness, tests/op_harness.py, and the op's own checks).
 
 Every case draws fresh random inputs: a random adjacency with self-loops (density from empty to
 full), padded nodes (zero features, only their self-loop), and q scaled so that some cases push
@@ -7,17 +8,14 @@ most logits past the clamp.
 
 from __future__ import annotations
 
-
 import numpy as np
-import pytest
-from onnx import helper
-
 import reference
-from helpers import assert_errors_within, case_rng, edge_graph_attention_model, form_errors, fresh_seed, max_rel_err, selected_forms, session
+from helpers import SEED, edge_graph_attention_model, max_rel_err, session  # noqa: F401  (SEED: tests/test_cuda_*.py)
+from op_harness import OpCases, op_tests
+
 from finsta.export import attach_portable_functions
 
 TOL = 1e-5
-SEED = fresh_seed()  # fresh inputs each run; a failure prints it (FINSTA_TEST_SEED replays it)
 OP = "EdgeGraphAttention"
 
 
@@ -72,44 +70,17 @@ EDGE_CASES = {
 }
 
 
-def all_cases():
-    return [pytest.param(c, id=f"random{i}") for i, c in enumerate(random_cases(52, SEED))] + [
-        pytest.param(c, id=name) for name, c in EDGE_CASES.items()
-    ]
+def inputs(rng: np.random.Generator, case: dict) -> tuple[dict, dict]:
+    return make_case(rng, **case)
 
 
-def run_form(form: str, feeds: dict, clamp: float):
-    if form in ("cpu_kernel", "cuda_library_cpu_kernel"):
-        lib = "cuda" if form.startswith("cuda") else "cpu"
-        return session(edge_graph_attention_model(clamp=clamp), library=lib).run(None, feeds)
-    if form == "portable":
-        return session(attach_portable_functions(edge_graph_attention_model(clamp=clamp)), library=None).run(None, feeds)
+def run_torch(feeds: dict, a: dict) -> list[np.ndarray]:
     import torch
+
     from finsta.nn import edge_graph_attention
 
-    h, e_out = edge_graph_attention(*(torch.from_numpy(feeds[n]) for n in ("q", "k", "v", "e", "adj")), clamp)
+    h, e_out = edge_graph_attention(*(torch.from_numpy(feeds[n]) for n in ("q", "k", "v", "e", "adj")), a["clamp"])
     return [h.numpy(), e_out.numpy()]
-
-
-def _run_all_forms(case, forms):
-    feeds, p = make_case(case_rng(SEED, case), **case)
-    ref = reference.edge_graph_attention(**feeds, clamp=p["clamp"])
-    errs = {}
-    for form in selected_forms(forms):
-        errs.update(form_errors(form, run_form(form, feeds, p["clamp"]), ref, ("h", "e_out")))
-    assert_errors_within(errs, TOL, f"FINSTA_TEST_SEED={SEED} case={case}")
-    return errs
-
-
-@pytest.mark.parametrize("case", all_cases())
-def test_matches_float64_reference(case):
-    _run_all_forms(case, ["cpu_kernel", "portable", "torch"])
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"random{i}") for i, c in enumerate(random_cases(8, SEED))])
-def test_cuda_library_runs_its_cpu_kernel_without_a_gpu(case):
-    # The CUDA build registers the CPU kernel too (a CUDA-only registration breaks CPU sessions).
-    _run_all_forms(case, ["cuda_library_cpu_kernel"])
 
 
 def test_clamp_is_reached_and_bounds_the_weights():
@@ -124,26 +95,6 @@ def test_clamp_is_reached_and_bounds_the_weights():
     h, _ = session(edge_graph_attention_model(clamp=2.0)).run(None, dict(q=q, k=k, v=v, e=e, adj=adj))
     w_self, w_other = np.exp(2.0), np.exp(-2.0)
     np.testing.assert_allclose(h[0, 0, 0], w_other / (w_self + w_other + 1e-6), rtol=1e-6)
-
-
-@pytest.mark.parametrize("shape", [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)])
-def test_empty_dimensions_give_empty_outputs(shape):
-    B, H, N, d = shape
-    rng = np.random.default_rng(0)
-    feeds, _ = make_case(rng, B, H, N, d, density=0.5)
-    h, e_out = session(edge_graph_attention_model()).run(None, feeds)
-    assert h.shape == (B, H, N, d) and e_out.shape == (B, H, N, N, d)
-
-
-def test_kernel_is_used_when_library_registered_even_with_portable_function():
-    # A portable model must run our kernel once the library is registered: the kernel rejects a
-    # missing self-loop, while the portable body silently computes.
-    feeds, _ = make_case(np.random.default_rng(1), 1, 2, 4, 8, density=0.5)
-    feeds["adj"][0, 2, 2] = False
-    model = attach_portable_functions(edge_graph_attention_model())
-    with pytest.raises(Exception, match=f"{OP}: input 'adj' lacks the self-loop of node 2 in batch 0"):
-        session(model).run(None, feeds)
-    session(model, library=None).run(None, feeds)  # stock ORT: the function body runs
 
 
 # ---- bad inputs: each must give an ORT error naming the op and the input, never a crash ----
@@ -186,34 +137,46 @@ BAD_RUN_INPUTS = {
 }
 
 
-def _typed_model(feeds):
-    return edge_graph_attention_model(dtypes={n: helper.np_dtype_to_tensor_dtype(a.dtype) for n, a in feeds.items()},
-                                      ranked=False)
+def _kernel_rejects() -> tuple[dict, dict, str]:
+    # a missing self-loop: the kernel refuses it, the portable body silently computes
+    feeds, _ = make_case(np.random.default_rng(1), 1, 2, 4, 8, density=0.5)
+    feeds["adj"][0, 2, 2] = False
+    return feeds, {}, "input 'adj' lacks the self-loop of node 2 in batch 0"
 
 
-@pytest.mark.parametrize("name", list(BAD_RUN_INPUTS))
-def test_bad_inputs_give_clear_errors(name):
-    override, message = BAD_RUN_INPUTS[name]
-    feeds = _feeds(**override)
-    with pytest.raises(Exception, match=f"{OP}: " + message):
-        session(_typed_model(feeds)).run(None, feeds)
+CASES = OpCases(
+    op=OP,
+    inputs=inputs,
+    reference=lambda feeds, a: list(reference.edge_graph_attention(**feeds, clamp=a["clamp"])),
+    torch_op=run_torch,
+    random_cases=random_cases,
+    edge_cases=EDGE_CASES,
+    outputs=("h", "e_out"),
+    tol=TOL,
+    good_feeds=_feeds,
+    good_attrs={},
+    bad_inputs={name: ({**_feeds(), **override}, message) for name, (override, message) in BAD_RUN_INPUTS.items()},
+    bad_attributes=[
+        (dict(clamp=0.0), "attribute 'clamp' must be finite and > 0, got 0(?![\\d.])"),
+        (dict(clamp=-1.0), "attribute 'clamp' must be finite and > 0, got -1(?![\\d.])"),
+        (dict(clamp=float("nan")), "attribute 'clamp' must be finite and > 0, got nan"),
+        (dict(clamp=float("inf")), "attribute 'clamp' must be finite and > 0, got inf"),
+    ],
+    portable_bad_attributes=[
+        (dict(clamp=0.0), "clamp must be finite and > 0"),
+        (dict(clamp=-2.0), "clamp must be finite and > 0"),
+        (dict(clamp=float("nan")), "clamp must be finite and > 0"),
+        (dict(clamp=float("inf")), "clamp must be finite and > 0, got inf"),
+        (dict(clamp=5), "attribute 'clamp' must be FLOAT, got INT"),
+        (dict(clamps=5.0), "unknown attribute\\(s\\) \\['clamps'\\]; known: \\['clamp'\\]"),
+    ],
+    kernel_rejects=_kernel_rejects,
+    empty_cases={f"{B}-{H}-{N}-{d}": dict(B=B, H=H, N=N, d=d, density=0.5)
+                 for B, H, N, d in [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)]},
+    output_shapes=lambda feeds: [feeds["q"].shape, feeds["e"].shape],
+)
 
-
-@pytest.mark.parametrize("clamp,message", [
-    (0.0, "attribute 'clamp' must be finite and > 0, got 0(?![\\d.])"),
-    (-1.0, "attribute 'clamp' must be finite and > 0, got -1(?![\\d.])"),
-    (float("nan"), "attribute 'clamp' must be finite and > 0, got nan"),
-    (float("inf"), "attribute 'clamp' must be finite and > 0, got inf"),
-])
-def test_bad_clamp_gives_clear_error(clamp, message):
-    with pytest.raises(Exception, match=f"{OP}: " + message):
-        session(edge_graph_attention_model(clamp=clamp)).run(None, _feeds())
-
-
-@pytest.mark.parametrize("clamp", [0.0, -2.0, float("nan")])
-def test_attach_portable_rejects_bad_clamp(clamp):
-    with pytest.raises(ValueError, match="EdgeGraphAttention node .*clamp must be finite and > 0"):
-        attach_portable_functions(edge_graph_attention_model(clamp=clamp))
+globals().update(op_tests(CASES))
 
 
 def test_default_clamp_is_5_in_every_form():

@@ -1,5 +1,5 @@
 """GaussianDiffGraphAttention: CPU kernel, portable function and PyTorch op against the float64
-reference.
+reference (the cases of the shared harness, tests/op_harness.py, and the op's own checks).
 
 Every case draws fresh random inputs: nodes laid out as frames x slots (t = frame index, x and y
 in [0, 1]), a random adjacency with self-loops, or the scene-graph one (all slots of a frame,
@@ -8,23 +8,18 @@ each slot along its track), padded nodes, and per-head sigma from tiny to huge.
 
 from __future__ import annotations
 
-
 import numpy as np
-import pytest
-from onnx import helper
-
 import reference
-from helpers import assert_errors_within, case_rng, form_errors, fresh_seed, gaussian_diff_graph_attention_model, selected_forms, session
-from finsta.export import attach_portable_functions
+from helpers import SEED, gaussian_diff_graph_attention_model, session  # noqa: F401  (SEED: tests/test_cuda_*.py)
+from op_harness import OpCases, op_tests
 from test_edge_graph_attention import random_adjacency
 
 TOL = 1e-5
-SEED = fresh_seed()  # fresh inputs each run; a failure prints it (FINSTA_TEST_SEED replays it)
 OP = "GaussianDiffGraphAttention"
 
 
 def scene_graph_adjacency(B: int, T: int, K: int) -> np.ndarray:
-    """The video scene graph of DESIGN.md §3: slots of one frame all linked (spatial edges), slot m
+    """The video scene graph (docs/families.md, Finsta): slots of one frame all linked (spatial edges), slot m
     linked to slot m of the next and previous frame (temporal edges); N = T * K."""
     frame, slot = np.divmod(np.arange(T * K), K)
     adj = (frame[:, None] == frame[None]) | ((np.abs(frame[:, None] - frame[None]) == 1) & (slot[:, None] == slot[None]))
@@ -88,44 +83,17 @@ EDGE_CASES = {
 }
 
 
-def all_cases():
-    return [pytest.param(c, id=f"random{i}") for i, c in enumerate(random_cases(52, SEED))] + [
-        pytest.param(c, id=name) for name, c in EDGE_CASES.items()
-    ]
+def inputs(rng: np.random.Generator, case: dict) -> tuple[dict, dict]:
+    return make_case(rng, **case), {}
 
 
-def run_form(form: str, feeds: dict) -> np.ndarray:
-    if form in ("cpu_kernel", "cuda_library_cpu_kernel"):
-        lib = "cuda" if form.startswith("cuda") else "cpu"
-        return session(gaussian_diff_graph_attention_model(), library=lib).run(None, feeds)[0]
-    if form == "portable":
-        return session(attach_portable_functions(gaussian_diff_graph_attention_model()), library=None).run(None, feeds)[0]
+def run_torch(feeds: dict, a: dict) -> list[np.ndarray]:
     import torch
+
     from finsta.nn import gaussian_diff_graph_attention
 
     names = ("q", "k", "v", "pos", "adj", "sigma")
-    return gaussian_diff_graph_attention(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
-
-
-def _run_all_forms(case, forms):
-    feeds = make_case(case_rng(SEED, case), **case)
-    ref = reference.gaussian_diff_graph_attention(**feeds)
-    errs = {}
-    for form in selected_forms(forms):
-        errs.update(form_errors(form, [run_form(form, feeds)], [ref]))
-    assert_errors_within(errs, TOL, f"FINSTA_TEST_SEED={SEED} case={case}")
-    return errs
-
-
-@pytest.mark.parametrize("case", all_cases())
-def test_matches_float64_reference(case):
-    _run_all_forms(case, ["cpu_kernel", "portable", "torch"])
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"random{i}") for i, c in enumerate(random_cases(8, SEED))])
-def test_cuda_library_runs_its_cpu_kernel_without_a_gpu(case):
-    # The CUDA build registers the CPU kernel too (a CUDA-only registration breaks CPU sessions).
-    _run_all_forms(case, ["cuda_library_cpu_kernel"])
+    return [gaussian_diff_graph_attention(*(torch.from_numpy(feeds[n]) for n in names)).numpy()]
 
 
 def test_tiny_sigma_leaves_only_the_self_loop():
@@ -133,25 +101,6 @@ def test_tiny_sigma_leaves_only_the_self_loop():
     out = session(gaussian_diff_graph_attention_model()).run(None, feeds)[0]
     np.testing.assert_array_equal(out[..., :8], feeds["v"])  # context = own value
     np.testing.assert_array_equal(out[..., 8:], 0.0)          # no change
-
-
-@pytest.mark.parametrize("shape", [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)])
-def test_empty_dimensions_give_empty_output(shape):
-    B, H, N, d = shape
-    feeds = make_case(np.random.default_rng(0), B, H, N, d)
-    out = session(gaussian_diff_graph_attention_model()).run(None, feeds)[0]
-    assert out.shape == (B, H, N, 2 * d)
-
-
-def test_kernel_is_used_when_library_registered_even_with_portable_function():
-    # A portable model must run our kernel once the library is registered: the kernel rejects a
-    # non-positive sigma, while the portable body silently computes.
-    feeds = make_case(np.random.default_rng(1), 1, 2, 4, 8)
-    feeds["sigma"][1, 2] = -1.0
-    model = attach_portable_functions(gaussian_diff_graph_attention_model())
-    with pytest.raises(Exception, match=f"{OP}: input 'sigma' must be finite and > 0, got sigma\\[1, 2\\] = -1(?![\\d.])"):
-        session(model).run(None, feeds)
-    session(model, library=None).run(None, feeds)  # stock ORT: the function body runs
 
 
 # ---- bad inputs: each must give an ORT error naming the op and the input, never a crash ----
@@ -200,21 +149,32 @@ BAD_RUN_INPUTS = {
 }
 
 
-def _typed_model(feeds):
-    return gaussian_diff_graph_attention_model(dtypes={n: helper.np_dtype_to_tensor_dtype(a.dtype) for n, a in feeds.items()},
-                                               ranked=False)
+def _kernel_rejects() -> tuple[dict, dict, str]:
+    # a non-positive sigma: the kernel refuses it, the portable body silently computes
+    feeds = make_case(np.random.default_rng(1), 1, 2, 4, 8)
+    feeds["sigma"][1, 2] = -1.0
+    return feeds, {}, "input 'sigma' must be finite and > 0, got sigma\\[1, 2\\] = -1(?![\\d.])"
 
 
-@pytest.mark.parametrize("name", list(BAD_RUN_INPUTS))
-def test_bad_inputs_give_clear_errors(name):
-    override, message = BAD_RUN_INPUTS[name]
-    feeds = _feeds(**override)
-    with pytest.raises(Exception, match=f"{OP}: " + message):
-        session(_typed_model(feeds)).run(None, feeds)
+CASES = OpCases(
+    op=OP,
+    inputs=inputs,
+    reference=lambda feeds, a: [reference.gaussian_diff_graph_attention(**feeds)],
+    torch_op=run_torch,
+    random_cases=random_cases,
+    edge_cases=EDGE_CASES,
+    tol=TOL,
+    good_feeds=_feeds,
+    good_attrs={},
+    bad_inputs={name: ({**_feeds(), **override}, message) for name, (override, message) in BAD_RUN_INPUTS.items()},
+    bad_attributes=[],  # the op takes none
+    portable_bad_attributes=[
+        (dict(clamp=1.0), "takes no attributes, got \\['clamp'\\]"),
+        (dict(sigma=1.0, scale=2), "takes no attributes, got \\['scale', 'sigma'\\]"),
+    ],
+    kernel_rejects=_kernel_rejects,
+    empty_cases={f"{B}-{H}-{N}-{d}": dict(B=B, H=H, N=N, d=d) for B, H, N, d in [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)]},
+    output_shapes=lambda feeds: [(*feeds["q"].shape[:3], 2 * feeds["q"].shape[3])],
+)
 
-
-def test_attach_portable_rejects_attributes():
-    model = gaussian_diff_graph_attention_model()
-    model.graph.node[0].attribute.append(helper.make_attribute("clamp", 1.0))
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention node .*takes no attributes, got \\['clamp'\\]"):
-        attach_portable_functions(model)
+globals().update(op_tests(CASES))

@@ -1,20 +1,41 @@
-"""EdgeGraphAttention: graph Transformer attention with edge features (DESIGN.md §4).
+"""EdgeGraphAttention: graph Transformer attention with edge features (docs/ops.md).
 
 Used by Finsta's Graph Transformer over the textual scene graph and, per frame, by the recurrent
 graph Transformer over the video scene graph. Eager PyTorch computes the dense definition and is
 differentiable in q, k, v and e; under ``torch.onnx.export`` the op becomes a single node
-``finsta::EdgeGraphAttention`` with outputs (h, e_out).
+``finsta::EdgeGraphAttention`` with outputs (h, e_out); its portable function (:data:`DECLARATION`)
+is the same dense decomposition in standard ONNX ops.
 """
 
 from __future__ import annotations
 
-import math
-
+import onnxscript
 import torch
+from onnxscript import FLOAT
+from onnxscript import opset18 as op
 from torch import Tensor, nn
 
-OPS_DOMAIN = "finsta"
+from .declaration import FINSTA_OPSET, OpDeclaration, finite_positive
+
 OP = "EdgeGraphAttention"
+
+
+@onnxscript.script(FINSTA_OPSET, default_opset=op)
+def edge_graph_attention_portable(q, k, v, e, adj, clamp: float = 5.0):
+    """The dense decomposition: [B, H, N, N, d] scores, clipped exp, weighted mean."""
+    clamp_hi = op.Constant(value_float=clamp)
+    scale = op.Pow(op.Cast(op.Shape(q, start=3, end=4), to=FLOAT.dtype), -0.5)
+    # s_ij = (q_i * k_j) d^-1/2 * e_ij;  e_out = s
+    e_out = op.Mul(op.Mul(op.Mul(op.Unsqueeze(q, [3]), op.Unsqueeze(k, [2])), scale), e)
+    # w_ij = adj_ij exp(clip(sum_d s_ij, -clamp, clamp))
+    clipped = op.Clip(op.ReduceSum(e_out, [-1], keepdims=0), op.Neg(clamp_hi), clamp_hi)
+    w = op.Where(op.Unsqueeze(adj, [1]), op.Exp(clipped), 0.0)
+    # h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6)
+    h = op.Div(op.MatMul(w, v), op.Add(op.ReduceSum(w, [-1], keepdims=1), 1e-6))
+    return h, e_out
+
+
+DECLARATION = OpDeclaration(OP, edge_graph_attention_portable, checks={"clamp": finite_positive})
 
 
 def _check_qkv_adj(op: str, q: Tensor, k: Tensor, v: Tensor, adj: Tensor) -> None:
@@ -31,17 +52,12 @@ def _check_qkv_adj(op: str, q: Tensor, k: Tensor, v: Tensor, adj: Tensor) -> Non
         raise ValueError(f"{op}: adj must be [B, N, N] = {(B, N, N)}, got shape {tuple(adj.shape)}")
 
 
-def _check_clamp(clamp: float) -> None:
-    if not (math.isfinite(clamp) and clamp > 0):
-        raise ValueError(f"{OP}: clamp must be finite and > 0, got {clamp}")
-
-
 def _check(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor, clamp: float) -> None:
     _check_qkv_adj(OP, q, k, v, adj)
     B, H, N, d = q.shape
     if e.dim() != 5 or tuple(e.shape) != (B, H, N, N, d):
         raise ValueError(f"{OP}: e must be [B, H, N, N, d] = {(B, H, N, N, d)}, got shape {tuple(e.shape)}")
-    _check_clamp(clamp)
+    DECLARATION.check_attributes({"clamp": clamp})
 
 
 def check_self_loops(adj: Tensor, op: str) -> None:
@@ -66,14 +82,7 @@ def edge_graph_attention(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor
     """
     _check(q, k, v, e, adj, clamp)
     if torch.onnx.is_in_onnx_export():
-        h, e_out = torch.onnx.ops.symbolic_multi_out(
-            f"{OPS_DOMAIN}::{OP}",
-            (q, k, v, e, adj),
-            attrs={"clamp": float(clamp)},
-            dtypes=(q.dtype, e.dtype),
-            shapes=(q.shape, e.shape),
-            version=1,
-        )
+        h, e_out = DECLARATION.export_node((q, k, v, e, adj), {"clamp": clamp}, (q.dtype, e.dtype), (q.shape, e.shape))
         return h, e_out
     check_self_loops(adj, OP)
     d = q.shape[-1]
@@ -88,7 +97,7 @@ class EdgeGraphAttention(nn.Module):
 
     def __init__(self, clamp: float = 5.0):
         super().__init__()
-        _check_clamp(clamp)
+        DECLARATION.check_attributes({"clamp": clamp})
         self.clamp = clamp
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,23 +1,49 @@
-"""GaussianDiffGraphAttention: spatial-temporal Gaussian differential graph attention (DESIGN.md §4).
+"""GaussianDiffGraphAttention: spatial-temporal Gaussian differential graph attention (docs/ops.md).
 
 Attention over a graph of nodes with positions (x, y, t), biased by a Gaussian of their distance
 with per-head scales sigma [H, 3]; the output holds the context and its change relative to the
 node. Eager PyTorch computes the dense definition and is differentiable in q, k, v, pos and sigma;
-under ``torch.onnx.export`` the op becomes a single node ``finsta::GaussianDiffGraphAttention``.
+under ``torch.onnx.export`` the op becomes a single node ``finsta::GaussianDiffGraphAttention``; its
+portable function (:data:`DECLARATION`) is the same dense decomposition in standard ONNX ops.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
+import onnxscript
 import torch
+from onnxscript import FLOAT
+from onnxscript import opset18 as op
 from torch import Tensor, nn
 
+from .declaration import FINSTA_OPSET, OpDeclaration
 from .edge_graph_attention import _check_qkv_adj, check_self_loops
 
-OPS_DOMAIN = "finsta"
 OP = "GaussianDiffGraphAttention"
+NEG_INF = -math.inf
+
+
+@onnxscript.script(FINSTA_OPSET, default_opset=op)
+def gaussian_diff_graph_attention_portable(q, k, v, pos, adj, sigma):
+    """The dense decomposition: [B, H, N, N] logits with the Gaussian log-bias computed directly as
+    -((pos_i - pos_j) / sigma)^2 / 2 (never sigma^2, which a tiny sigma underflows), masked softmax,
+    context and change."""
+    scale = op.Pow(op.Cast(op.Shape(q, start=3, end=4), to=FLOAT.dtype), -0.5)
+    qk = op.Mul(op.MatMul(q, op.Transpose(k, perm=[0, 1, 3, 2])), scale)
+    # log g_ij = -sum_c ((pos_ic - pos_jc) / sigma_hc)^2 / 2   [B, H, N, N]
+    diff = op.Unsqueeze(op.Sub(op.Unsqueeze(pos, [2]), op.Unsqueeze(pos, [1])), [1])
+    z = op.Div(diff, op.Unsqueeze(sigma, [0, 2, 3]))
+    log_g = op.Mul(op.ReduceSumSquare(z, [-1], keepdims=0), -0.5)
+    # alpha = softmax over adj;  out = [alpha v, alpha v - v_i]
+    logits = op.Where(op.Unsqueeze(adj, [1]), op.Add(qk, log_g), NEG_INF)
+    ctx = op.MatMul(op.Softmax(logits, axis=-1), v)
+    out = op.Concat(ctx, op.Sub(ctx, v), axis=-1)
+    return out
+
+
+DECLARATION = OpDeclaration(OP, gaussian_diff_graph_attention_portable)
 
 
 def _check(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, adj: Tensor, sigma: Tensor) -> None:
@@ -51,14 +77,7 @@ def gaussian_diff_graph_attention(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, 
     _check(q, k, v, pos, adj, sigma)
     if torch.onnx.is_in_onnx_export():
         B, H, N, d = q.shape
-        return torch.onnx.ops.symbolic(
-            f"{OPS_DOMAIN}::{OP}",
-            (q, k, v, pos, adj, sigma),
-            attrs={},
-            dtype=q.dtype,
-            shape=(B, H, N, 2 * d),
-            version=1,
-        )
+        return DECLARATION.export_node((q, k, v, pos, adj, sigma), {}, [q.dtype], [(B, H, N, 2 * d)])
     check_self_loops(adj, OP)
     _check_sigma(sigma)
     d = q.shape[-1]
