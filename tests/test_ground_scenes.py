@@ -232,6 +232,7 @@ def test_boundaries_reject_mismatched_inputs():
 
 # ----------------------------------------------------------------------------- the commands end to end
 def two_scene_video(path, n=24, fps=8):
+    """Two still shots, dark then bright: the cut is at frame n // 2, i.e. (n // 2) / fps seconds."""
     rng = np.random.default_rng(3)
     a = np.repeat(rng.integers(0, 60, (1, 48, 64, 3), dtype=np.uint8), n // 2, axis=0)
     b = np.repeat(rng.integers(180, 255, (1, 48, 64, 3), dtype=np.uint8), n - n // 2, axis=0)
@@ -253,6 +254,15 @@ def test_scenes_json(svilm_bundles, tmp_path, capsys):  # noqa: F811
     assert len(r["scenes"]) == len(r["boundaries"]) + 1
     assert r["scenes"][0]["start"] == pytest.approx(0.0) and r["scenes"][-1]["end"] == pytest.approx(3.0)  # whole video
     assert [s["start"] for s in r["scenes"][1:]] == [b["time"] for b in r["boundaries"]]
+    # the cut at 1.5 s is found: the strongest boundary of the plain rule straddles it, and the default
+    # (relative) rule finds it and nothing else, even with untrained heads (still shots score ~0)
+    cut = 12 / 8
+    first_after = int(np.searchsorted(times, cut))
+    best = max(r["boundaries"], key=lambda b: b["score"])
+    assert best["index"] == first_after and best["previous_time"] < cut <= best["time"], r["boundaries"]
+    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "fps:4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [b["index"] for b in r["boundaries"]] == [first_after], r["boundaries"]
     assert cli(["scenes", str(paths["custom"]), "--video", str(video)]) == 0  # the default rule
     out = capsys.readouterr().out
     d = scenes.SceneRule()
