@@ -51,8 +51,10 @@ def svilm_bundles(tmp_path_factory):
     """Both flavours of a tiny S-ViLM bundle (untrained heads), exported once per session."""
     from test_svilm_bundle import tiny_svilm_towers
     from finsta.export.bundle import export_bundle
+    from finsta.families.svilm import graphs
 
     video, text, spec, heads = tiny_svilm_towers()
     root = tmp_path_factory.mktemp("svilm")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl) for fl in ("custom", "portable")}
+    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, graphs=graphs)
+             for fl in ("custom", "portable")}
     return video, text, spec, paths

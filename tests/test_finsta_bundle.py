@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from finsta.export.bundle import ExportSpec, export_bundle, finsta_text_feed
+from finsta.export.bundle import ExportSpec, export_bundle
+from finsta.families.finsta import finsta_text_feed
+from finsta.families.finsta import graphs as finsta_graphs
 from finsta.models import backbones as bb
 from finsta.models.finsta import (SCORER_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS, VIDEO_OUTPUTS, FinstaConfig,
                                   FinstaScorer, FinstaScorerTower, FinstaText, FinstaTextTower, FinstaVideo,
@@ -57,7 +59,7 @@ def finsta_towers():
 def finsta_bundles(tmp_path_factory):
     video, text, scorer, spec = finsta_towers()
     root = tmp_path_factory.mktemp("finsta")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer)
+    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer, graphs=finsta_graphs)
              for fl in ("custom", "portable")}
     return video, text, scorer, spec, paths
 

@@ -10,7 +10,8 @@ import torch
 
 from finsta.models.finsta import (FinstaConfig, FinstaScorer, GatedFusion, GaussianDiffGraphTransformer,
                                   TextGraphOutputs, TextGraphTransformer, VideoGraphOutputs, VideoSceneGraph)
-from finsta.train.config import ConfigError, parse_config
+from finsta.families import parse_config
+from finsta.train.config import ConfigError
 
 @pytest.fixture(autouse=True)
 def _float64():

@@ -120,9 +120,8 @@ def test_manifest_names_the_family_and_outputs(svilm_bundles):
 
 
 def test_export_from_a_run_dispatches_on_family(tmp_path):
-    """export/run.py rebuilds an svilm checkpoint's towers (state saved as the training loop saves it)."""
-    from finsta.export.run import towers_and_scorer_from_run
-    from finsta.train.config import parse_config
+    """The registry rebuilds an svilm checkpoint's towers (state saved as the training loop saves it)."""
+    from finsta.families import parse_config, towers_and_scorer_from_run
     from finsta.train.fit import save_checkpoint
 
     cfg = parse_config({"family": "svilm", "name": "s", "frame_backbone": "tiny_vit", "text_backbone": "tiny_text",

@@ -11,8 +11,8 @@ import torch
 
 from finsta.models.svilm import (GroupingBlock, SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss,
                                   grounding_scores, splice, temporal_grouping_loss)
-from finsta.train.svilm_loop import (best_threshold, cell_coverage, pointing, temporal_cuts, temporal_metrics,
-                                     validate_model)
+from finsta.families.svilm import (best_threshold, cell_coverage, pointing, temporal_cuts, temporal_metrics,
+                                   validate_model)
 
 
 def f64(t: torch.Tensor) -> np.ndarray:
@@ -208,7 +208,8 @@ def test_model_config_errors(bad, msg):
 
 
 def test_training_config_accepts_the_family(tmp_path):
-    from finsta.train.config import ConfigError, load_config
+    from finsta.families import load_config
+    from finsta.train.config import ConfigError
 
     cfg = load_config("configs/svilm_synthetic.yaml")
     assert cfg.family == "svilm" and cfg.model["group_at"] == [1]

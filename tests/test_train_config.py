@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from finsta.families import load_config
 from finsta.train.cli import main as train_cli
-from finsta.train.config import ConfigError, load_config
+from finsta.train.config import ConfigError
 
 BASE = "configs/stgt_synthetic.yaml"
 

@@ -4,13 +4,17 @@ resumes instead of retraining, and Finsta plugs onto the STGT run it names as ho
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from finsta.train.config import parse_config
-from finsta.train.loop import load_heads, train
+from finsta.families import finsta as finsta_family
+from finsta.families import load_run, parse_config, train
+from finsta.families import stgt as stgt_family
+from finsta.families import svilm as svilm_family
+from finsta.train.features import build_backbones, cache_features
 
 DATA = {"train": 24, "val": 12, "seed": 0, "val_seed": 5, "frames": 4, "size": 32}
 
@@ -44,16 +48,16 @@ def test_stgt_trains_resumes_and_loads(stgt_run):
     assert log[-1]["loss"] < log[0]["loss"]
     assert "val_r1" in log[1] and "val_r1" not in log[0] and {"temperature", "loss_kind", "lr"} <= set(log[0])
     assert set(result.metrics) >= {"r1", "r5", "order_acc", "attribute_acc"}
-    heads, cfg, metrics = load_heads(run)
+    heads, cfg, metrics = stgt_family.load_heads(run)
     assert cfg.family == "stgt" and metrics == result.metrics
     again = train(parse_config(json.loads(json.dumps(cfg.to_dict()))))  # the same config: nothing left to do
     assert again.epochs == 4 and len(lines(run)) == 4
 
 
 def test_finsta_trains_on_the_frozen_host(stgt_run):
-    from finsta.train.finsta_loop import load_finsta
-
     tmp, _ = stgt_run
+    host_ckpt = tmp / "stgt" / "checkpoint.pt"
+    before = hashlib.sha256(host_ckpt.read_bytes()).hexdigest()
     cfg = parse_config(config(tmp, "finsta", epochs=3, host=str(tmp / "stgt"),
                               model={"dim": 16, "heads": 4, "slots": 2, "text_layers": 1, "max_nodes": 12}))
     result = train(cfg)
@@ -61,21 +65,24 @@ def test_finsta_trains_on_the_frozen_host(stgt_run):
     assert [ln["epoch"] for ln in log] == [1, 2, 3] and log[-1]["loss"] < log[0]["loss"]
     host = {k[5:]: v for k, v in result.metrics.items() if k.startswith("host_")}
     assert set(host) >= {"r1", "order_acc", "attribute_acc"}
-    host_heads, _, host_metrics = load_heads(tmp / "stgt")
-    assert host["r1"] == pytest.approx(host_metrics["r1"])  # the host was not changed by Finsta's training
-    heads, cfg2, metrics = load_finsta(tmp / "finsta")
+    # the host is unchanged by Finsta's training: its checkpoint, and the host measured now, after it
+    assert hashlib.sha256(host_ckpt.read_bytes()).hexdigest() == before
+    host_heads, host_cfg, host_metrics = stgt_family.load_heads(tmp / "stgt")
+    after = stgt_family.evaluate(host_heads, cache_features(cfg, "val", build_backbones(cfg)))
+    for k in ("r1", "r5", "order_acc", "attribute_acc"):
+        assert after[k] == pytest.approx(host[k]) == pytest.approx(host_metrics[k]), k
+    heads, cfg2, metrics = finsta_family.load_finsta(tmp / "finsta")
     assert cfg2.host == str(tmp / "stgt") and metrics["host_r1"] == result.metrics["host_r1"]
 
 
 def test_svilm_trains_and_calibrates_its_threshold(tmp_path):
-    from finsta.train.svilm_loop import load_svilm
-
     cfg = parse_config(config(tmp_path, "svilm", epochs=2,
                               model={"dim": 32, "heads": 4, "layers": 2, "groups": 4, "embed_dim": 16}))
     result = train(cfg)
     log = lines(tmp_path / "svilm")
     assert [ln["epoch"] for ln in log] == [1, 2]
     assert any(k.startswith("loss_") for k in log[0])  # the named loss parts
-    heads, _, metrics = load_svilm(tmp_path / "svilm")
+    heads, _, metrics = svilm_family.load_svilm(tmp_path / "svilm")
+    assert type(load_run(tmp_path / "svilm")[0]) is type(heads)  # the registry finds the run's family
     assert heads.cfg.scene_threshold == pytest.approx(metrics["scene_threshold"]) == result.metrics["scene_threshold"]
     assert 0.0 <= heads.cfg.scene_threshold <= 2.0

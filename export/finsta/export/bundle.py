@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def default_bundle_dir(name: str, flavour: str) -> Path:
     return Path("bundles") / (name if flavour == "custom" else f"{name}-portable")
 
 
-def _io(names: list[str], values, dims: list[list]) -> list[dict]:
+def io_specs(names: list[str], values, dims: list[list]) -> list[dict]:
+    """The manifest's entries of a graph's inputs or outputs: name, dtype of the example value, shape."""
     out = []
     for n, v, d in zip(names, values, dims):
         out.append({"name": n, "dtype": str(v.dtype).replace("torch.", ""), "shape": d})
@@ -91,7 +93,8 @@ def _finish(proto: onnx.ModelProto, flavour: str, meta: dict[str, str], path: Pa
 
 @dataclass
 class GraphExport:
-    """One graph of a bundle: the module, example inputs, names, dynamic dims and manifest shapes."""
+    """One graph of a bundle: the module, example inputs, names, dynamic dims and manifest shapes.
+    A family's graph builder returns one per graph name (video, text, scorer)."""
 
     module: nn.Module
     args: tuple
@@ -102,10 +105,16 @@ class GraphExport:
     output_specs: list[dict]
 
 
-def _stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
-                 g: torch.Generator) -> dict[str, GraphExport]:
+# (video tower, text tower, scorer, spec, generator for the example inputs) -> graphs by name
+GraphBuilder = Callable[[nn.Module, nn.Module, nn.Module, ExportSpec, torch.Generator], dict[str, GraphExport]]
+
+
+def stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
+                g: torch.Generator) -> dict[str, GraphExport]:
+    """STGT's graphs (the default): frames -> query embeddings, pooled embedding and compressed
+    tokens; token ids and mask -> text embedding; max-over-queries scorer."""
     S, T = spec.preprocess.size, spec.preprocess.frames
-    frames, ids, mask = _example_inputs(spec, g)
+    frames, ids, mask = example_inputs(spec, g)
     with torch.no_grad():
         zv, zg, vt = video_tower.eval()(frames)
         zt = text_tower.eval()(ids, mask)
@@ -114,32 +123,21 @@ def _stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Modul
     Q, E, D = zv.shape[1], zv.shape[2], vt.shape[2]
     return {
         "video": GraphExport(video_tower, (frames,), ["frames"], ["video_embedding", "video_global", "video_tokens"],
-                             {"frames": {0: B, 1: Tdyn}}, _io(["frames"], [frames], [["B", "T", S, S, 3]]),
-                             _io(["video_embedding", "video_global", "video_tokens"], [zv, zg, vt],
+                             {"frames": {0: B, 1: Tdyn}}, io_specs(["frames"], [frames], [["B", "T", S, S, 3]]),
+                             io_specs(["video_embedding", "video_global", "video_tokens"], [zv, zg, vt],
                                  [["B", Q, E], ["B", E], ["B", f"T*{vt.shape[1] // T}", D]])),
         "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], ["text_embedding"],
                             {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
-                            _io(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
-                            _io(["text_embedding"], [zt], [["B", E]])),
+                            io_specs(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
+                            io_specs(["text_embedding"], [zt], [["B", E]])),
         "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
                               {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
-                              _io(["video_embedding", "text_embedding"], [zv, zt], [["Nv", Q, E], ["Nt", E]]),
+                              io_specs(["video_embedding", "text_embedding"], [zv, zt], [["Nv", Q, E], ["Nt", E]]),
                               [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
     }
 
 
-EXAMPLE_TEXTS = ["first a small red circle moves left, then it disappears",
-                 "a large blue square moves up past a small green triangle", "x"]
-
-
-def finsta_text_feed(texts: list[str], tokenizer, max_nodes: int, parser: str) -> dict[str, torch.Tensor]:
-    """The finsta text graph's inputs for ``texts``: finsta_rt's own feed, as tensors."""
-    from finsta_rt.scene_graph import text_graph_feed
-
-    return {k: torch.from_numpy(v) for k, v in text_graph_feed(texts, tokenizer, max_nodes, parser).items()}
-
-
-def _example_inputs(spec: ExportSpec, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def example_inputs(spec: ExportSpec, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two random uint8 clips [2, T, S, S, 3] and two token sequences (ids, mask) to trace with."""
     S, T = spec.preprocess.size, spec.preprocess.frames
     frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
@@ -161,83 +159,6 @@ def example_user_graph(batch: int, frames: int, slots: int, g: torch.Generator) 
     return box, mask, adj
 
 
-def _finsta_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
-                   g: torch.Generator) -> dict[str, GraphExport]:
-    """T and the node count N are fixed by the model (the recurrent encoder unrolls over frames)."""
-    from finsta_rt.tokenizer import WordPieceTokenizer
-
-    from ..models.finsta import SCORER_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS, VIDEO_INPUTS, VIDEO_OUTPUTS
-
-    S, T = spec.preprocess.size, spec.preprocess.frames
-    finsta_cfg = spec.model_config["finsta"]
-    N = int(finsta_cfg["max_nodes"])
-    tok = WordPieceTokenizer.from_vocab_file(spec.vocab_file, lowercase=spec.lowercase, max_length=spec.max_length)
-    frames = _example_inputs(spec, g)[0]
-    video_args = (frames, *example_user_graph(2, T, int(finsta_cfg["slots"]), g))
-    feed = finsta_text_feed(EXAMPLE_TEXTS[:2], tok, N, str(finsta_cfg.get("parser", "rules")))
-    text_args = tuple(feed[k] for k in TEXT_INPUTS)
-    with torch.no_grad():
-        v_out = video_tower.eval()(*video_args)
-        t_out = text_tower.eval()(*text_args)
-    scorer_in = ("video_embedding", "video_tracks", "video_frames", "video_graph", "text_embedding", "text_objects",
-                 "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
-    named = {**dict(zip(VIDEO_OUTPUTS, v_out)), **dict(zip(TEXT_OUTPUTS, t_out))}
-    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
-
-    def dims(t: torch.Tensor, lead: str) -> list:
-        return [lead, *t.shape[1:]]
-
-    text_dims = [["B", "S"], ["B", "S"], ["B", N, 2], ["B", N], ["B", N, N], ["B", N, N], ["B", N]]
-    return {
-        "video": GraphExport(video_tower, video_args, list(VIDEO_INPUTS), list(VIDEO_OUTPUTS),
-                             {k: {0: B} for k in VIDEO_INPUTS},
-                             _io(list(VIDEO_INPUTS), video_args, [["B", T, S, S, 3], *(dims(t, "B") for t in video_args[1:])]),
-                             _io(list(VIDEO_OUTPUTS), v_out, [dims(t, "B") for t in v_out])),
-        "text": GraphExport(text_tower, text_args, list(TEXT_INPUTS), list(TEXT_OUTPUTS),
-                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}, "node_span": {0: B},
-                             "node_type": {0: B}, "adj": {0: B}, "edge_type": {0: B}, "pred_order": {0: B}},
-                            _io(list(TEXT_INPUTS), text_args, text_dims),
-                            _io(list(TEXT_OUTPUTS), t_out, [dims(t, "B") for t in t_out])),
-        "scorer": GraphExport(scorer, tuple(named[k] for k in scorer_in), list(scorer_in), list(SCORER_OUTPUTS),
-                              {k: {0: Nv if k.startswith("video") else Nt} for k in scorer_in},
-                              _io(list(scorer_in), [named[k] for k in scorer_in],
-                                  [dims(named[k], "Nv" if k.startswith("video") else "Nt") for k in scorer_in]),
-                              [{"name": n, "dtype": "float32", "shape": ["Nt", "Nv"]} for n in SCORER_OUTPUTS]),
-    }
-
-
-def _svilm_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
-                  g: torch.Generator) -> dict[str, GraphExport]:
-    """S-ViLM: the video graph also returns group features, the per-patch group assignment (and its
-    softmax), per-frame features and scene-change scores; the text graph returns text_embedding and
-    noun_embedding (the grounding space); the scorer is the max-over-queries one (Q = 1)."""
-    from ..models.svilm import TEXT_OUTPUTS, VIDEO_OUTPUTS
-
-    S = spec.preprocess.size
-    frames, ids, mask = _example_inputs(spec, g)
-    with torch.no_grad():
-        v_out = video_tower.eval()(frames)
-        t_out = text_tower.eval()(ids, mask)
-    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
-    Tdyn = torch.export.Dim("T", min=2, max=512)
-    named = dict(zip(VIDEO_OUTPUTS, v_out))
-    zv, zt = named["video_embedding"], t_out[0]
-    E, G, P = zv.shape[2], named["group_features"].shape[1], named["group_assignment"].shape[2]
-    v_dims = [["B", 1, E], ["B", E], ["B", G, E], ["B", "T", P], ["B", "T", P, G], ["B", "T", E], ["B", "T"]]
-    return {
-        "video": GraphExport(video_tower, (frames,), ["frames"], list(VIDEO_OUTPUTS), {"frames": {0: B, 1: Tdyn}},
-                             _io(["frames"], [frames], [["B", "T", S, S, 3]]), _io(list(VIDEO_OUTPUTS), v_out, v_dims)),
-        "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], list(TEXT_OUTPUTS),
-                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
-                            _io(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
-                            _io(list(TEXT_OUTPUTS), t_out, [["B", E], ["B", E]])),
-        "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
-                              {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
-                              _io(["video_embedding", "text_embedding"], [zv, zt], [["Nv", 1, E], ["Nt", E]]),
-                              [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
-    }
-
-
 def export_bundle(
     video_tower: VideoTower,
     text_tower: TextTower,
@@ -248,10 +169,13 @@ def export_bundle(
     verify: bool = True,
     seed: int = 0,
     scorer: nn.Module | None = None,
+    graphs: GraphBuilder | None = None,
 ) -> Path:
     """Writes the bundle and returns its directory. Raises ExportError if it does not reproduce PyTorch.
 
-    ``scorer`` defaults to the STGT max-over-queries :class:`Scorer`; family finsta passes its own."""
+    ``scorer`` defaults to the STGT max-over-queries :class:`Scorer` and ``graphs`` (what to trace,
+    with which example inputs and dynamic dims) to :func:`stgt_graphs`; a family with other graph
+    inputs or outputs passes its own (finsta.families)."""
     if flavour not in ("custom", "portable"):
         raise ValueError(f"flavour must be 'custom' or 'portable', got {flavour!r}")
     out = Path(out_dir) if out_dir else default_bundle_dir(spec.name, flavour)
@@ -271,8 +195,7 @@ def export_bundle(
     g = torch.Generator().manual_seed(seed)
     if scorer is None:
         scorer = Scorer()
-    builders = {"finsta": _finsta_graphs, "svilm": _svilm_graphs}
-    graphs = builders.get(spec.family, _stgt_graphs)(video_tower, text_tower, scorer, spec, g)
+    graphs = (graphs or stgt_graphs)(video_tower, text_tower, scorer, spec, g)
     meta_common = {
         "finsta.format": FORMAT, "finsta.format_version": str(FORMAT_VERSION), "finsta.family": spec.family,
         "finsta.flavour": flavour, "finsta.exporter_version": __version__,
@@ -325,7 +248,7 @@ def export_bundle(
     return out
 
 
-def cosine_rows(a, b) -> "torch.Tensor":
+def cosine_rows(a, b) -> torch.Tensor:
     a, b = torch.as_tensor(a, dtype=torch.float64).flatten(1), torch.as_tensor(b, dtype=torch.float64).flatten(1)
     return torch.nn.functional.cosine_similarity(a, b, dim=1)
 

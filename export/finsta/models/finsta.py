@@ -403,6 +403,20 @@ class FinstaScorer(nn.Module):
         return 0.5 * (content + order)
 
 
+class FinstaHeads(nn.Module):
+    """The trainable part of Finsta: video and text graph branches, scorer, ITC temperature."""
+
+    def __init__(self, cfg: FinstaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.video, self.text, self.scorer = FinstaVideo(cfg), FinstaText(cfg), FinstaScorer(cfg)
+        self.log_temp = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temp.exp()
+
+
 # ----------------------------------------------------------------------------- exported towers
 # The three graphs of a ``finsta`` bundle: the host's towers with Finsta plugged on. Dataclass
 # outputs become named tensors; the text graph arrives as the padded tensors of

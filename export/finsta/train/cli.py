@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from .config import ConfigError, load_config
+from .config import ConfigError
 
 EPILOG = """examples:
   finsta-train configs/stgt_synthetic.yaml
@@ -35,19 +35,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a config value, dotted keys for sections (optim.epochs=5)")
     ap.add_argument("--output", help="run directory (default: the config's output)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
-    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final metrics")
+    ap.add_argument("-q", "--quiet", action="store_true",
+                    help="only warnings and the final metrics (default: a line per epoch with the loss and time left)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S")
     overrides = dict(args.overrides)
     if args.output:
         overrides["output"] = args.output
+    from ..families import load_config, train  # the entry point is where a family is looked up
+
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as e:
         print(f"finsta-train: {e}", file=sys.stderr)
         return 2
-    from .loop import train  # torch and the backbones load only for a valid config
 
     try:
         result = train(cfg, resume=not args.fresh)

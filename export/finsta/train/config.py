@@ -1,18 +1,25 @@
-"""Training configuration: a YAML file, validated field by field with messages that name the key."""
+"""Training configuration: a YAML file, validated field by field with messages that name the key.
+
+:func:`parse_config` checks what every family shares; the family's own checks (its model section,
+its extra keys) run in :func:`finsta.families.parse_config`, which is what the CLI uses."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-FRAME_BACKBONES = ("efficientnet_lite0", "tiny_vit")
-TEXT_BACKBONES = ("minilm_l6", "tiny_text")
 VIDEO_HEADS = ("stgt", "meanpool")
 LOSSES = ("itc", "csal")
-FAMILIES = ("stgt", "finsta", "svilm")
+
+
+def backbone_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The frame and text backbone names a config may use (the one place that knows them)."""
+    return ("efficientnet_lite0", "tiny_vit"), ("minilm_l6", "tiny_text")
 
 
 class ConfigError(ValueError):
@@ -53,8 +60,8 @@ class TrainConfig:
     frame_backbone: str = "efficientnet_lite0"
     text_backbone: str = "minilm_l6"
     video_head: str = "stgt"
-    model: dict = field(default_factory=dict)  # STGTConfig (or, for finsta, FinstaConfig) overrides
-    host: str = ""  # finsta: the trained host run (an STGT run directory) it plugs onto, kept frozen
+    model: dict = field(default_factory=dict)  # the family's model settings (checked by the family)
+    host: str = ""  # a family built on another run (finsta: the trained STGT run it plugs onto, kept frozen)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = "runs/stgt"
@@ -85,9 +92,18 @@ def _typed(section: type, values: Any, where: str):
     return section(**out)
 
 
-def _check(cond: bool, where: str, msg: str) -> None:
+def check(cond: bool, where: str, msg: str) -> None:
+    """Raises ConfigError(``where: msg``) unless ``cond``."""
     if not cond:
         raise ConfigError(f"{where}: {msg}")
+
+
+def check_model(where: str, validate: Callable[[dict], object], model: dict) -> None:
+    """Runs a family's model-section check; its TypeError/ValueError becomes ``where: model: ...``."""
+    try:
+        validate(dict(model))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: model: {e}") from e
 
 
 def parse_config(raw: dict, where: str = "config") -> TrainConfig:
@@ -97,44 +113,33 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     data = _typed(DataConfig, raw.pop("data", None), f"{where}: data")
     optim = _typed(OptimConfig, raw.pop("optim", None), f"{where}: optim")
     model = raw.pop("model", None) or {}
-    _check(isinstance(model, dict), where, "model must be a mapping of the family's model settings")
+    check(isinstance(model, dict), where, "model must be a mapping of the family's model settings")
     top = _typed(TrainConfig, raw, where)
     cfg = TrainConfig(**{**{f.name: getattr(top, f.name) for f in fields(TrainConfig)}, "data": data, "optim": optim, "model": model})
-    _check(cfg.family in FAMILIES, where, f"family must be one of {FAMILIES}, got {cfg.family!r}")
-    _check(cfg.family != "finsta" or bool(cfg.host), where,
-           "family 'finsta' needs host: the run directory of a trained STGT model (e.g. runs/stgt)")
-    _check(cfg.frame_backbone in FRAME_BACKBONES, where, f"frame_backbone must be one of {FRAME_BACKBONES}, got {cfg.frame_backbone!r}")
-    _check(cfg.text_backbone in TEXT_BACKBONES, where, f"text_backbone must be one of {TEXT_BACKBONES}, got {cfg.text_backbone!r}")
-    _check(cfg.video_head in VIDEO_HEADS, where, f"video_head must be one of {VIDEO_HEADS}, got {cfg.video_head!r}")
-    _check(bool(cfg.name) and "/" not in cfg.name, where, f"name must be a plain name, got {cfg.name!r}")
+    check(bool(re.fullmatch(r"[a-z][a-z0-9_]*", cfg.family)), where,
+          f"family must be a plain lower-case name, got {cfg.family!r}")
+    frame_backbones, text_backbones = backbone_names()
+    check(cfg.frame_backbone in frame_backbones, where, f"frame_backbone must be one of {frame_backbones}, got {cfg.frame_backbone!r}")
+    check(cfg.text_backbone in text_backbones, where, f"text_backbone must be one of {text_backbones}, got {cfg.text_backbone!r}")
+    check(cfg.video_head in VIDEO_HEADS, where, f"video_head must be one of {VIDEO_HEADS}, got {cfg.video_head!r}")
+    check(bool(cfg.name) and "/" not in cfg.name, where, f"name must be a plain name, got {cfg.name!r}")
     d, o = cfg.data, cfg.optim
-    _check(d.kind == "synthetic", f"{where}: data", f"kind must be 'synthetic', got {d.kind!r}")
-    _check(d.train >= 2 and d.val >= 2, f"{where}: data", f"train and val need at least 2 videos, got {d.train}, {d.val}")
-    _check(d.seed != d.val_seed, f"{where}: data", "seed and val_seed must differ (held-out videos must be new)")
-    _check(1 <= d.frames <= 64 and 16 <= d.size <= 1024, f"{where}: data", f"frames in 1..64 and size in 16..1024, got {d.frames}, {d.size}")
-    _check(o.epochs >= 1 and o.batch_size >= 2, f"{where}: optim", f"epochs >= 1 and batch_size >= 2, got {o.epochs}, {o.batch_size}")
-    _check(0 < o.lr < 1, f"{where}: optim", f"lr must be in (0, 1), got {o.lr}")
-    _check(o.weight_decay >= 0, f"{where}: optim", f"weight_decay must be >= 0, got {o.weight_decay}")
-    _check(o.loss in LOSSES, f"{where}: optim", f"loss must be one of {LOSSES}, got {o.loss!r}")
-    _check(0 <= o.csal_after <= 1, f"{where}: optim", f"csal_after must be in [0, 1], got {o.csal_after}")
-    _check(o.max_minutes > 0, f"{where}: optim", f"max_minutes must be > 0, got {o.max_minutes}")
-    _check(o.eval_every >= 1 and o.threads >= 0, f"{where}: optim", "eval_every >= 1 and threads >= 0")
-    from ..models.finsta import FinstaConfig
-    from ..models.stgt import STGTConfig
-
-    try:  # unknown or bad model keys fail now, not after feature caching
-        if cfg.family == "svilm":
-            from .svilm_loop import validate_model
-
-            validate_model(dict(model))
-        else:
-            (FinstaConfig if cfg.family == "finsta" else STGTConfig).from_dict(dict(model))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: model: {e}") from e
+    check(d.kind == "synthetic", f"{where}: data", f"kind must be 'synthetic', got {d.kind!r}")
+    check(d.train >= 2 and d.val >= 2, f"{where}: data", f"train and val need at least 2 videos, got {d.train}, {d.val}")
+    check(d.seed != d.val_seed, f"{where}: data", "seed and val_seed must differ (held-out videos must be new)")
+    check(1 <= d.frames <= 64 and 16 <= d.size <= 1024, f"{where}: data", f"frames in 1..64 and size in 16..1024, got {d.frames}, {d.size}")
+    check(o.epochs >= 1 and o.batch_size >= 2, f"{where}: optim", f"epochs >= 1 and batch_size >= 2, got {o.epochs}, {o.batch_size}")
+    check(0 < o.lr < 1, f"{where}: optim", f"lr must be in (0, 1), got {o.lr}")
+    check(o.weight_decay >= 0, f"{where}: optim", f"weight_decay must be >= 0, got {o.weight_decay}")
+    check(o.loss in LOSSES, f"{where}: optim", f"loss must be one of {LOSSES}, got {o.loss!r}")
+    check(0 <= o.csal_after <= 1, f"{where}: optim", f"csal_after must be in [0, 1], got {o.csal_after}")
+    check(o.max_minutes > 0, f"{where}: optim", f"max_minutes must be > 0, got {o.max_minutes}")
+    check(o.eval_every >= 1 and o.threads >= 0, f"{where}: optim", "eval_every >= 1 and threads >= 0")
     return cfg
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+def read_config(path: str | Path, overrides: dict | None = None) -> tuple[dict, str]:
+    """The YAML mapping of ``path`` with dotted ``overrides`` applied, and the name to cite in errors."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} not found")
@@ -148,4 +153,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         for k in parents:
             node = node.setdefault(k, {})
         node[last] = value
-    return parse_config(raw, str(p))
+    return raw, str(p)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """:func:`parse_config` of a YAML file (the shared checks only; see the module docstring)."""
+    return parse_config(*read_config(path, overrides))

@@ -9,15 +9,17 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .config import TrainConfig, parse_config
+from .metrics import summary as default_summary
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ def read_checkpoint(run_or_ckpt: str | Path) -> tuple[dict, TrainConfig]:
     return state, parse_config(state["train_config"], str(p))
 
 
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
 def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate: Callable[[], dict[str, float]],
         config_key: str, model_config: dict, resume: bool = True,
         epoch_info: Callable[[int], dict[str, Any]] | None = None,
@@ -92,12 +99,13 @@ def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate
             log.info("resuming %s at epoch %d", ckpt, start_epoch)
         else:
             log.warning("%s was trained with another config; starting afresh", ckpt)
-    summary = summary or (lambda m: f"R@1 {m['r1']:.3f} order {m['order_acc']:.3f} attribute {m['attribute_acc']:.3f}")
+    summary = summary or default_summary
     temp = getattr(heads, "log_temp", None)
 
     rng = np.random.default_rng(o.seed + start_epoch)
     metrics: dict[str, float] = {}
     budget, t_start = o.max_minutes * 60, time.monotonic() - spent
+    t_session = time.monotonic()  # epochs of this session (not resumed ones) time the rest
     done, stopped = start_epoch, False
     heads.train()
     for epoch in range(start_epoch, o.epochs):
@@ -131,8 +139,10 @@ def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate
         if evaluated:
             metrics = evaluate()
             line.update({f"val_{k}": v for k, v in metrics.items()})
-        log.info("epoch %d/%d loss %.4f%s %.0fs%s", epoch + 1, o.epochs, line["loss"] or float("nan"),
-                 "".join(f" {k} {v / n:.3f}" for k, v in parts_sum.items()), elapsed,
+        left = min((time.monotonic() - t_session) / (epoch + 1 - start_epoch) * (o.epochs - epoch - 1),
+                   max(0.0, budget - elapsed))
+        log.info("epoch %d/%d loss %.4f%s %s, %s left%s", epoch + 1, o.epochs, line["loss"] or float("nan"),
+                 "".join(f" {k} {v / n:.3f}" for k, v in parts_sum.items()), _clock(elapsed), _clock(left),
                  f"  val {summary(metrics)}" if evaluated else "")
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")

@@ -1,4 +1,4 @@
-"""Training S-ViLM on cached frozen-backbone features (research/seeds_spec.md §2.3):
+"""S-ViLM (docs/families.md, S-ViLM), trained on cached frozen-backbone features:
 
 L = L_contrast + ground_weight * L_ground + temporal_weight * L_temporal
 
@@ -16,31 +16,52 @@ Held-out metrics (all on videos of the val seed): retrieval R@1/R@5, grounding p
 temporal grouping on cut-and-paste clips (the cut is the frame with the largest scene-change
 score; frames put on the right side of the detected cut). After training, the scene-change
 threshold is calibrated on training clips and stored in the model config.
+
+The bundle's video graph also returns the group features, the per-patch group assignment and the
+per-frame scene-change scores; its text graph returns the noun (grounding) embedding too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from finsta_rt.ground import heat_maps, noun_phrases, peak_patches
 
 from ..data.synthetic import cell_coverage, object_masks, temporal_cuts
-from ..models.svilm import (SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss, noun_contrast_loss, splice,
-                            temporal_grouping_loss)
-from .config import TrainConfig
-from .features import Backbones, FeatureSet, build_backbones, cache_features, synthetic_split
-from .fit import CHECKPOINT, fit, read_checkpoint, save_checkpoint
-from .loop import TrainResult, _batch
+from ..export.bundle import ExportSpec, GraphExport, example_inputs, io_specs
+from ..export.run import ExportParts
+from ..models.svilm import (
+    TEXT_OUTPUTS,
+    VIDEO_OUTPUTS,
+    SViLMConfig,
+    SViLMHeads,
+    SViLMTextTower,
+    SViLMVideoTower,
+    contrastive_loss,
+    grounding_loss,
+    noun_contrast_loss,
+    splice,
+    temporal_grouping_loss,
+)
+from ..train.batching import encode_text_rows, feature_batch
+from ..train.config import TrainConfig, check_model
+from ..train.features import Backbones, FeatureSet, build_backbones, synthetic_split
+from ..train.fit import CHECKPOINT, fit, read_checkpoint, save_checkpoint
+from ..train.metrics import retrieval_metrics
+from ..train.setup import TrainResult, backbones_and_features, start_run
+from .base import Family, RunPath, spec_for
 
 log = logging.getLogger(__name__)
 
+CONFIG_KEY = "svilm_config"
 
 
 def svilm_config_for(cfg: TrainConfig, bb: Backbones) -> SViLMConfig:
@@ -59,11 +80,15 @@ def loss_weights(cfg: TrainConfig) -> tuple[float, float, float]:
 
 
 def validate_model(model: dict) -> None:
-    """The config's model section: SViLMConfig keys plus the two loss weights (>= 0)."""
+    """The config's model section: SViLMConfig keys plus the loss weights (>= 0)."""
     for k in LOSS_KEYS:
         if k in model and not (isinstance(model[k], (int, float)) and not isinstance(model[k], bool) and model[k] >= 0):
             raise ValueError(f"{k} must be a number >= 0, got {model[k]!r}")
     SViLMConfig.from_dict({k: v for k, v in model.items() if k not in LOSS_KEYS})
+
+
+def validate(cfg: TrainConfig, where: str) -> None:
+    check_model(where, validate_model, cfg.model)
 
 
 # ----------------------------------------------------------------------------- nouns
@@ -229,23 +254,15 @@ def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundT
     zt = []
     for i in range(0, n, batch):
         idx = np.arange(i, min(n, i + batch))
-        tokens, text, mask = _batch(fs, idx)
+        tokens, text, mask = feature_batch(fs, idx)
         o = heads.video(tokens)
         zv.append(o[1])
         groups.append(o[2].numpy())
         assign.append(o[3].numpy())
         probs.append(o[4].numpy())
-        K = text.shape[1]
-        zt.append(heads.text(text.flatten(0, 1), mask.flatten(0, 1))[0].view(len(idx), K, -1))
+        zt.append(encode_text_rows(lambda f, m: heads.text(f, m)[0], text, mask))
     zv, zt = torch.cat(zv), torch.cat(zt)  # [N, E], [N, 3, E]: caption, order-swapped, attribute-swapped
-    sim = zt[:, 0] @ zv.t()
-    rank = (sim > sim.diag()[:, None]).sum(dim=1)
-    own = torch.einsum("nke,ne->nk", zt, zv)
-    m = {"n": float(n), "chance_r1": 1.0 / n, "r1": float((rank < 1).float().mean()),
-         "r5": float((rank < 5).float().mean()), "r10": float((rank < 10).float().mean()),
-         "median_rank": float(rank.float().median() + 1),
-         "order_acc": float((own[:, 0] > own[:, 1]).float().mean()),
-         "attribute_acc": float((own[:, 0] > own[:, 2]).float().mean())}
+    m = retrieval_metrics(zt[:, 0] @ zv.t(), torch.einsum("nke,ne->nk", zt, zv))
     groups, assign, probs = np.concatenate(groups), np.concatenate(assign), np.concatenate(probs)
     if truth is not None:
         noun_text = sorted({t for row in truth.nouns for t in row})
@@ -294,15 +311,9 @@ def calibrate_threshold(heads: SViLMHeads, fs: FeatureSet, n: int = 200) -> floa
 
 
 # ----------------------------------------------------------------------------- training
-def train_svilm(cfg: TrainConfig, resume: bool = True) -> TrainResult:
-    o = cfg.optim
-    torch.manual_seed(o.seed)
-    if o.threads:
-        torch.set_num_threads(o.threads)
-    run = Path(cfg.output)
-    run.mkdir(parents=True, exist_ok=True)
-    bb = build_backbones(cfg)
-    train_fs, val_fs = cache_features(cfg, "train", bb), cache_features(cfg, "val", bb)
+def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
+    start_run(cfg)
+    bb, train_fs, val_fs = backbones_and_features(cfg)
     scfg = svilm_config_for(cfg, bb)
     weights = loss_weights(cfg)
     t0 = time.monotonic()
@@ -314,10 +325,10 @@ def train_svilm(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     heads = SViLMHeads(scfg)
 
     def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        tokens, text, mask = _batch(train_fs, idx)
+        tokens, text, mask = feature_batch(train_fs, idx)
         return step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights)
 
-    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs, val_nouns, truth), "svilm_config",
+    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs, val_nouns, truth), CONFIG_KEY,
                  scfg.to_dict(), resume,
                  summary=lambda m: f"R@1 {m['r1']:.3f} ground {m['ground_acc']:.3f} (random {m['ground_random']:.3f}) "
                                    f"cut {m['cut_acc']:.3f}")
@@ -325,12 +336,56 @@ def train_svilm(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     heads.cfg.scene_threshold = float(np.clip(calibrate_threshold(heads, train_fs), 0.0, 2.0))
     metrics["scene_threshold"] = heads.cfg.scene_threshold
     log.info("scene-change threshold calibrated on training clips: %.4f", heads.cfg.scene_threshold)
-    save_checkpoint(Path(cfg.output) / CHECKPOINT, heads, "svilm_config", heads.cfg.to_dict(), cfg, fitted, metrics)
+    save_checkpoint(Path(cfg.output) / CHECKPOINT, heads, CONFIG_KEY, heads.cfg.to_dict(), cfg, fitted, metrics)
     return TrainResult(Path(cfg.output), metrics, fitted.seconds, fitted.epochs)
 
 
-def load_svilm(run_or_ckpt: str | Path) -> tuple[SViLMHeads, TrainConfig, dict]:
+def load_svilm(run_or_ckpt: RunPath) -> tuple[SViLMHeads, TrainConfig, dict]:
     state, cfg = read_checkpoint(run_or_ckpt)
-    heads = SViLMHeads(SViLMConfig.from_dict(state["svilm_config"]))
+    heads = SViLMHeads(SViLMConfig.from_dict(state[CONFIG_KEY]))
     heads.load_state_dict(state["heads"])
     return heads.eval(), cfg, state.get("metrics", {})
+
+
+# ----------------------------------------------------------------------------- export
+def graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
+           g: torch.Generator) -> dict[str, GraphExport]:
+    """The video graph also returns group features, the per-patch group assignment (and its
+    softmax), per-frame features and scene-change scores; the text graph returns text_embedding and
+    noun_embedding (the grounding space); the scorer is the max-over-queries one (Q = 1)."""
+    S = spec.preprocess.size
+    frames, ids, mask = example_inputs(spec, g)
+    with torch.no_grad():
+        v_out = video_tower.eval()(frames)
+        t_out = text_tower.eval()(ids, mask)
+    B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
+    Tdyn = torch.export.Dim("T", min=2, max=512)
+    named = dict(zip(VIDEO_OUTPUTS, v_out))
+    zv, zt = named["video_embedding"], t_out[0]
+    E, G, P = zv.shape[2], named["group_features"].shape[1], named["group_assignment"].shape[2]
+    v_dims = [["B", 1, E], ["B", E], ["B", G, E], ["B", "T", P], ["B", "T", P, G], ["B", "T", E], ["B", "T"]]
+    return {
+        "video": GraphExport(video_tower, (frames,), ["frames"], list(VIDEO_OUTPUTS), {"frames": {0: B, 1: Tdyn}},
+                             io_specs(["frames"], [frames], [["B", "T", S, S, 3]]),
+                             io_specs(list(VIDEO_OUTPUTS), v_out, v_dims)),
+        "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], list(TEXT_OUTPUTS),
+                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
+                            io_specs(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
+                            io_specs(list(TEXT_OUTPUTS), t_out, [["B", E], ["B", E]])),
+        "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
+                              {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
+                              io_specs(["video_embedding", "text_embedding"], [zv, zt], [["Nv", 1, E], ["Nt", E]]),
+                              [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
+    }
+
+
+def export_parts(run: RunPath) -> ExportParts:
+    heads, cfg, metrics = load_svilm(run)
+    bb = build_backbones(cfg)
+    spec = spec_for(cfg, bb, {"svilm": heads.cfg.to_dict(), "frame_backbone": cfg.frame_backbone,
+                              "text_backbone": cfg.text_backbone, "held_out_metrics": metrics})
+    return ExportParts(SViLMVideoTower(bb.encoder, heads.video).eval(), SViLMTextTower(bb.text, heads.text).eval(),
+                       spec, None, graphs)
+
+
+FAMILY = Family("svilm", validate, train, load_svilm, export_parts)

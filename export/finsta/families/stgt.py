@@ -1,0 +1,114 @@
+"""STGT (docs/families.md, STGT): the spatio-temporal graph Transformer heads on cached backbone
+features, trained with ITC then CSAL (the paper's order) and hard negatives; exported as a video
+tower (query embeddings, pooled embedding, compressed tokens), a text tower and the
+max-over-queries scorer."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..export.run import ExportParts
+from ..losses import csal_loss, itc_loss
+from ..models.stgt import STGTConfig, STGTHeads, similarity
+from ..models.towers import TextTower, VideoTower
+from ..train.batching import encode_text_rows, feature_batch
+from ..train.config import TrainConfig, check_model
+from ..train.features import Backbones, FeatureSet, build_backbones
+from ..train.fit import fit, read_checkpoint
+from ..train.metrics import retrieval_metrics
+from ..train.setup import TrainResult, backbones_and_features, start_run
+from .base import Family, RunPath, spec_for
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "stgt_config"  # the checkpoint's model config
+
+
+def validate(cfg: TrainConfig, where: str) -> None:
+    check_model(where, STGTConfig.from_dict, cfg.model)
+
+
+def stgt_config_for(cfg: TrainConfig, bb: Backbones) -> STGTConfig:
+    grid = tuple(bb.frame.grid)
+    return STGTConfig.from_dict({**cfg.model, "backbone_dim": bb.frame.out_dim, "text_dim": bb.text.out_dim,
+                                 "grid": grid, "frames": cfg.data.frames})
+
+
+@torch.no_grad()
+def embed_split(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query embeddings [N, Q, E] of every video and text embeddings [N, 3, E] of its caption,
+    order-swapped and attribute-swapped captions."""
+    zv, zt = [], []
+    for i in range(0, len(fs), batch):
+        tokens, text, mask = feature_batch(fs, np.arange(i, min(len(fs), i + batch)))
+        zv.append(heads.video(tokens)[0])
+        zt.append(encode_text_rows(heads.text, text, mask))
+    return torch.cat(zv), torch.cat(zt)
+
+
+def embedding_metrics(zv: torch.Tensor, zt: torch.Tensor) -> dict[str, float]:
+    """Retrieval metrics of query embeddings zv [N, Q, E] and texts zt [N, 3, E] (max over queries)."""
+    own = torch.stack([similarity(zv[i:i + 1], zt[i])[:, 0] for i in range(len(zv))])  # [N, 3]
+    return retrieval_metrics(similarity(zv, zt[:, 0]), own)
+
+
+@torch.no_grad()
+def evaluate(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> dict[str, float]:
+    """Held-out text->video recall, and how often the true caption beats each hard negative."""
+    heads.eval()
+    m = embedding_metrics(*embed_split(heads, fs, batch))
+    heads.train()
+    return m
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
+    """Trains STGT's heads named by ``cfg`` on cached backbone features."""
+    o = cfg.optim
+    start_run(cfg)
+    bb, train_fs, val_fs = backbones_and_features(cfg)
+    scfg = stgt_config_for(cfg, bb)
+    heads = STGTHeads(scfg, cfg.video_head)
+    csal = lambda epoch: o.loss == "csal" and epoch >= o.csal_after * o.epochs  # noqa: E731
+
+    def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        tokens, text, mask = feature_batch(train_fs, idx)
+        zv, _ = heads.video(tokens)
+        zt_all = encode_text_rows(heads.text, text, mask)  # [B, 3, E]
+        zt = zt_all[:, 0]
+        sim = similarity(zv, zt)
+        temp = heads.temperature
+        loss = csal_loss(sim, zv, zt, temp) if csal(epoch) else itc_loss(sim, temp)
+        if o.hard_negatives:  # the video must prefer its caption over its swapped versions
+            own = torch.einsum("bqe,bke->bkq", zv, zt_all).amax(dim=-1)
+            loss = loss + F.cross_entropy(own / temp, torch.zeros(len(idx), dtype=torch.long))
+        return loss, {}
+
+    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs), CONFIG_KEY, scfg.to_dict(),
+                 resume, epoch_info=lambda e: {"temperature": float(heads.temperature.detach()),
+                                               "loss_kind": "csal" if csal(e) else "itc"})
+    return TrainResult(Path(cfg.output), fitted.metrics, fitted.seconds, fitted.epochs)
+
+
+def load_heads(run_or_ckpt: RunPath) -> tuple[STGTHeads, TrainConfig, dict]:
+    """The trained heads, the training config and the checkpoint's metrics."""
+    state, cfg = read_checkpoint(run_or_ckpt)
+    heads = STGTHeads(STGTConfig.from_dict(state[CONFIG_KEY]), cfg.video_head)
+    heads.load_state_dict(state["heads"])
+    return heads.eval(), cfg, state.get("metrics", {})
+
+
+def export_parts(run: RunPath) -> ExportParts:
+    heads, cfg, metrics = load_heads(run)
+    bb = build_backbones(cfg)
+    spec = spec_for(cfg, bb, {"stgt": heads.cfg.to_dict(), "frame_backbone": cfg.frame_backbone,
+                              "text_backbone": cfg.text_backbone, "video_head": cfg.video_head,
+                              "held_out_metrics": metrics})
+    return ExportParts(VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval(), spec)
+
+
+FAMILY = Family("stgt", validate, train, load_heads, export_parts)
