@@ -1,18 +1,16 @@
 """PyTorch -> ONNX: GaussianDiffGraphAttention exports as one finsta node; both flavours match
-PyTorch; the eager op checks its inputs and has correct gradients (gradcheck, float64)."""
+PyTorch; the eager op checks its inputs and has correct gradients (gradcheck, float64); the cases of
+tests/op_harness.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import onnx
-import pytest
 import torch
-
-from finsta.export import attach_portable_functions
-from finsta.nn import GaussianDiffGraphAttention, gaussian_diff_graph_attention
-from helpers import IR_VERSION, max_rel_err, session
+from op_harness import ExportCases, export_tests
 from test_edge_graph_attention import random_adjacency
 from test_gaussian_diff_graph_attention import scene_graph_adjacency
+
+from finsta.nn import GaussianDiffGraphAttention, gaussian_diff_graph_attention
 
 
 class GraphBlock(torch.nn.Module):
@@ -33,7 +31,8 @@ class GraphBlock(torch.nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, N, 2 * self.H * self.d))
 
 
-def _inputs(B: int, T: int, K: int, seed: int = 0):
+def _inputs(size: tuple, seed: int = 0):
+    B, T, K = size
     rng = np.random.default_rng(seed)
     N = T * K
     x = torch.from_numpy(rng.standard_normal((B, N, 16)).astype(np.float32))
@@ -42,38 +41,9 @@ def _inputs(B: int, T: int, K: int, seed: int = 0):
     return x, torch.from_numpy(pos.astype(np.float32)), torch.from_numpy(scene_graph_adjacency(B, T, K))
 
 
-@pytest.fixture(scope="module")
-def exported():
-    torch.manual_seed(0)
-    model = GraphBlock().eval()
+def _dynamic_shapes() -> dict:
     B, N = torch.export.Dim("B", min=1, max=64), torch.export.Dim("N", min=1, max=4096)
-    dyn = {"x": {0: B, 1: N}, "pos": {0: B, 1: N}, "adj": {0: B, 1: N, 2: N}}
-    proto = torch.onnx.export(model, _inputs(2, 3, 4), dynamo=True, dynamic_shapes=dyn, verbose=False).model_proto
-    proto.ir_version = min(proto.ir_version, IR_VERSION)
-    return model, proto
-
-
-def test_one_custom_node(exported):
-    _, proto = exported
-    custom = [n for n in proto.graph.node if n.domain == "finsta"]
-    assert [n.op_type for n in custom] == ["GaussianDiffGraphAttention"]
-    assert len(custom[0].input) == 6 and not custom[0].attribute
-    assert not proto.functions  # the custom flavour carries no fallback
-
-
-@pytest.mark.parametrize("B,T,K", [(1, 1, 1), (2, 3, 4), (3, 8, 5), (1, 16, 8)])
-@pytest.mark.parametrize("flavour", ["custom", "portable"])
-def test_flavours_match_pytorch(exported, flavour, B, T, K):
-    model, proto = exported
-    if flavour == "portable":
-        proto = attach_portable_functions(onnx.ModelProto.FromString(proto.SerializeToString()))
-        onnx.checker.check_model(proto, full_check=True)
-    inputs = _inputs(B, T, K, seed=B * 100 + T)
-    with torch.no_grad():
-        ref = model(*inputs).double().numpy()
-    sess = session(proto, library="cpu" if flavour == "custom" else None)
-    out = sess.run(None, {i.name: t.numpy() for i, t in zip(sess.get_inputs(), inputs)})[0]
-    assert max_rel_err(out, ref) <= 1e-5
+    return {"x": {0: B, 1: N}, "pos": {0: B, 1: N}, "adj": {0: B, 1: N, 2: N}}
 
 
 def _case(B=2, H=2, N=5, d=3, dtype=torch.float32, requires_grad=False, seed=0):
@@ -84,39 +54,59 @@ def _case(B=2, H=2, N=5, d=3, dtype=torch.float32, requires_grad=False, seed=0):
     return t(B, H, N, d), t(B, H, N, d), t(B, H, N, d), pos, sigma
 
 
-def test_eager_op_checks_inputs():
+def _call(q_first=False, pos_slice=slice(None), sigma_heads=None, adj=None, sigma_at=None):
     q, k, v, pos, sigma = _case()
+    adj = torch.eye(5, dtype=torch.bool).repeat(2, 1, 1) if adj is None else adj
+    if sigma_at is not None:
+        sigma = sigma.clone()
+        sigma[1, 0] = sigma_at
+    return lambda: gaussian_diff_graph_attention(q[0] if q_first else q, k, v, pos[..., pos_slice], adj,
+                                                 sigma if sigma_heads is None else sigma[:sigma_heads])
+
+
+def _no_self_loop():
     adj = torch.eye(5, dtype=torch.bool).repeat(2, 1, 1)
-    op = gaussian_diff_graph_attention
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention: pos must be \\[B, N, 3\\]"):
-        op(q, k, v, pos[..., :2], adj, sigma)
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention: sigma must be \\[H, 3\\]"):
-        op(q, k, v, pos, adj, sigma[:1])
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention: adj must be bool"):
-        op(q, k, v, pos, adj.int(), sigma)
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention: q must be \\[B, H, N, d\\]"):
-        op(q[0], k, v, pos, adj, sigma)
-    bad_sigma = sigma.clone()
-    bad_sigma[1, 0] = 0
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention: sigma must be finite and > 0, got sigma\\[1, 0\\] = 0"):
-        op(q, k, v, pos, adj, bad_sigma)
-    bad_sigma[1, 0] = float("nan")
-    with pytest.raises(ValueError, match="sigma must be finite and > 0, got sigma\\[1, 0\\] = nan"):
-        op(q, k, v, pos, adj, bad_sigma)
-    bad = adj.clone()
-    bad[1, 3, 3] = False
-    with pytest.raises(ValueError, match="GaussianDiffGraphAttention: adj lacks the self-loop of node 3 in batch 1"):
-        op(q, k, v, pos, bad, sigma)
-    with pytest.raises(ValueError, match="sigma_init must be 3 finite values > 0"):
-        GaussianDiffGraphAttention(heads=2, sigma_init=(1.0, -1.0, 1.0))
+    adj[1, 3, 3] = False
+    return adj
 
 
-@pytest.mark.parametrize("seed,density", [(0, 0.5), (1, 1.0), (2, 0.0), (3, 0.3)])
-def test_gradcheck_float64(seed, density):
-    q, k, v, pos, sigma = _case(dtype=torch.float64, requires_grad=True, seed=seed)
-    adj = torch.from_numpy(random_adjacency(np.random.default_rng(seed), 2, 5, density))
-    assert torch.autograd.gradcheck(lambda q, k, v, pos, sigma: gaussian_diff_graph_attention(q, k, v, pos, adj, sigma),
-                                    (q, k, v, pos, sigma))
+def _gradcheck(seed: int, density: float):
+    def make():
+        q, k, v, pos, sigma = _case(dtype=torch.float64, requires_grad=True, seed=seed)
+        adj = torch.from_numpy(random_adjacency(np.random.default_rng(seed), 2, 5, density))
+        return (lambda q, k, v, pos, sigma: gaussian_diff_graph_attention(q, k, v, pos, adj, sigma)), (q, k, v, pos, sigma)
+
+    return make
+
+
+OP = "GaussianDiffGraphAttention"
+CASES = ExportCases(
+    op=OP,
+    block=GraphBlock,
+    inputs=_inputs,
+    dynamic_shapes=_dynamic_shapes,
+    export_size=(2, 3, 4),
+    sizes=[(1, 1, 1), (2, 3, 4), (3, 8, 5), (1, 16, 8)],
+    node_inputs=6,
+    node_outputs=1,
+    node_attrs={},
+    eager_errors={
+        "pos_two_coords": (_call(pos_slice=slice(0, 2)), f"{OP}: pos must be \\[B, N, 3\\]"),
+        "sigma_heads": (_call(sigma_heads=1), f"{OP}: sigma must be \\[H, 3\\]"),
+        "adj_int": (lambda: gaussian_diff_graph_attention(*_case()[:4], torch.eye(5, dtype=torch.int32).repeat(2, 1, 1),
+                                                          _case()[4]), f"{OP}: adj must be bool"),
+        "q_rank": (_call(q_first=True), f"{OP}: q must be \\[B, H, N, d\\]"),
+        "sigma_zero": (_call(sigma_at=0.0), f"{OP}: sigma must be finite and > 0, got sigma\\[1, 0\\] = 0"),
+        "sigma_nan": (_call(sigma_at=float("nan")), f"{OP}: sigma must be finite and > 0, got sigma\\[1, 0\\] = nan"),
+        "missing_self_loop": (_call(adj=_no_self_loop()), f"{OP}: adj lacks the self-loop of node 3 in batch 1"),
+        "sigma_init": (lambda: GaussianDiffGraphAttention(heads=2, sigma_init=(1.0, -1.0, 1.0)),
+                       "sigma_init must be 3 finite values > 0"),
+        "heads_0": (lambda: GaussianDiffGraphAttention(heads=0), f"{OP}: heads must be > 0, got 0"),
+    },
+    gradchecks={f"seed{s}": _gradcheck(s, dens) for s, dens in [(0, 0.5), (1, 1.0), (2, 0.0), (3, 0.3)]},
+)
+
+globals().update(export_tests(CASES))
 
 
 def test_module_learns_sigma():

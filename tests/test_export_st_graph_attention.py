@@ -1,14 +1,13 @@
-"""PyTorch -> ONNX: STGraphAttention exports as one finsta node; both flavours match PyTorch."""
+"""PyTorch -> ONNX: STGraphAttention exports as one finsta node; both flavours match PyTorch; the eager
+op checks its inputs and attributes and has correct gradients (the cases of tests/op_harness.py)."""
 
 from __future__ import annotations
 
-import onnx
-import pytest
+import numpy as np
 import torch
+from op_harness import ExportCases, export_tests
 
-from finsta.export import attach_portable_functions
-from finsta.nn import STGraphAttention
-from helpers import IR_VERSION, max_rel_err, session
+from finsta.nn import STGraphAttention, st_graph_attention
 
 
 class GraphBlock(torch.nn.Module):
@@ -28,49 +27,55 @@ class GraphBlock(torch.nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, L, self.H * self.d))
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    torch.manual_seed(0)
-    model = GraphBlock().eval()
-    x = torch.randn(2, 3 * 5, 16)
-    dyn = {"x": {0: torch.export.Dim("B", min=1, max=64), 1: torch.export.Dim.AUTO}}
-    proto = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=dyn, verbose=False).model_proto
-    proto.ir_version = min(proto.ir_version, IR_VERSION)
-    return model, proto
+def _inputs(size: tuple, seed: int) -> tuple:
+    B, T = size
+    return (torch.from_numpy(np.random.default_rng(seed).standard_normal((B, T * 5, 16)).astype(np.float32)),)
 
 
-def test_one_custom_node(exported):
-    _, proto = exported
-    custom = [n for n in proto.graph.node if n.domain == "finsta"]
-    assert [n.op_type for n in custom] == ["STGraphAttention"]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in custom[0].attribute}
-    assert attrs["tokens_per_frame"] == 5 and attrs["frame_radius"] == 1
-    assert attrs["sim_threshold"] == pytest.approx(0.1) and attrs["scale"] == pytest.approx(8 ** -0.5)
-    assert not proto.functions  # the custom flavour carries no fallback
+def _qkv(L: int = 6, requires_grad: bool = False, dtype=torch.float32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(1, 2, L, 8, generator=g, dtype=dtype).requires_grad_(requires_grad) for _ in range(3))
 
 
-@pytest.mark.parametrize("B,T", [(1, 3), (3, 3), (2, 7), (4, 1)])
-@pytest.mark.parametrize("flavour", ["custom", "portable"])
-def test_flavours_match_pytorch(exported, flavour, B, T):
-    model, proto = exported
-    if flavour == "portable":
-        proto = attach_portable_functions(onnx.ModelProto.FromString(proto.SerializeToString()))
-        onnx.checker.check_model(proto, full_check=True)
-    x = torch.randn(B, T * 5, 16)
-    with torch.no_grad():
-        ref = model(x).double().numpy()
-    sess = session(proto, library="cpu" if flavour == "custom" else None)
-    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    assert max_rel_err(out, ref) <= 1e-5
+def _call(L: int = 8, x_shape=None, **kw):
+    q, k, v = _qkv(L)
+    return lambda: st_graph_attention(torch.randn(*(x_shape or (1, L, 3))), q, k, v, **{
+        "tokens_per_frame": 4, "sim_threshold": 0.1, **kw})
 
 
-def test_eager_op_checks_shapes():
-    att = STGraphAttention(tokens_per_frame=4, sim_threshold=0.1)
-    x, q = torch.randn(1, 6, 3), torch.randn(1, 2, 6, 8)
-    with pytest.raises(ValueError, match="L=6 is not a multiple of tokens_per_frame=4"):
-        att(x, q, q, q)
-    with pytest.raises(ValueError, match="disagree on B or L"):
-        att(torch.randn(2, 8, 3), torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8))
+def _gradcheck(seed: int, frame_radius: int, tau: float):
+    def make():
+        x = torch.randn(1, 8, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        return (lambda q, k, v: st_graph_attention(x, q, k, v, 4, tau, frame_radius),
+                _qkv(8, requires_grad=True, dtype=torch.float64, seed=seed))
+    return make
+
+
+CASES = ExportCases(
+    op="STGraphAttention",
+    block=GraphBlock,
+    inputs=_inputs,
+    dynamic_shapes=lambda: {"x": {0: torch.export.Dim("B", min=1, max=64), 1: torch.export.Dim.AUTO}},
+    export_size=(2, 3),
+    sizes=[(1, 3), (3, 3), (2, 7), (4, 1)],
+    node_inputs=4,
+    node_outputs=1,
+    node_attrs=dict(tokens_per_frame=5, frame_radius=1, sim_threshold=0.1, scale=8 ** -0.5),
+    eager_errors={
+        "L_not_multiple_of_P": (_call(L=6), "STGraphAttention: L=6 is not a multiple of tokens_per_frame=4"),
+        "x_q_disagree": (lambda: st_graph_attention(torch.randn(2, 8, 3), *_qkv(8), 4, 0.1),
+                         "STGraphAttention: x \\(2, 8, 3\\) and q \\(1, 2, 8, 8\\) disagree on B or L"),
+        "x_rank": (_call(x_shape=(8, 3)), "STGraphAttention: x must be \\[B, L, D\\]"),
+        "tokens_per_frame_0": (_call(tokens_per_frame=0), "STGraphAttention: tokens_per_frame must be > 0, got 0"),
+        "frame_radius_negative": (_call(frame_radius=-1), "STGraphAttention: frame_radius must be >= 0, got -1"),
+        "sim_threshold_nan": (_call(sim_threshold=float("nan")), "STGraphAttention: sim_threshold must not be NaN"),
+        "scale_0": (_call(scale=0.0), "STGraphAttention: scale must be finite and > 0, got 0.0"),
+        "tokens_per_frame_float": (_call(tokens_per_frame=4.0), "STGraphAttention: tokens_per_frame must be an int"),
+    },
+    gradchecks={"radius1": _gradcheck(0, 1, 0.0), "radius0": _gradcheck(1, 0, 0.2), "all_edges": _gradcheck(2, 1, -1.0)},
+)
+
+globals().update(export_tests(CASES))
 
 
 def test_gradients_flow_to_qkv_not_to_the_graph():
