@@ -160,12 +160,13 @@ def test_altered_file_fails_sha256_naming_the_file(exported, tmp_path):
     (lambda m: m["graphs"]["video"].update(file="/etc/passwd"), "leaves the bundle directory"),
     (lambda m: m["files"].update({"../x": "0"}), "leaves the bundle directory"),
     (lambda m: m.update(format_version=99), "format_version 99 is not supported"),
-    (lambda m: m.update(family="clip"), "family 'clip' is not one of"),
-    (lambda m: m.update(flavour="fast"), "flavour 'fast' is not one of"),
+    (lambda m: m.update(family="../clip"), "family must be a plain name"),
+    (lambda m: m.update(flavour="fast"), "flavour must be one of custom, portable, got str 'fast'"),
     (lambda m: m["graphs"].pop("text"), "graphs.text is missing"),
     (lambda m: m["files"].pop("video.onnx"), "video.onnx has no sha256"),
-    (lambda m: m.pop("tokenizer"), "bad tokenizer section"),
-    (lambda m: m["preprocess"].update(size=-3), "bad preprocess section"),
+    (lambda m: m.pop("tokenizer"), "tokenizer is missing"),
+    (lambda m: m["preprocess"].update(size=-3), r"preprocess\.size must be an integer in \[1, 65536\], got int -3"),
+    (lambda m: m["preprocess"].update(resize="zoom"), "preprocess: preprocess resize must be one of"),
 ])
 def test_bad_manifest_gives_clear_error(exported, tmp_path, edit, message):
     b = _copy(exported[3]["custom"], tmp_path)
