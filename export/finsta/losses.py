@@ -1,4 +1,4 @@
-"""Contrastive losses of STGT (research/seeds_spec.md §1.3): ITC and CSAL."""
+"""Contrastive losses of STGT (docs/families.md, STGT losses): ITC and CSAL."""
 
 from __future__ import annotations
 
@@ -24,11 +24,15 @@ def csal_targets(zv: Tensor, zt: Tensor) -> Tensor:
 
 
 def csal_loss(sim_t2v: Tensor, zv: Tensor, zt: Tensor, temperature: Tensor, label_smoothing: float = 0.01) -> Tensor:
-    """Cross/self-similarity alignment: ITC with CSAL's soft targets (computed without gradient)."""
+    """Cross/self-similarity alignment: ITC with CSAL's soft targets (computed without gradient).
+
+    Row i of the targets is item i's distribution over the batch; both directions use it as it is
+    (the spec's ``1/2 [CE(s_i2t, Y) + CE(s_t2i, Y)]``); its transpose is no distribution (the
+    columns of a row-wise softmax need not sum to 1)."""
     with torch.no_grad():
         target = csal_targets(zv.detach(), zt.detach())
     if label_smoothing:
         target = target * (1 - label_smoothing) + label_smoothing / target.shape[-1]
     logits = sim_t2v / temperature
     return 0.5 * (torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
-                  + torch.sum(-target.t() * F.log_softmax(logits.t(), dim=-1), dim=-1).mean())
+                  + torch.sum(-target * F.log_softmax(logits.t(), dim=-1), dim=-1).mean())
