@@ -47,6 +47,14 @@ def not_nan(value: float) -> str | None:
 
 _KINDS = {ir.AttributeType.INT: int, ir.AttributeType.FLOAT: float}  # the attribute types a finsta op may take
 _ONNX_TYPES = {int: AttributeProto.INT, float: AttributeProto.FLOAT}
+# how errors name an ONNX attribute type (the kernels' words: "must be a float, got an int")
+_TYPE_WORDS = {AttributeProto.INT: "an int", AttributeProto.FLOAT: "a float", AttributeProto.STRING: "a string",
+               AttributeProto.INTS: "a list of ints", AttributeProto.FLOATS: "a list of floats",
+               AttributeProto.STRINGS: "a list of strings", AttributeProto.TENSOR: "a tensor"}
+
+
+def _type_words(attr_type: int) -> str:
+    return _TYPE_WORDS.get(attr_type, f"of type {AttributeProto.AttributeType.Name(attr_type)}")
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,8 @@ class OpDeclaration:
         types = {a.name: _ONNX_TYPES[a.kind] for a in self.attributes}
         for a in node.attribute:
             if a.name in types and a.type != types[a.name]:
-                want, got = (AttributeProto.AttributeType.Name(t) for t in (types[a.name], a.type))
-                raise ValueError(f"{where}: attribute '{a.name}' must be {want}, got {got}")
+                raise ValueError(f"{where}: attribute '{a.name}' must be {_type_words(types[a.name])}, "
+                                 f"got {_type_words(a.type)}")
         self.check_attributes({a.name: helper.get_attribute_value(a) for a in node.attribute}, where)
 
     def function_proto(self, opset: int = PORTABLE_OPSET) -> FunctionProto:
