@@ -122,3 +122,44 @@ def test_twin_self_loop_check_names_the_smallest_missing_node(op, tmp_path):
     else:
         rc, err, _ = run_graph_twin(tmp_path, op, [B, H, N, d], [0.5], [q, q, q, np.ones((B, N, 3)), np.ones((H, 3))], adj)
     assert rc == 3 and "missing self-loop: node 4 in batch 1" in err, (rc, err)
+
+
+# --- The host side's checks and the non-finite policy, as the CUDA path applies them (issue 14).
+
+@pytest.mark.parametrize("r", [2**63 - 1, 2**63 - 2, 2**40])
+def test_twin_clamps_a_huge_frame_radius(r, tmp_path):
+    # 2 * r + 1 (the CUDA key count) and t + r overflowed int64 before the radius was clamped
+    feeds, p = make_case(np.random.default_rng([SEED, 29]), B=1, H=2, T=8, P=4, d=8, D=6, r=7, tau=0.1)
+    out = run_twin(tmp_path, feeds, dict(p, r=r))
+    ref = reference.st_graph_attention(**feeds, P=4, r=7, tau=p["tau"])
+    assert max_rel_err(out, ref) <= TOL, f"FINSTA_TEST_SEED={SEED}"
+
+
+def test_twin_keeps_the_graph_of_huge_x_and_propagates_nan(tmp_path):
+    feeds, p = make_case(np.random.default_rng([SEED, 31]), B=1, H=2, T=4, P=5, d=8, D=16, r=1, tau=0.2)
+    big = dict(feeds, x=(feeds["x"] * np.float32(1e20)).astype(np.float32))  # |x|^2 overflows float32
+    assert max_rel_err(run_twin(tmp_path, big, p), reference.st_graph_attention(**big, P=5, r=1, tau=p["tau"])) <= TOL
+    feeds["x"][0, 7, 3] = np.nan  # token 7, frame 1: frames 0-2 see it
+    out = run_twin(tmp_path, feeds, p)
+    assert np.all(np.isnan(out[0][:, :15])) and np.all(np.isfinite(out[0][:, 15:])), "NaN x swallowed or spread"
+
+
+@pytest.mark.parametrize("clamp", [100.0, 300.0])
+def test_twin_edge_attention_is_exact_for_a_large_clamp(clamp, tmp_path):
+    N, d = 4, 4
+    feeds = dict(q=np.full((1, 1, N, d), 4.5, np.float32), k=np.full((1, 1, N, d), 3.0, np.float32),
+                 v=np.ones((1, 1, N, d), np.float32), e=np.full((1, 1, N, N, d), 6.0, np.float32),
+                 adj=np.ones((1, N, N), bool))
+    h, _ = run_edge_twin(tmp_path, feeds, clamp)
+    np.testing.assert_allclose(h, 1.0, rtol=1e-6)  # was NaN: exp(clamp) overflowed float32
+    feeds["q"] *= -1  # every logit at -clamp: exp(-clamp) / 1e-6 must not overflow either
+    h, _ = run_edge_twin(tmp_path, feeds, clamp)
+    np.testing.assert_allclose(h, reference.edge_graph_attention(**feeds, clamp=clamp)[0], rtol=1e-5, atol=1e-38)
+
+
+@pytest.mark.parametrize("clamp,rc", [(0.0, 5), (float("nan"), 5)])
+def test_twin_refuses_what_the_host_side_refuses(clamp, rc, tmp_path):
+    q = np.ones((1, 1, 2, 2), np.float32)
+    got, err, _ = run_graph_twin(tmp_path, "EdgeGraphAttention", [1, 1, 2, 2], [clamp, 0.5], [q, q, q, np.ones((1, 1, 2, 2, 2))],
+                                 np.ones((1, 2, 2), bool))
+    assert got == rc, (got, err)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
 import finsta_rt
+import reference
 from finsta_rt import ops
+from helpers import st_graph_attention_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_library_paths_exist_and_describe_themselves():
@@ -31,9 +36,25 @@ def test_cpu_library_has_no_cuda_or_onnxruntime_dependency():
     assert "libcudart" not in needed and "onnxruntime" not in needed, needed
 
 
+def _st_model():
+    return st_graph_attention_model(tokens_per_frame=2, frame_radius=0, sim_threshold=-1.0)
+
+
 def test_register_adds_the_domain():
+    # Without the library ORT knows no finsta domain; after register a finsta node runs, and on the
+    # library's own CPU kernel (its own error words for a bad input, which no other kernel has).
+    with pytest.raises(Exception, match="finsta"):
+        ort.InferenceSession(_st_model().SerializeToString(), providers=["CPUExecutionProvider"])
     so = ort.SessionOptions()
     assert finsta_rt.register(so) == finsta_rt.library_path()
+    sess = ort.InferenceSession(_st_model().SerializeToString(), so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 4, 3)).astype(np.float32)
+    q, k, v = (rng.standard_normal((1, 2, 4, 8)).astype(np.float32) for _ in range(3))
+    out = sess.run(None, dict(x=x, q=q, k=k, v=v))[0]
+    assert np.abs(out - reference.st_graph_attention(x, q, k, v, P=2, r=0, tau=-1.0)).max() < 1e-5
+    with pytest.raises(Exception, match="STGraphAttention: L=3 tokens is not a multiple of tokens_per_frame=2"):
+        sess.run(None, dict(x=x[:, :3], q=q[:, :, :3], k=k[:, :, :3], v=v[:, :, :3]))
 
 
 def test_missing_library_says_how_to_build(monkeypatch, tmp_path):
@@ -69,5 +90,13 @@ def test_unknown_device_is_rejected():
         finsta_rt.library_path("tpu")
 
 
-def test_library_is_installed_where_the_package_looks():
-    assert Path(ops.__file__).parent / "_lib" == ops.library_dir()
+def test_library_is_installed_where_the_package_looks(monkeypatch):
+    # `make ops` installs into finsta_rt/_lib (CMake's install DESTINATION); without FINSTA_OPS_DIR
+    # the package finds the libraries there, and the one it finds is the build's own output.
+    monkeypatch.delenv(ops.ENV_DIR, raising=False)
+    cmake = (ROOT / "custom_ops" / "CMakeLists.txt").read_text()
+    assert cmake.count("LIBRARY DESTINATION finsta_rt/_lib") == 2, "both libraries install into finsta_rt/_lib"
+    found = finsta_rt.library_path("cpu")
+    assert found.parent.resolve() == (ROOT / "finsta_rt" / "_lib").resolve()
+    manifest = (ROOT / "build" / "custom_ops" / "install_manifest.txt").read_text().split()
+    assert str(found.resolve()) in {str(Path(m).resolve()) for m in manifest}, manifest

@@ -1,7 +1,9 @@
 // EdgeGraphAttention: attributes and input validation, shared by the CPU and CUDA kernels.
-// Semantics (DESIGN.md §4):
+// Semantics (docs/ops.md):
 //   s_ij = (q_i * k_j) d^-1/2 * e_ij;  e_out = s
 //   w_ij = adj_ij exp(clip(sum_d s_ij, -clamp, clamp));  h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6)
+// Any finite clamp > 0 is exact: the kernels never form exp(c) itself (core::EdgeAttentionNorm).
+// Non-finite inputs propagate through the edges (an infinite logit clips to +-clamp, as defined).
 #pragma once
 
 #include <cmath>
@@ -27,7 +29,8 @@ struct EdgeGraphAttentionDims {
 
 // Reads and checks the attributes once, when the kernel is created.
 inline OrtStatusPtr ReadEdgeGraphAttentionAttrs(const OrtKernelInfo* info, EdgeGraphAttentionAttrs* a) {
-  if (!TryGetAttr(info, "clamp", &a->clamp)) a->clamp = 5.f;
+  a->clamp = 5.f;
+  if (OrtStatusPtr s = ReadAttr(kEdgeGraphAttention, info, "clamp", /*required=*/false, &a->clamp)) return s;
   if (!(std::isfinite(a->clamp) && a->clamp > 0.f))
     return MakeError(kEdgeGraphAttention, "attribute 'clamp' must be finite and > 0, got " + FloatToString(a->clamp));
   return nullptr;
@@ -47,8 +50,8 @@ inline OrtStatusPtr ValidateEdgeGraphAttention(const EdgeGraphAttentionAttrs& a,
     return MakeError(op, "input 'e' must have shape [B, H, N, N, d] = " + ShapeToString({B, H, N, N, d}) +
                              " (from 'q'), got " + ShapeToString(e.shape));
   if (OrtStatusPtr s = CheckAdjacency(op, adj, B, N)) return s;
-  // Index arithmetic uses int64; the largest tensor, e, must stay far below its range.
-  if (static_cast<double>(B) * H * N * N * d > 9.0e15) return MakeError(op, "tensor too large");
+  // Index arithmetic uses int64; the largest tensor, e, bounds every product of sizes.
+  if (!ProductFits({B, H, N, N, d})) return TooLargeError(op, "'e' [B, H, N, N, d]");
   *dims = EdgeGraphAttentionDims{B, H, N, d, a.clamp, d > 0 ? 1.f / std::sqrt(static_cast<float>(d)) : 1.f};
   return nullptr;
 }

@@ -1,7 +1,10 @@
 // GaussianDiffGraphAttention: input validation, shared by the CPU and CUDA kernels.
-// Semantics (DESIGN.md §4):
+// Semantics (docs/ops.md):
 //   log g_ij = -sum_c (pos_ic - pos_jc)^2 / (2 sigma_hc^2)        (computed directly, never log(exp))
 //   alpha_ij = softmax_j over adj(q_i.k_j d^-1/2 + log g_ij);  out_i = [sum alpha v_j, sum alpha (v_j - v_i)]
+// Non-finite q, k, v, pos propagate through the edges (a -inf log g is a zero weight, as defined);
+// sigma is a parameter and must be finite and > 0. On the CPU a NaN v_j also reaches rows i
+// without the edge (i, j) (0 * NaN in the dense product), as in the float64 reference.
 #pragma once
 
 #include <cmath>
@@ -41,8 +44,10 @@ inline OrtStatusPtr ValidateGaussianDiffGraphAttention(const InputInfo& q, const
   if (sigma.shape != std::vector<int64_t>{H, 3})
     return MakeError(op, "input 'sigma' must have shape [H, 3] = " + ShapeToString({H, 3}) + ", got " +
                              ShapeToString(sigma.shape));
-  // Index arithmetic uses int64; the [B, H, N, N] logits of the portable form bound the sizes.
-  if (static_cast<double>(B) * H * N * (N > 2 * d ? N : 2 * d) > 9.0e15) return MakeError(op, "tensor too large");
+  // Index arithmetic uses int64; the [B, H, N, N] logits of the portable form and the output
+  // [B, H, N, 2d] bound every product of sizes.
+  if (!ProductFits({B, H, N, N})) return TooLargeError(op, "the logits [B, H, N, N]");
+  if (!ProductFits({B, H, N, 2, d})) return TooLargeError(op, "'out' [B, H, N, 2d]");
   *dims = GaussianDiffGraphAttentionDims{B, H, N, d, d > 0 ? 1.f / std::sqrt(static_cast<float>(d)) : 1.f};
   return nullptr;
 }

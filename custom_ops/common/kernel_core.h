@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #if defined(__CUDACC__)
 #define FINSTA_HD __host__ __device__ __forceinline__
@@ -13,6 +14,20 @@
 
 namespace finsta {
 namespace core {
+
+// Largest element count any index arithmetic may reach: far below the int64 range, so that no
+// product of sizes in the kernels can overflow.
+constexpr int64_t kMaxElements = 9'000'000'000'000'000;
+
+// True when the product of `dims`, each taken as at least 1, is at most kMaxElements. Counting a
+// zero as 1 bounds every partial product, in any order, even of an empty tensor's other dims.
+// Host only (the checks run before any launch).
+inline bool ProductFits(std::initializer_list<int64_t> dims) {
+  int64_t p = 1;
+  for (int64_t d : dims)
+    if (__builtin_mul_overflow(p, d > 1 ? d : 1, &p) || p > kMaxElements) return false;
+  return true;
+}
 
 // Online softmax: running max m, running sum l. Adding a logit returns the factor that
 // rescales the accumulated sums and writes the weight of the new term. A -inf logit (an edge whose

@@ -117,16 +117,100 @@ inline OrtStatusPtr CheckSelfLoops(const std::string& op, const char* input, con
   return nullptr;
 }
 
-// Attribute readers that report absence instead of throwing (kernels must not throw across the C ABI).
-inline bool TryGetAttr(const OrtKernelInfo* info, const char* name, int64_t* out) {
-  OrtStatusPtr st = Ort::GetApi().KernelInfoGetAttribute_int64(info, name, out);
-  if (st) { Ort::GetApi().ReleaseStatus(st); return false; }
-  return true;
+// The type of a node attribute, as far as ORT's custom-op API can tell. That API reads an
+// attribute by name and type only: it cannot list a node's attributes (so a misspelt or extra
+// attribute is invisible to a kernel, see docs/ops.md) nor say an attribute's type, so ProbeAttr
+// tries every reader. A list of strings, a graph or a sparse tensor reads as kMissing.
+enum class AttrKind { kMissing, kFloat, kInt, kString, kFloats, kInts, kList, kTensor };
+
+inline const char* AttrKindName(AttrKind k) {
+  switch (k) {
+    case AttrKind::kFloat: return "a float";
+    case AttrKind::kInt: return "an int";
+    case AttrKind::kString: return "a string";
+    case AttrKind::kFloats: return "a list of floats";
+    case AttrKind::kInts: return "a list of ints";
+    case AttrKind::kList: return "an empty list";
+    case AttrKind::kTensor: return "a tensor";
+    default: return "missing";
+  }
 }
-inline bool TryGetAttr(const OrtKernelInfo* info, const char* name, float* out) {
-  OrtStatusPtr st = Ort::GetApi().KernelInfoGetAttribute_float(info, name, out);
-  if (st) { Ort::GetApi().ReleaseStatus(st); return false; }
-  return true;
+
+inline AttrKind ProbeAttr(const OrtKernelInfo* info, const char* name) {
+  const OrtApi& api = Ort::GetApi();
+  auto ok = [&api](OrtStatusPtr st) {
+    if (!st) return true;
+    api.ReleaseStatus(st);
+    return false;
+  };
+  float f;
+  int64_t i;
+  size_t n = 0;
+  if (ok(api.KernelInfoGetAttribute_float(info, name, &f))) return AttrKind::kFloat;
+  if (ok(api.KernelInfoGetAttribute_int64(info, name, &i))) return AttrKind::kInt;
+  if (ok(api.KernelInfoGetAttribute_string(info, name, nullptr, &n))) return AttrKind::kString;
+  // The array readers do not check the element type (measured with onnxruntime 1.31: a list of
+  // ints reads as an empty list of floats), so the reader that finds elements wins.
+  size_t nf = 0, ni = 0;
+  const bool floats = ok(api.KernelInfoGetAttributeArray_float(info, name, nullptr, &nf));
+  const bool ints = ok(api.KernelInfoGetAttributeArray_int64(info, name, nullptr, &ni));
+  if (floats && nf > 0) return AttrKind::kFloats;
+  if (ints && ni > 0) return AttrKind::kInts;
+  if (floats || ints) return AttrKind::kList;
+  OrtAllocator* alloc = nullptr;
+  OrtValue* value = nullptr;
+  if (ok(api.GetAllocatorWithDefaultOptions(&alloc)) && ok(api.KernelInfoGetAttribute_tensor(info, name, alloc, &value))) {
+    api.ReleaseValue(value);
+    return AttrKind::kTensor;
+  }
+  return AttrKind::kMissing;
+}
+
+template <typename T>
+struct AttrReader;
+template <>
+struct AttrReader<int64_t> {
+  static constexpr AttrKind kKind = AttrKind::kInt;
+  static constexpr const char* kWord = "int";
+  static OrtStatusPtr Read(const OrtKernelInfo* info, const char* name, int64_t* out) {
+    return Ort::GetApi().KernelInfoGetAttribute_int64(info, name, out);
+  }
+};
+template <>
+struct AttrReader<float> {
+  static constexpr AttrKind kKind = AttrKind::kFloat;
+  static constexpr const char* kWord = "float";
+  static OrtStatusPtr Read(const OrtKernelInfo* info, const char* name, float* out) {
+    return Ort::GetApi().KernelInfoGetAttribute_float(info, name, out);
+  }
+};
+
+// Reads attribute `name` of type T into *out. Absent: an error if `required`, else *out keeps its
+// default and *present (if given) is false. Present with another type: always an error (never the
+// default in silence). Kernels must not throw across the C ABI, hence statuses.
+template <typename T>
+OrtStatusPtr ReadAttr(const std::string& op, const OrtKernelInfo* info, const char* name, bool required, T* out,
+                      bool* present = nullptr) {
+  if (present) *present = false;
+  OrtStatusPtr st = AttrReader<T>::Read(info, name, out);
+  if (!st) {
+    if (present) *present = true;
+    return nullptr;
+  }
+  Ort::GetApi().ReleaseStatus(st);
+  const AttrKind kind = ProbeAttr(info, name);
+  if (kind != AttrKind::kMissing)
+    return MakeError(op, std::string("attribute '") + name + "' must be " + AttrKindName(AttrReader<T>::kKind) +
+                             ", got " + AttrKindName(kind));
+  if (required)
+    return MakeError(op, std::string("required ") + AttrReader<T>::kWord + " attribute '" + name + "' is missing");
+  return nullptr;
+}
+
+using core::ProductFits;
+
+inline OrtStatusPtr TooLargeError(const std::string& op, const std::string& what) {
+  return MakeError(op, "tensor too large: " + what + " exceeds " + std::to_string(core::kMaxElements) + " elements");
 }
 
 // Runs `body` and converts any exception (ORT's C++ wrappers throw Ort::Exception) into a status.

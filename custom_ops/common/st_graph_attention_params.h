@@ -1,8 +1,12 @@
 // STGraphAttention: attributes and input validation, shared by the CPU and CUDA kernels.
-// Semantics (DESIGN.md §4):
+// Semantics (docs/ops.md):
 //   xn = x / max(|x|, 1e-12);  S = xn xn^T;  band(i, j) = |i/P - j/P| <= r
 //   A = where(S >= tau, S, 0) * band;  A(i, i) = 1
 //   logits = scale * q k^T * A;  logits[A == 0] = -inf;  out = softmax(logits) v
+// frame_radius >= T - 1 is taken as T - 1 (the same band). Non-finite values propagate, never
+// refused and never swallowed: a token whose x holds NaN or inf has unknown similarities, so its
+// edges A(i, j) and A(j, i), j != i in the band, are NaN (not dropped), and so is the output of
+// every token whose window holds it (core::RowNormScale, core::EdgeWeight).
 #pragma once
 
 #include <cmath>
@@ -10,6 +14,7 @@
 #include <string>
 
 #include "op_utils.h"
+#include "st_graph_attention_core.h"
 
 namespace finsta {
 
@@ -31,22 +36,21 @@ struct STGraphAttentionDims {
   int64_t MaxKeys() const { return (2 * r + 1 < T ? 2 * r + 1 : T) * P; }
 };
 
-// Reads and checks the attributes once, when the kernel is created.
+// Reads and checks the attributes once, when the kernel is created. Every attribute is range-checked
+// here and again against the input shapes (ValidateSTGraphAttention) before any arithmetic uses it.
 inline OrtStatusPtr ReadSTGraphAttentionAttrs(const OrtKernelInfo* info, STGraphAttentionAttrs* a) {
   const std::string op = kSTGraphAttention;
-  if (!TryGetAttr(info, "tokens_per_frame", &a->tokens_per_frame))
-    return MakeError(op, "required int attribute 'tokens_per_frame' is missing");
+  if (OrtStatusPtr s = ReadAttr(op, info, "tokens_per_frame", /*required=*/true, &a->tokens_per_frame)) return s;
   if (a->tokens_per_frame <= 0)
     return MakeError(op, "attribute 'tokens_per_frame' must be > 0, got " +
                              std::to_string(a->tokens_per_frame));
-  if (!TryGetAttr(info, "frame_radius", &a->frame_radius)) a->frame_radius = 1;
+  if (OrtStatusPtr s = ReadAttr(op, info, "frame_radius", /*required=*/false, &a->frame_radius)) return s;
   if (a->frame_radius < 0)
     return MakeError(op, "attribute 'frame_radius' must be >= 0, got " +
                              std::to_string(a->frame_radius));
-  if (!TryGetAttr(info, "sim_threshold", &a->sim_threshold))
-    return MakeError(op, "required float attribute 'sim_threshold' is missing");
+  if (OrtStatusPtr s = ReadAttr(op, info, "sim_threshold", /*required=*/true, &a->sim_threshold)) return s;
   if (std::isnan(a->sim_threshold)) return MakeError(op, "attribute 'sim_threshold' is NaN");
-  a->has_scale = TryGetAttr(info, "scale", &a->scale);
+  if (OrtStatusPtr s = ReadAttr(op, info, "scale", /*required=*/false, &a->scale, &a->has_scale)) return s;
   if (a->has_scale && !(std::isfinite(a->scale) && a->scale > 0.f))
     return MakeError(op, "attribute 'scale' must be finite and > 0, got " + std::to_string(a->scale));
   return nullptr;
@@ -77,12 +81,14 @@ inline OrtStatusPtr ValidateSTGraphAttention(const STGraphAttentionAttrs& a, con
   dims->d = q.shape[3];
   dims->P = a.tokens_per_frame;
   dims->T = L / a.tokens_per_frame;
-  dims->r = a.frame_radius;
+  dims->r = core::ClampRadius(a.frame_radius, dims->T);
   dims->tau = a.sim_threshold;
   dims->scale = a.has_scale ? a.scale : (dims->d > 0 ? 1.f / std::sqrt(static_cast<float>(dims->d)) : 1.f);
-  // Index arithmetic below uses int64; element counts must also fit size_t-addressable memory.
-  const double elems = static_cast<double>(dims->B) * dims->H * L * (dims->d > 0 ? dims->d : 1);
-  if (elems > 9.0e15) return MakeError(op, "tensor too large");
+  // Every product of sizes the kernels form (x, q/k/v, the CUDA edge buffer [B, L, W]) stays far
+  // inside int64.
+  if (!ProductFits({dims->B, L, dims->D})) return TooLargeError(op, "'x' [B, L, D]");
+  if (!ProductFits({dims->B, dims->H, L, dims->d})) return TooLargeError(op, "'q' [B, H, L, d]");
+  if (!ProductFits({dims->B, L, dims->MaxKeys()})) return TooLargeError(op, "the edge weights [B, L, keys]");
   return nullptr;
 }
 

@@ -1,11 +1,13 @@
 // CPU EdgeGraphAttention. Work is split into tasks (batch b, head h, block of query rows), run on
 // ORT's intra-op thread pool. Per query row the scores s_ij are computed, written to e_out and
-// summed in one pass over e (the op reads e and writes e_out once: it is bound by that traffic);
-// the clipped weights need no running maximum, so the values are summed in a second pass over j.
+// clipped in one pass over e (the op reads e and writes e_out once: it is bound by that traffic);
+// the weights exp(c_ij - max_j c_ij) and the values are summed in a second pass over j
+// (core::EdgeAttentionNorm turns those sums into h without forming exp(c_ij), which overflows).
 #include "edge_graph_attention.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "../common/edge_graph_attention_core.h"
@@ -38,18 +40,24 @@ void RunTask(Job& job, int64_t task) {
     for (int64_t c = 0; c < d; ++c) qs[c] = qi[c] * dm.scale;
     const float* erow = job.e + (head + i) * N * d;
     float* orow = job.e_out + (head + i) * N * d;
-    float wsum = 0.f;
+    float mx = -INFINITY;  // max_j c_ij over the edges; NaN sticks
     for (int64_t j = 0; j < N; ++j) {
       const float logit = TripleProductSum(qs.data(), job.k + (head + j) * d, erow + j * d, orow + j * d, d);
-      w[j] = core::EdgeAttentionWeight(logit, dm.clamp, core::HasEdge(job.adj, N, b, i, j));
-      wsum += w[j];
+      if (!core::HasEdge(job.adj, N, b, i, j)) continue;
+      w[j] = core::EdgeAttentionLogit(logit, dm.clamp);
+      mx = (w[j] > mx || w[j] != w[j]) ? w[j] : mx;
     }
+    float wsum = 0.f;
     std::fill(acc.begin(), acc.end(), 0.f);
-    for (int64_t j = 0; j < N; ++j)
-      if (w[j] != 0.f) Axpy(w[j], job.v + (head + j) * d, acc.data(), d);
-    const float norm = core::EdgeAttentionNorm(wsum);
+    for (int64_t j = 0; j < N; ++j) {
+      if (!core::HasEdge(job.adj, N, b, i, j)) continue;  // an edge's v counts even if its weight underflows
+      const float wj = std::exp(w[j] - mx);
+      wsum += wj;
+      Axpy(wj, job.v + (head + j) * d, acc.data(), d);
+    }
+    const core::EdgeAttentionScale norm = core::EdgeAttentionNorm(wsum, mx);
     float* hi = job.h + (head + i) * d;
-    for (int64_t c = 0; c < d; ++c) hi[c] = acc[c] * norm;
+    for (int64_t c = 0; c < d; ++c) hi[c] = acc[c] * norm.a * norm.b;
   }
 }
 

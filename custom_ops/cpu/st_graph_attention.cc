@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../common/st_graph_attention_core.h"
 #include "dense_math.h"
 
 namespace finsta {
@@ -18,9 +19,8 @@ namespace {
 constexpr int64_t kRowBlock = 64;
 
 struct Job {
-  const float *x, *q, *k, *v;
+  const float *xn, *q, *k, *v;  // xn [B, L, D]: x / max(|x|, 1e-12), NaN rows where x is not finite
   float* out;
-  const float* inv_norm;  // [B, L]: 1 / max(|x_i|, 1e-12)
   STGraphAttentionDims dm;
   int64_t row_blocks;  // per frame
   std::atomic<bool> failed{false};
@@ -43,17 +43,13 @@ void RunTask(Job& job, int64_t task) {
   std::vector<float> ctx(static_cast<size_t>(m * dpad));
 
   // Edge weights for rows i0..i0+m against keys j0..j0+nk; padded key columns stay masked (0).
-  const float* xb = job.x + b * dm.L * dm.D;
-  const float* inv = job.inv_norm + b * dm.L;
+  const float* xb = job.xn + b * dm.L * dm.D;
   PackTransposed(xb + j0 * dm.D, nk, dm.D, dm.D, packed.data());
   GemmPacked(m, kp, dm.D, xb + i0 * dm.D, dm.D, packed.data(), a.data(), nkp);
   for (int64_t ii = 0; ii < m; ++ii) {
     float* row = a.data() + ii * nkp;
     const int64_t i = i0 + ii;
-    for (int64_t jj = 0; jj < nk; ++jj) {
-      const float s = row[jj] * inv[i] * inv[j0 + jj];
-      row[jj] = s >= dm.tau ? s : 0.f;
-    }
+    for (int64_t jj = 0; jj < nk; ++jj) row[jj] = core::EdgeWeight(row[jj], dm.tau, false);
     row[i - j0] = 1.f;  // the self-loop is always kept
     std::fill(row + nk, row + nkp, 0.f);
   }
@@ -112,21 +108,23 @@ OrtStatusPtr STGraphAttentionKernel::ComputeV2(OrtKernelContext* context) {
     if (dm.B * dm.H * dm.L * dm.d == 0) return nullptr;  // empty output: nothing to compute
 
     const float* x = ctx.GetInput(0).GetTensorData<float>();
-    std::vector<float> inv_norm(static_cast<size_t>(dm.B * dm.L));
+    std::vector<float> xn(static_cast<size_t>(dm.B * dm.L * dm.D));
     for (int64_t i = 0; i < dm.B * dm.L; ++i) {
       const float* row = x + i * dm.D;
-      float ss = 0.f;
-      for (int64_t c = 0; c < dm.D; ++c) ss += row[c] * row[c];
-      inv_norm[i] = 1.f / std::max(std::sqrt(ss), 1e-12f);
+      float mx = 0.f, ss = 0.f;
+      for (int64_t c = 0; c < dm.D; ++c) mx = core::AbsMaxStep(mx, row[c]);
+      if (mx > 0.f && mx <= 3.40282347e38f)
+        for (int64_t c = 0; c < dm.D; ++c) ss += (row[c] / mx) * (row[c] / mx);
+      const core::NormScale ns = core::RowNormScale(mx, ss);
+      for (int64_t c = 0; c < dm.D; ++c) xn[i * dm.D + c] = row[c] / ns.div * ns.mul;
     }
 
     Job job;
-    job.x = x;
+    job.xn = xn.data();
     job.q = ctx.GetInput(1).GetTensorData<float>();
     job.k = ctx.GetInput(2).GetTensorData<float>();
     job.v = ctx.GetInput(3).GetTensorData<float>();
     job.out = out;
-    job.inv_norm = inv_norm.data();
     job.dm = dm;
     job.row_blocks = (dm.P + kRowBlock - 1) / kRowBlock;
     const size_t tasks = static_cast<size_t>(dm.B * dm.T * job.row_blocks);

@@ -1,6 +1,7 @@
 // EdgeGraphAttention CUDA kernel: one warp per (b, h, query i). For each key j the lanes split the
 // head dim: s = q_i k_j d^-1/2 e_ij is written to e_out (coalesced along d) and warp-summed into
-// the logit; the clipped weight needs no running maximum, so values accumulate in one pass.
+// the logit; an edge's clipped logit enters an online softmax (running max, as core::OnlineSoftmax),
+// and core::EdgeAttentionNorm turns its sums into h without forming exp(c), which overflows.
 #include "edge_graph_attention_kernels.h"
 
 #include <cuda_runtime.h>
@@ -28,7 +29,7 @@ __global__ void EdgeAttend(const EdgeGraphAttentionArgs a) {
 
   const float* erow = a.e + row * N * d;
   float* orow = a.e_out + row * N * d;
-  float wsum = 0.f;
+  core::OnlineSoftmax sm = core::OnlineSoftmaxInit();
   for (int64_t j = 0; j < N; ++j) {
     const float* kj = a.k + (head + j) * d;
     float part = 0.f;
@@ -37,14 +38,15 @@ __global__ void EdgeAttend(const EdgeGraphAttentionArgs a) {
       orow[j * d + c] = s;
       part += s;
     }
-    const float w = core::EdgeAttentionWeight(WarpSum(part), a.clamp, core::HasEdge(a.adj, N, b, i, j));
-    wsum += w;
-    if (w == 0.f) continue;  // uniform across the warp
+    const float logit = WarpSum(part);
+    if (!core::HasEdge(a.adj, N, b, i, j)) continue;  // uniform across the warp
+    float p;
+    const float rescale = core::OnlineSoftmaxAdd(&sm, core::EdgeAttentionLogit(logit, a.clamp), &p);
     const float* vj = a.v + (head + j) * d;
-    for (int64_t c = lane; c < d; c += kWarp) acc[c] += w * vj[c];
+    for (int64_t c = lane; c < d; c += kWarp) acc[c] = acc[c] * rescale + p * vj[c];
   }
-  const float norm = core::EdgeAttentionNorm(wsum);
-  for (int64_t c = lane; c < d; c += kWarp) a.h[row * d + c] = acc[c] * norm;
+  const core::EdgeAttentionScale norm = core::EdgeAttentionNorm(sm.l, sm.m);  // l >= 1: the self-loop
+  for (int64_t c = lane; c < d; c += kWarp) a.h[row * d + c] = acc[c] * norm.a * norm.b;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // STGraphAttention CUDA kernels.
-//  1. NormalizeRows: one warp per token, xn = x / max(|x|, 1e-12).
+//  1. NormalizeRows: one warp per token, xn = x / max(|x|, 1e-12) scaled by max |x_c| (never |x|^2).
 //  2. EdgeWeights:   one thread per (b, query i, key slot w) of the query's window of key frames
 //                    [t - r, t + r]; stores A(i, j) in a banded [B, L, W] buffer, shared by heads.
 //  3. Attend:        one warp per (b, h, query i); visits only the keys of its window, skips
@@ -22,10 +22,14 @@ __global__ void NormalizeRows(const float* __restrict__ x, float* __restrict__ x
   const int lane = threadIdx.x % kWarp;
   if (row >= rows) return;
   const float* xr = x + row * D;
+  float mx = 0.f;
+  for (int64_t c = lane; c < D; c += kWarp) mx = core::AbsMaxStep(mx, xr[c]);
+  mx = WarpAbsMax(mx);
   float ss = 0.f;
-  for (int64_t c = lane; c < D; c += kWarp) ss += xr[c] * xr[c];
-  const float inv = core::InvNorm(WarpSum(ss));
-  for (int64_t c = lane; c < D; c += kWarp) xn[row * D + c] = xr[c] * inv;
+  if (mx > 0.f && mx <= 3.40282347e38f)
+    for (int64_t c = lane; c < D; c += kWarp) ss += (xr[c] / mx) * (xr[c] / mx);
+  const core::NormScale ns = core::RowNormScale(mx, WarpSum(ss));
+  for (int64_t c = lane; c < D; c += kWarp) xn[row * D + c] = xr[c] / ns.div * ns.mul;
 }
 
 __global__ void EdgeWeights(const float* __restrict__ xn, float* __restrict__ edge, int64_t B, int64_t L,
@@ -68,7 +72,7 @@ __global__ void Attend(const float* __restrict__ q, const float* __restrict__ k,
   core::OnlineSoftmax sm = core::OnlineSoftmaxInit();
   for (int64_t w = 0; w < count; ++w) {
     const float a = erow[w];
-    if (a == 0.f) continue;  // masked edge (uniform across the warp)
+    if (a == 0.f) continue;  // masked edge (uniform across the warp); a NaN edge counts
     const float* kj = k + (head + j0 + w) * d;
     float dot = 0.f;
     for (int64_t c = lane; c < d; c += kWarp) dot += qs[c] * kj[c];

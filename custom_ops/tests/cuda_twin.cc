@@ -14,9 +14,12 @@
 // IN:  int64 B, H, N, d; float32 scale; float32 q, k, v, pos [B, N, 3], sigma [H, 3]; uint8 adj.
 // OUT: float32 out [B, H, N, 2d].
 //
-// A missing self-loop exits with status 3 and names the node, as the device check reports it.
+// A missing self-loop exits with status 3 and names the node, as the device check reports it; sizes
+// the host side refuses as too large exit with 4, a clamp it refuses with 5. frame_radius is
+// clamped to T - 1 as the host side does.
 #include <cstdio>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -61,6 +64,8 @@ int EdgeGraphAttention(FILE* in, const char* out_path) {
   if (!ReadAll(in, hdr, sizeof hdr) || !ReadAll(in, &clamp, 4) || !ReadAll(in, &scale, 4)) return 2;
   const int64_t B = hdr[0], H = hdr[1], N = hdr[2], d = hdr[3];
   if (B < 0 || H < 0 || N < 0 || d < 0) return 2;
+  if (!ProductFits({B, H, N, N, d})) return 4;  // ValidateEdgeGraphAttention's size check
+  if (!(std::isfinite(clamp) && clamp > 0.f)) return 5;  // ReadEdgeGraphAttentionAttrs' check
   std::vector<float> q(B * H * N * d), k(q.size()), v(q.size()), e(q.size() * N), h(q.size()), e_out(e.size());
   std::vector<uint8_t> adj(B * N * N);
   if (!ReadVec(in, &q) || !ReadVec(in, &k) || !ReadVec(in, &v) || !ReadVec(in, &e) || !ReadVec(in, &adj)) return 2;
@@ -69,7 +74,7 @@ int EdgeGraphAttention(FILE* in, const char* out_path) {
   for (int64_t row = 0; row < B * H * N; ++row) {
     const int64_t i = row % N, b = row / (H * N), head = row - i;
     for (int64_t c = 0; c < d; ++c) { qs[c] = q[row * d + c] * scale; acc[c] = 0.f; }
-    float wsum = 0.f;
+    OnlineSoftmax sm = OnlineSoftmaxInit();
     for (int64_t j = 0; j < N; ++j) {
       float sum = 0.f;
       for (int64_t c = 0; c < d; ++c) {
@@ -77,13 +82,13 @@ int EdgeGraphAttention(FILE* in, const char* out_path) {
         e_out[(row * N + j) * d + c] = s;
         sum += s;
       }
-      const float w = EdgeAttentionWeight(sum, clamp, HasEdge(adj.data(), N, b, i, j));
-      wsum += w;
-      if (w == 0.f) continue;
-      for (int64_t c = 0; c < d; ++c) acc[c] += w * v[(head + j) * d + c];
+      if (!HasEdge(adj.data(), N, b, i, j)) continue;
+      float p;
+      const float rescale = OnlineSoftmaxAdd(&sm, EdgeAttentionLogit(sum, clamp), &p);
+      for (int64_t c = 0; c < d; ++c) acc[c] = acc[c] * rescale + p * v[(head + j) * d + c];
     }
-    const float norm = EdgeAttentionNorm(wsum);
-    for (int64_t c = 0; c < d; ++c) h[row * d + c] = acc[c] * norm;
+    const EdgeAttentionScale norm = EdgeAttentionNorm(sm.l, sm.m);
+    for (int64_t c = 0; c < d; ++c) h[row * d + c] = acc[c] * norm.a * norm.b;
   }
   return WriteOut(out_path, h, e_out);
 }
@@ -95,6 +100,7 @@ int GaussianDiffGraphAttention(FILE* in, const char* out_path) {
   if (!ReadAll(in, hdr, sizeof hdr) || !ReadAll(in, &scale, 4)) return 2;
   const int64_t B = hdr[0], H = hdr[1], N = hdr[2], d = hdr[3];
   if (B < 0 || H < 0 || N < 0 || d < 0) return 2;
+  if (!ProductFits({B, H, N, N}) || !ProductFits({B, H, N, 2, d})) return 4;  // as the host side checks
   std::vector<float> q(B * H * N * d), k(q.size()), v(q.size()), pos(B * N * 3), sigma(H * 3), out(2 * q.size());
   std::vector<uint8_t> adj(B * N * N);
   if (!ReadVec(in, &q) || !ReadVec(in, &k) || !ReadVec(in, &v) || !ReadVec(in, &pos) || !ReadVec(in, &sigma) ||
@@ -132,25 +138,31 @@ int STGraphAttention(FILE* in, const char* in_path, const char* out_path) {
   if (!ReadAll(in, hdr, sizeof hdr) || !ReadAll(in, &tau, 4) || !ReadAll(in, &scale, 4)) {
     std::fprintf(stderr, "%s: short header\n", in_path); return 2;
   }
-  const int64_t B = hdr[0], L = hdr[1], D = hdr[2], H = hdr[3], d = hdr[4], P = hdr[5], r = hdr[6];
-  if (B < 0 || L < 0 || D < 0 || H < 0 || d < 0 || P <= 0 || r < 0 || L % P) {
+  const int64_t B = hdr[0], L = hdr[1], D = hdr[2], H = hdr[3], d = hdr[4], P = hdr[5], r_attr = hdr[6];
+  if (B < 0 || L < 0 || D < 0 || H < 0 || d < 0 || P <= 0 || r_attr < 0 || L % P) {
     std::fprintf(stderr, "%s: bad sizes\n", in_path); return 2;
   }
-  const int64_t T = L / P;
+  // The host side's checks (ValidateSTGraphAttention): the radius clamped, every size product bounded.
+  const int64_t T = L / P, r = ClampRadius(r_attr, T);
   const int64_t W = ((2 * r + 1) < T ? (2 * r + 1) : T) * P;
+  if (!ProductFits({B, L, D}) || !ProductFits({B, H, L, d}) || !ProductFits({B, L, W})) {
+    std::fprintf(stderr, "%s: tensor too large\n", in_path); return 4;
+  }
   std::vector<float> x(B * L * D), q(B * H * L * d), k(q.size()), v(q.size()), out(q.size());
   if (!ReadAll(in, x.data(), 4 * x.size()) || !ReadAll(in, q.data(), 4 * q.size()) ||
       !ReadAll(in, k.data(), 4 * k.size()) || !ReadAll(in, v.data(), 4 * v.size())) {
     std::fprintf(stderr, "%s: short data\n", in_path); return 2;
   }
 
-  // Kernel 1: NormalizeRows.
+  // Kernel 1: NormalizeRows (the max |x_c|, then the scaled sum of squares).
   std::vector<float> xn(x.size());
   for (int64_t row = 0; row < B * L; ++row) {
-    float ss = 0.f;
-    for (int64_t c = 0; c < D; ++c) ss += x[row * D + c] * x[row * D + c];
-    const float inv = InvNorm(ss);
-    for (int64_t c = 0; c < D; ++c) xn[row * D + c] = x[row * D + c] * inv;
+    float mx = 0.f, ss = 0.f;
+    for (int64_t c = 0; c < D; ++c) mx = AbsMaxStep(mx, x[row * D + c]);
+    if (mx > 0.f && mx <= 3.40282347e38f)
+      for (int64_t c = 0; c < D; ++c) ss += (x[row * D + c] / mx) * (x[row * D + c] / mx);
+    const NormScale ns = RowNormScale(mx, ss);
+    for (int64_t c = 0; c < D; ++c) xn[row * D + c] = x[row * D + c] / ns.div * ns.mul;
   }
   // Kernel 2: EdgeWeights, one "thread" per (b, i, w).
   std::vector<float> edge(B * L * W);
