@@ -8,12 +8,14 @@ after it loads in ``finsta_rt`` and reproduces PyTorch, so a failed export leave
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +72,37 @@ def io_specs(names: list[str], values, dims: list[list]) -> list[dict]:
     return out
 
 
+class _DropMessages(logging.Filter):
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def _exporter_noise_silenced():
+    """The torch exporter's known, harmless noise, silenced only while it exports: a warning per
+    torchvision op when torchvision is absent (we export none), a FutureWarning from torch's own
+    use of a deprecated pytree API, and a UserWarning per dynamic axis that shares its name's
+    constraints (our axis names are chosen per graph: the merge is what we ask for)."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    drop = _DropMessages("torchvision is not installed")
+    registration.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+            warnings.filterwarnings("ignore", r"# The axis name: .* will not be used, since it shares", UserWarning)
+            yield
+    finally:
+        registration.removeFilter(drop)
+
+
 def _export(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str],
             dynamic_shapes: dict, path: Path) -> onnx.ModelProto:
     module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _exporter_noise_silenced():
         program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=output_names,
                                     dynamic_shapes=dynamic_shapes, opset_version=OPSET, verbose=False)
     proto = program.model_proto
