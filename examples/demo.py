@@ -60,7 +60,8 @@ def real_videos() -> list[Path]:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     step("1. train (finsta-train configs/stgt_demo.yaml)")
-    subprocess.run([sys.executable, "-m", "finsta.train.cli", str(CONFIG), "-q"], cwd=ROOT, check=True)
+    # progress: a line per epoch with the loss and the time left
+    subprocess.run([sys.executable, "-m", "finsta.train.cli", str(CONFIG)], cwd=ROOT, check=True)
 
     step("2. export (finsta-export runs/stgt-demo --flavour both)")
     subprocess.run([sys.executable, "-m", "finsta.export.cli", str(RUN), "--flavour", "both", "--overwrite", "-q"],

@@ -113,12 +113,12 @@ def test_exporter_noise_is_silenced_only_while_exporting(caplog):
         warnings.simplefilter("always")
         with _exporter_noise_silenced():
             for msg, cat in noise:
-                warnings.warn(msg, cat)
+                warnings.warn(msg, cat, stacklevel=1)
             registration.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
-            warnings.warn("something else", UserWarning)  # other warnings still arrive
+            warnings.warn("something else", UserWarning, stacklevel=1)  # other warnings still arrive
             registration.warning("a real registration problem")
         for msg, cat in noise:  # outside the export the same warnings are shown
-            warnings.warn(msg, cat)
+            warnings.warn(msg, cat, stacklevel=1)
         registration.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
     assert [str(w.message) for w in got] == ["something else"] + [m for m, _ in noise]
     assert [r.getMessage() for r in caplog.records if r.name == registration.name] == [

@@ -1,6 +1,6 @@
 """S-ViLM bundles (family svilm) on the small test backbones, both flavours: every output of the
 three graphs against PyTorch on fresh random frames and texts, the manifest, and the run-time
-dispatch from a checkpoint (export/run.py)."""
+dispatch from a checkpoint (the family registry, finsta.families)."""
 
 from __future__ import annotations
 

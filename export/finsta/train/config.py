@@ -18,8 +18,11 @@ LOSSES = ("itc", "csal")
 
 
 def backbone_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The frame and text backbone names a config may use (the one place that knows them)."""
-    return ("efficientnet_lite0", "tiny_vit"), ("minilm_l6", "tiny_text")
+    """The frame and text backbone names a config may use: the tables of finsta.models.backbones
+    (reading them imports no torch)."""
+    from ..models.backbones import FRAME_BACKBONES, TEXT_BACKBONES
+
+    return tuple(FRAME_BACKBONES), tuple(TEXT_BACKBONES)
 
 
 class ConfigError(ValueError):

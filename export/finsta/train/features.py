@@ -37,13 +37,9 @@ class Backbones:
 
 def build_backbones(cfg: TrainConfig) -> Backbones:
     """The frozen backbones named by the config, their preprocessing and tokenizer."""
-    from ..models import backbones as bb
+    from ..models.backbones import FRAME_BACKBONES, TEXT_BACKBONES
 
-    frame = bb.efficientnet_lite0() if cfg.frame_backbone == "efficientnet_lite0" else bb.tiny_vit()
-    if cfg.text_backbone == "minilm_l6":
-        text = bb.minilm_l6()
-    else:
-        text = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
+    frame, text = FRAME_BACKBONES[cfg.frame_backbone](), TEXT_BACKBONES[cfg.text_backbone]()
     for m in (frame, text):
         m.eval().requires_grad_(False)
     fp = frame.preprocess
