@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 namespace finsta_rt {
 namespace {
 
-const char* const kFamilies[] = {"stgt", "finsta", "svilm"};
 const char* const kFlavours[] = {"custom", "portable"};
 const char* const kGraphs[] = {"video", "text", "scorer"};
 
@@ -36,6 +35,33 @@ std::string tuple_repr(const char* const (&options)[N]) {
   std::string s = "(";
   for (size_t i = 0; i < N; ++i) s += (i ? ", " : "") + py::str_repr(options[i]);
   return s + (N == 1 ? ",)" : ")");
+}
+
+// A family is any plain name (finsta_rt/bundle.py PLAIN_NAME): [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. What a
+// bundle can do is read from its graphs' declared inputs and outputs, never from its family.
+bool plain_name(const std::string& s) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (s.empty() || s.size() > 64 || !alnum(s[0])) return false;
+  for (char c : s)
+    if (!alnum(c) && c != '_' && c != '.' && c != '-') return false;
+  return true;
+}
+
+// Python's _kind(v) of finsta_rt/bundle.py: the value's type, and the value itself if its repr is
+// at most 40 characters (code points, as Python's len).
+std::string value_kind(const YAML::Node& node) {
+  const yaml::Kind k = yaml::kind(node);
+  if (k == yaml::Kind::kNone || k == yaml::Kind::kMissing) return "nothing (null)";
+  const char* type = k == yaml::Kind::kBool    ? "bool"
+                     : k == yaml::Kind::kInt   ? "int"
+                     : k == yaml::Kind::kFloat ? "float"
+                     : k == yaml::Kind::kStr   ? "str"
+                     : k == yaml::Kind::kList  ? "list"
+                                               : "dict";
+  const std::string text = yaml::repr(node);
+  size_t chars = 0;
+  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
+  return chars <= 40 ? std::string(type) + " " + text : std::string("a ") + type;
 }
 
 // Python's Path.expanduser() for a leading "~".
@@ -290,8 +316,10 @@ Bundle Bundle::load(const fs::path& path, bool verify) {
     throw BundleError(where + ": format_version " + yaml::repr(version) + " is not supported (this finsta-rt reads " +
                       std::to_string(kFormatVersion) + "); re-export the bundle or upgrade finsta-rt");
   YAML::Node family = yaml::get(m, "family"), flavour = yaml::get(m, "flavour");
-  if (yaml::kind(family) != yaml::Kind::kStr || !one_of(family.Scalar(), kFamilies))
-    throw BundleError(where + ": family " + yaml::repr(family) + " is not one of " + tuple_repr(kFamilies));
+  if (yaml::kind(family) == yaml::Kind::kMissing) throw BundleError(where + ": family is missing");
+  if (yaml::kind(family) != yaml::Kind::kStr || !plain_name(family.Scalar()))
+    throw BundleError(where + ": family must be a plain name (letters, digits, '_', '.', '-'; at most 64), got " +
+                      value_kind(family));
   if (yaml::kind(flavour) != yaml::Kind::kStr || !one_of(flavour.Scalar(), kFlavours))
     throw BundleError(where + ": flavour " + yaml::repr(flavour) + " is not one of " + tuple_repr(kFlavours));
   YAML::Node files = yaml::get(m, "files");

@@ -62,6 +62,8 @@ class FINSTA_RT_API Bundle {
 
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path manifest_path() const { return root_ / kManifest; }
+  // The family that trained it: any plain name. What the bundle can do is read from its graphs' declared
+  // inputs and outputs, never from this name.
   const std::string& family() const { return family_; }
   const std::string& flavour() const { return flavour_; }
   const std::string& name() const { return name_; }
