@@ -9,6 +9,8 @@ is the same dense decomposition in standard ONNX ops.
 
 from __future__ import annotations
 
+import math
+
 import onnxscript
 import torch
 from onnxscript import FLOAT
@@ -18,20 +20,25 @@ from torch import Tensor, nn
 from .declaration import FINSTA_OPSET, OpDeclaration, finite_positive
 
 OP = "EdgeGraphAttention"
+NEG_INF = -math.inf
 
 
 @onnxscript.script(FINSTA_OPSET, default_opset=op)
 def edge_graph_attention_portable(q, k, v, e, adj, clamp: float = 5.0):
-    """The dense decomposition: [B, H, N, N, d] scores, clipped exp, weighted mean."""
+    """The dense decomposition: [B, H, N, N, d] scores, clipped exp relative to the row's largest, weighted mean."""
     clamp_hi = op.Constant(value_float=clamp)
+    clamp_lo = op.Neg(clamp_hi)
     scale = op.Pow(op.Cast(op.Shape(q, start=3, end=4), to=FLOAT.dtype), -0.5)
     # s_ij = (q_i * k_j) d^-1/2 * e_ij;  e_out = s
     e_out = op.Mul(op.Mul(op.Mul(op.Unsqueeze(q, [3]), op.Unsqueeze(k, [2])), scale), e)
-    # w_ij = adj_ij exp(clip(sum_d s_ij, -clamp, clamp))
-    clipped = op.Clip(op.ReduceSum(e_out, [-1], keepdims=0), op.Neg(clamp_hi), clamp_hi)
-    w = op.Where(op.Unsqueeze(adj, [1]), op.Exp(clipped), 0.0)
-    # h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6)
-    h = op.Div(op.MatMul(w, v), op.Add(op.ReduceSum(w, [-1], keepdims=1), 1e-6))
+    # c_ij = clip(sum_d s_ij, -clamp, clamp); m_i = max over adj of c_ij (>= -clamp: a row without edges too)
+    clipped = op.Clip(op.ReduceSum(e_out, [-1], keepdims=0), clamp_lo, clamp_hi)
+    adj_h = op.Unsqueeze(adj, [1])
+    m = op.Max(op.ReduceMax(op.Where(adj_h, clipped, NEG_INF), [-1], keepdims=1), clamp_lo)
+    # h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6) with w_ij = adj_ij exp(c_ij), all scaled by exp(-m_i):
+    # exp(c - m) <= 1 never overflows float32, even for clamp >= 88
+    w = op.Where(adj_h, op.Exp(op.Sub(clipped, m)), 0.0)
+    h = op.Div(op.MatMul(w, v), op.Add(op.ReduceSum(w, [-1], keepdims=1), op.Mul(op.Exp(op.Neg(m)), 1e-6)))
     return h, e_out
 
 
@@ -87,8 +94,16 @@ def edge_graph_attention(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor
     check_self_loops(adj, OP)
     d = q.shape[-1]
     s = q.unsqueeze(3) * k.unsqueeze(2) * (d ** -0.5 if d else 1.0) * e  # [B, H, N, N, d]
-    w = torch.exp(s.sum(dim=-1).clamp(-clamp, clamp)) * adj.unsqueeze(1).to(s.dtype)
-    h = (w @ v) / (w.sum(dim=-1, keepdim=True) + 1e-6)
+    c = s.sum(dim=-1).clamp(-clamp, clamp)
+    adj_h = adj.unsqueeze(1)
+    # every weight relative to the row's largest (as the kernels and the portable function do): exp never
+    # overflows float32, even for clamp >= 88; m >= -clamp keeps a row without edges finite
+    if c.shape[-1]:
+        m = c.masked_fill(~adj_h, -math.inf).amax(dim=-1, keepdim=True).clamp_min(-clamp)
+    else:  # N = 0: nothing to reduce
+        m = c.new_zeros((*c.shape[:-1], 1))
+    w = torch.exp((c - m).masked_fill(~adj_h, -math.inf))  # masked before exp: off the graph it may overflow
+    h = (w @ v) / (w.sum(dim=-1, keepdim=True) + 1e-6 * torch.exp(-m))
     return h, s
 
 
