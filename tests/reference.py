@@ -1,4 +1,4 @@
-"""Independent numpy float64 references for the finsta ops (DESIGN.md §4)."""
+"""Independent numpy float64 references for the finsta ops (docs/ops.md)."""
 
 from __future__ import annotations
 
