@@ -237,6 +237,10 @@ def _check_io(sc: _Schema, graphs: dict[str, GraphSpec]) -> None:
     frames = video.get("frames")
     if frames is None or frames.dtype != "uint8" or len(frames.shape) != 5:
         raise BundleError(f"{sc.where}: graphs.video.inputs must hold frames (uint8, [B, T, S, S, 3])")
+    slots = {"slot_box", "slot_mask", "slot_adj"}  # a user video graph (Model.video_inputs)
+    if set(video) - {"frames"} not in (set(), slots):
+        raise BundleError(f"{sc.where}: graphs.video.inputs {sorted(video)}: this finsta-rt feeds frames, and "
+                          f"optionally all of {sorted(slots)}")
     if "slot_mask" in video and not all(isinstance(d, int) for d in video["slot_mask"].shape[1:3]):
         raise BundleError(f"{sc.where}: graphs.video.inputs slot_mask needs fixed T and K dims, got "
                           f"{video['slot_mask'].shape}")

@@ -1,4 +1,4 @@
-"""``finsta-rt ground``: where is each noun of a text in a video (S-ViLM bundles, DESIGN.md §3).
+"""``finsta-rt ground``: where is each noun of a text in a video (S-ViLM bundles, docs/families.md).
 
 How it works: the text is parsed into noun phrases (the object nodes of the rule-based scene-graph
 parser with their attributes: "a large red circle moves left" -> "large red circle"); each phrase
@@ -13,11 +13,8 @@ numpy only (PNG written with zlib + struct): this runs inside ``finsta_rt`` with
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import struct
-import sys
 import zlib
 from pathlib import Path
 
@@ -218,54 +215,10 @@ def ground(model, video: str | Path, text: str, out_dir: str | Path, sampling: s
     return report
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "ground", help="heat maps of where each noun of a text is in a video (S-ViLM bundles)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Find each noun of TEXT in the video and write per-frame heat-map overlays as PNG files.\n\n"
-                    "The text is split into noun phrases (\"a small red circle moves past a blue square\" ->\n"
-                    "\"small red circle\", \"blue square\"); each is encoded by the bundle's text tower and compared\n"
-                    "with the video's group tokens. Every patch takes the score of the group it is assigned to,\n"
-                    "so each noun lights up the segment of its best group (red = high, blue = low; scaled per\n"
-                    "noun over the clip). A white dot marks the peak patch. The overlays are drawn on the frames\n"
-                    "as the model sees them (resized and centre-cropped to the bundle's size).\n"
-                    "Files: OUT/<noun>_frameNN.png.",
-        epilog="examples:\n"
-               "  finsta-rt ground bundles/svilm --video clip.mp4 --text \"a red circle and a blue square\" -o heat/\n"
-               "  finsta-rt ground bundles/svilm --video clip.mp4 --text \"a dog\" --sampling fps:2 --json\n"
-               "needs an S-ViLM bundle (family svilm); the clip is the bundle's T frames (default uniform:T).")
-    p.add_argument("bundle", help="an S-ViLM bundle directory")
-    p.add_argument("--video", required=True, help="the video file")
-    p.add_argument("--text", required=True, help="a caption or phrase naming what to find")
-    p.add_argument("-o", "--out", default="ground", help="folder for the PNG overlays (default: ./ground)")
-    p.add_argument("--sampling", default=None,
-                   help="which frames (default uniform:T, T = the bundle's frames); must give T frames")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
-    p.add_argument("--json", action="store_true", help="print the summary (files, peaks) as JSON")
-    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
-    p.set_defaults(func=run)
-    return p
+def add_parser(subparsers):
+    """The ``ground`` command on an argparse ``subparsers`` (the command line lives in finsta_rt.cli.ground;
+    kept for callers that build their own parser)."""
+    from .cli import add_command
+    from .cli import ground as command
 
-
-def run(args: argparse.Namespace) -> int:
-    from .bundle import BundleError
-    from .model import Model
-    from .video import VideoError
-
-    if not 0 <= args.alpha <= 1:
-        print(f"finsta-rt ground: --alpha must be in [0, 1], got {args.alpha}", file=sys.stderr)
-        return 2
-    try:
-        nouns = noun_phrases(args.text)  # a bad text fails before anything loads
-        model = Model(args.bundle, device=args.device)
-        report = ground(model, args.video, args.text, args.out, args.sampling, args.alpha)
-    except (GroundError, BundleError, VideoError, ValueError, FileNotFoundError) as e:
-        print(f"finsta-rt ground: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{len(nouns)} noun(s) in {args.text!r}: {', '.join(nouns)}")
-        for r in report["nouns"]:
-            print(f"  {r['noun']}: {len(r['files'])} overlays, e.g. {r['files'][0]}")
-    return 0
+    return add_command(subparsers, command)

@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions for a bundle: embed frames, embed text, score (DESIGN.md §5)."""
+"""ONNX Runtime sessions for a bundle: embed frames, embed text, score (docs/runtime.md)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class Model:
         :meth:`embed_frames`. Raises UserGraphError (bad file) or ValueError (bundle mismatch)."""
         from .user_graph import load_user_graph
 
-        if not any(i.name == "slot_mask" for i in self.bundle.graphs["video"].inputs):
+        if not self.bundle.takes("video", "slot_mask"):
             raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph "
                              "(family finsta does)")
         T, K = self._slots()
@@ -105,7 +105,7 @@ class Model:
         """The video graph's inputs besides ``frames``: for a graph that takes a user video graph
         (family finsta), ``user_graph`` holds ``slot_box`` [B, T, K, 4], ``slot_mask`` [B, T, K] and
         ``slot_adj`` [B, T, K, K] (finsta_rt.user_graph tensors, stacked); None: no user graph."""
-        if len(self.bundle.graphs["video"].inputs) == 1:
+        if not self.bundle.takes("video", "slot_mask"):
             if user_graph is not None:
                 raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph")
             return {}
@@ -146,7 +146,7 @@ class Model:
     @property
     def text_graph_inputs(self) -> bool:
         """Whether the text graph takes a parsed scene graph (family finsta) besides the tokens."""
-        return any(i.name == "node_span" for i in self.bundle.graphs["text"].inputs)
+        return self.bundle.takes("text", "node_span")
 
     def text_inputs(self, texts: Sequence[str], graphs: Sequence | None = None) -> dict[str, np.ndarray]:
         """The text graph's feed for ``texts``: token ids and mask, and for a graph that takes a
@@ -158,8 +158,15 @@ class Model:
         from .scene_graph import text_graph_feed
 
         spec = {i.name: i for i in self.bundle.graphs["text"].inputs}
-        parser = str((self.bundle.manifest.get("model") or {}).get("finsta", {}).get("parser", "rules"))
+        cfg = (self.bundle.manifest.get("model") or {}).get("finsta")
+        parser = cfg.get("parser", "rules") if isinstance(cfg, dict) else "rules"
+        if not isinstance(parser, str):
+            raise BundleError(f"{self.bundle.root}/bundle.yaml: model.finsta.parser must be a parser name, got {parser!r}")
         feed = text_graph_feed(texts, self.tokenizer, int(spec["node_type"].shape[1]), parser, graphs)
+        unknown = sorted(set(spec) - set(feed))
+        if unknown:
+            raise BundleError(f"{self.bundle.root}/bundle.yaml: graphs.text.inputs {unknown} are not inputs this "
+                              f"finsta-rt can feed (it feeds {sorted(feed)})")
         return {k: feed[k] for k in spec}
 
     def embed_texts(self, texts: str | Sequence[str], batch_size: int = 256,

@@ -1,4 +1,4 @@
-"""``finsta-rt scenes``: scene boundaries of a video with timestamps (S-ViLM bundles, DESIGN.md §3).
+"""``finsta-rt scenes``: scene boundaries of a video with timestamps (S-ViLM bundles, docs/families.md).
 
 How it works: frames are sampled densely (default ``fps:4``) and cut into windows of the bundle's
 T frames that overlap by one frame, so every pair of consecutive sampled frames lies inside exactly
@@ -18,10 +18,7 @@ numpy only: runs inside ``finsta_rt`` without torch.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -154,77 +151,10 @@ def _clock(t: float) -> str:
     return f"{int(m):02d}:{s:06.3f}"
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    d = SceneRule()
-    p = subparsers.add_parser(
-        "scenes", help="scene boundaries (shot cuts) of a video with timestamps (S-ViLM bundles)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Print where the scenes of a video change.\n\n"
-                    "Frames are sampled densely (default fps:4) and scored in overlapping windows of the\n"
-                    "bundle's T frames: each pair of consecutive sampled frames gets a scene-change score\n"
-                    "(1 - cosine of their temporal-grouping features). A boundary is a local maximum that is\n"
-                    f"above --min-score ({d.min_score:g}) and at least --ratio ({d.ratio:g}) times the mean score of\n"
-                    f"the other pairs within --window ({d.window:g}) seconds: relative to the video's own scores,\n"
-                    "so fast motion (high scores all around) is not a cut while a quiet shot's cut is.\n"
-                    "The defaults were chosen on real footage with labelled cuts (benchmarks/calibrate_scenes.py)\n"
-                    "at fps:4. --ratio 0 makes --min-score a plain threshold. A boundary's time is the first\n"
-                    "sampled frame of the new scene; the cut lies after the previous sampled frame, so denser\n"
-                    "sampling gives tighter times. --json prints every score, to tune the rule on your footage.",
-        epilog="examples:\n"
-               "  finsta-rt scenes bundles/svilm --video film.mp4\n"
-               "  finsta-rt scenes bundles/svilm --video film.mp4 --ratio 3 --min-score 0.06 --json\n"
-               "  finsta-rt scenes bundles/svilm --video film.mp4 --ratio 0 --min-score 0.1   # plain threshold\n"
-               "needs an S-ViLM bundle (family svilm).")
-    p.add_argument("bundle", help="an S-ViLM bundle directory")
-    p.add_argument("--video", required=True, help="the video file")
-    p.add_argument("--sampling", default=DEFAULT_SAMPLING,
-                   help=f"frames to score: fps:F, every:K or uniform:N (default {DEFAULT_SAMPLING})")
-    p.add_argument("--ratio", type=float, default=d.ratio,
-                   help=f"a boundary's score over the mean of its neighbours' (default {d.ratio:g}; 0 = off)")
-    p.add_argument("--window", type=float, default=d.window,
-                   help=f"seconds on each side whose scores form that mean (default {d.window:g})")
-    p.add_argument("--min-score", type=float, default=d.min_score,
-                   help=f"a boundary's score must exceed this, in [0, 2] (default {d.min_score:g})")
-    p.add_argument("--json", action="store_true", help="print the rule, boundaries, scenes and every score as JSON")
-    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line (shown only on a terminal)")
-    p.set_defaults(func=run)
-    return p
+def add_parser(subparsers):
+    """The ``scenes`` command on an argparse ``subparsers`` (the command line lives in finsta_rt.cli.scenes;
+    kept for callers that build their own parser)."""
+    from .cli import add_command
+    from .cli import scenes as command
 
-
-def run(args: argparse.Namespace) -> int:
-    from .bundle import BundleError
-    from .ground import GroundError
-    from .model import Model
-    from .video import VideoError
-
-    try:
-        rule = SceneRule(ratio=args.ratio, window=args.window, min_score=args.min_score)
-    except ValueError as e:
-        print(f"finsta-rt scenes: {str(e).replace('scene rule: ', '--').replace('min_score', 'min-score')}",
-              file=sys.stderr)
-        return 2
-    show = not args.quiet and sys.stderr.isatty()
-
-    def progress(t: float, duration: float) -> None:
-        sys.stderr.write(f"\rscoring {args.video}: {_clock(t)} of {_clock(duration)}")
-        sys.stderr.flush()
-
-    try:
-        model = Model(args.bundle, device=args.device)
-        r = detect(model, args.video, args.sampling, rule, progress if show else None)
-    except (GroundError, BundleError, VideoError, ValueError, FileNotFoundError) as e:
-        print(("\n" if show else "") + f"finsta-rt scenes: {e}", file=sys.stderr)
-        return 2
-    if show:
-        sys.stderr.write("\n")
-    if args.json:
-        print(json.dumps(r, indent=2))
-        return 0
-    print(f"{r['video']}: {r['frames']} frames ({r['sampling']}), ratio {rule.ratio:g} within {rule.window:g} s, "
-          f"min score {rule.min_score:g}: {len(r['boundaries'])} boundar{'y' if len(r['boundaries']) == 1 else 'ies'}")
-    for b in r["boundaries"]:
-        print(f"  cut at {_clock(b['time'])}  (after {_clock(b['previous_time'])})  score {b['score']:.3f}")
-    for k, s in enumerate(r["scenes"]):
-        print(f"  scene {k + 1}: {_clock(s['start'])} - {_clock(s['end'])}")
-    return 0
+    return add_command(subparsers, command)

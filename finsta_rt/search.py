@@ -1,5 +1,9 @@
-"""Exact search over extracted features (DESIGN.md §5): text -> videos by the bundle's score
-(max over queries of the cosine), video -> videos by the cosine of the pooled embeddings."""
+"""Exact search over extracted features (docs/runtime.md): text -> videos by the bundle's score
+(max over queries of the cosine), video -> videos by the cosine of the pooled embeddings.
+
+>>> index = FeatureIndex("features/")
+>>> index.search_text(index.load_model().embed_text(["a man rides a bike"])[0], k=5)
+"""
 
 from __future__ import annotations
 
@@ -34,8 +38,14 @@ class FeatureIndex:
         self.root = Path(out_dir)
         if not (self.root / RUN_INFO).is_file():
             raise SearchError(f"{self.root} is not an extraction folder ({RUN_INFO} is missing); run finsta-rt extract first")
-        self.info = json.loads((self.root / RUN_INFO).read_text())
-        rows = [r for r in read_manifest(self.root).values() if r.get("status") == "ok"]
+        try:
+            self.info = json.loads((self.root / RUN_INFO).read_text())
+            if not isinstance(self.info, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise SearchError(f"cannot read {self.root / RUN_INFO}: {e}") from e
+        rows = [r for r in read_manifest(self.root).values()
+                if r.get("status") == "ok" and isinstance(r.get("file"), str)]
         if not rows:
             raise SearchError(f"{self.root} holds no extracted features")
         emb, owner, segment = [], [], []
@@ -57,6 +67,19 @@ class FeatureIndex:
         self.segment = segment
         pooled = self.embeddings.mean(axis=1)
         self.pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def load_model(self, bundle: str | Path | None = None, device: str = "auto", threads: int = 0):
+        """The Model of the bundle these features were made with (``bundle``: where it is now, default
+        the path recorded by extract), for text queries; SearchError if it is another bundle."""
+        from .model import Model
+
+        bundle = bundle or self.info.get("bundle")
+        if not bundle:
+            raise SearchError(f"{self.root / RUN_INFO} records no bundle: give one")
+        model = Model(bundle, device=device, threads=threads)
+        if model.bundle.sha256 != self.info.get("bundle_sha256"):
+            raise SearchError(f"{bundle} is not the bundle these features were made with ({self.info.get('bundle')})")
+        return model
 
     def __len__(self) -> int:
         return len(self.paths)
