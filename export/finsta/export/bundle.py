@@ -1,4 +1,4 @@
-"""Export a trained model to a bundle (DESIGN.md §3): video tower, text tower, scorer, tokenizer
+"""Export a trained model to a bundle (docs/bundle.md): video tower, text tower, scorer, tokenizer
 files and ``bundle.yaml``; flavour ``custom`` (finsta custom nodes) or ``portable`` (the same
 graphs plus model-local functions, runnable in stock ONNX Runtime).
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 for _noisy in ("onnx_ir", "onnxscript"):  # the exporter's passes log every rewrite at INFO
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
-IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 would write 14 (DESIGN.md §6)
+IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 would write 14 (docs/environment.md)
 OPSET = 18
 
 

@@ -1,6 +1,6 @@
 """Finsta (Fei et al., TPAMI 2024): scene graphs of text and video, graph Transformers and
-structural alignment, plugged onto a frozen host video-language model (DESIGN.md §3,
-research/seeds_spec.md §3; the paper leaves much open, these are our definitions).
+structural alignment, plugged onto a frozen host video-language model (docs/families.md,
+Finsta; the paper leaves much open, these are our definitions).
 
 Video side, inside the graph and without a detector (:class:`VideoSceneGraph`): K group tokens
 softly assigned over each frame's patch tokens give K object slots per frame; slot m at frames t

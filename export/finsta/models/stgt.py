@@ -1,4 +1,4 @@
-"""STGT (Zhang et al., arXiv 2407.11677), following the official code (research/seeds_spec.md §1).
+"""STGT (Zhang et al., arXiv 2407.11677), following the official code (docs/families.md, STGT).
 
 The structural part works on per-frame backbone tokens: ``tokens`` [B, T, 1 + P, C] (a CLS token
 and P = h * w patch tokens per frame). :class:`STGTVideoHead` maps them to query embeddings

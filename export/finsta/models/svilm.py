@@ -1,4 +1,4 @@
-"""S-ViLM (Xiong et al., ICLR 2024; research/seeds_spec.md §2) on frozen per-frame backbone tokens.
+"""S-ViLM (Xiong et al., ICLR 2024; docs/families.md, S-ViLM) on frozen per-frame backbone tokens.
 
 Video head (:class:`SViLMVideoHead`): backbone tokens [B, T, 1 + P, C] are projected to width D,
 given a time and a patch position embedding, and run through ``layers`` Transformer blocks over
@@ -6,7 +6,7 @@ all T (1 + P) tokens of the clip together with G learnable *group tokens*. After
 in ``group_at`` (1-based) a :class:`GroupingBlock` assigns every patch token of every frame to one
 group (GroupViT-style: Gumbel-softmax with a straight-through hard assignment in training, a plain
 argmax at inference) and adds the assignment-weighted mean of the tokens to each group token. The
-video tokens are kept (not replaced by the groups, seeds_spec §2.2 [PROP]) and go on to the later
+video tokens are kept (not replaced by the groups, docs/families.md, S-ViLM) and go on to the later
 blocks.
 
 Outputs (names as in the exported video graph; E = ``embed_dim``, all embeddings L2-normalised):
@@ -21,10 +21,10 @@ Outputs (names as in the exported video graph; E = ``embed_dim``, all embeddings
 
 Text head (:class:`SViLMTextHead`): a small Transformer over frozen text-backbone token features,
 then the [CLS] token projected twice: ``text_embedding`` (global contrastive space) and
-``noun_embedding`` (grounding space: nouns are encoded as their own short texts, seeds_spec §2.3).
+``noun_embedding`` (grounding space: nouns are encoded as their own short texts, docs/families.md, S-ViLM).
 
 Losses (:func:`contrastive_loss`, :func:`grounding_loss`, :func:`temporal_grouping_loss`) follow
-seeds_spec §2.3; :func:`splice` is cut-and-paste on cached features (the frame backbone works per
+docs/families.md, S-ViLM; :func:`splice` is cut-and-paste on cached features (the frame backbone works per
 frame, so splicing features is splicing frames).
 """
 
@@ -94,7 +94,7 @@ def one_hot_groups(idx: Tensor, groups: int, dtype: torch.dtype) -> Tensor:
 
 
 class GroupingBlock(nn.Module):
-    """Assign tokens to group tokens and update the groups (seeds_spec §2.2):
+    """Assign tokens to group tokens and update the groups (docs/families.md, S-ViLM):
 
     logits = (LN(G) W_q)(LN(Z) W_k)^T / sqrt(D)                   [B, G, N]
     A = softmax_G((logits + gumbel) / tau)   (training; no noise and argmax at inference)

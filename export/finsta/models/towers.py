@@ -1,4 +1,4 @@
-"""The exported graphs' top-level modules: video tower, text tower, scorer (DESIGN.md §3).
+"""The exported graphs' top-level modules: video tower, text tower, scorer (docs/bundle.md).
 
 The video tower takes uint8 RGB frames [B, T, S, S, 3], already resized and cropped by the
 runtime (finsta_rt.preprocess), and normalises them inside the graph. The same FrameEncoder
