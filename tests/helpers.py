@@ -25,7 +25,8 @@ def one_node_model(
     **attrs,
 ) -> onnx.ModelProto:
     """A model holding one finsta node; inputs/outputs as (name, onnx dtype, shape or None)."""
-    node = helper.make_node(op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain=finsta_rt.OPS_DOMAIN, **attrs)
+    node = helper.make_node(op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs],
+                            domain=finsta_rt.OPS_DOMAIN, **attrs)
     vi = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
     vo = [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs]
     graph = helper.make_graph([node], op_type.lower(), vi, vo)
@@ -130,12 +131,12 @@ def selected_forms(forms: list[str]) -> list[str]:
     A name that is no form is an error (a typo would otherwise select nothing and pass); a test none of
     whose forms is selected is skipped, with the reason, rather than passing having run nothing."""
     only = os.environ.get("FINSTA_TEST_FORMS")
-    if only is None:
+    if not only:
         return list(forms)
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FORMS]
     if unknown or not names:
-        raise ValueError(f"FINSTA_TEST_FORMS={only!r} names no form {unknown or ''}; the forms are {', '.join(FORMS)}")
+        raise ValueError(f"FINSTA_TEST_FORMS={only!r}: {unknown or 'no name'} is no form; the forms are {', '.join(FORMS)}")
     chosen = [f for f in forms if f in names]
     if not chosen:
         pytest.skip(f"FINSTA_TEST_FORMS={only!r} selects none of this test's forms {list(forms)}")

@@ -101,10 +101,6 @@ class OpDeclaration:
                 out.append(Attribute(p.name, _KINDS[p.type], default, self.checks.get(p.name)))
         return tuple(out)
 
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.portable.op_signature.params if isinstance(p, ir.schemas.Parameter))
-
     def check_attributes(self, attrs: Mapping[str, Any], where: str | None = None) -> None:
         """Raises ValueError, starting with ``where`` (default: the op's name), for an unknown, missing,
         mistyped or out-of-range attribute."""
