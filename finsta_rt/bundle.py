@@ -39,6 +39,7 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
           "uint32", "uint64", "bool", "string")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+_OPENERS = re.compile(rb"[\[{](?:[ \t\r\n]*[\[{]){%d}" % MAX_NESTING)  # MAX_NESTING + 1 flow openers in a row
 
 
 class BundleError(ValueError):
@@ -129,6 +130,8 @@ def read_manifest(path: Path) -> tuple[dict, bytes]:
         raise BundleError(f"{path}: cannot read: {e.strerror or e}") from e
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: larger than the {MAX_MANIFEST_BYTES} bytes a bundle manifest may have")
+    if _OPENERS.search(raw):  # the cheap common case before parsing; the loader bounds every other nesting
+        raise BundleError(f"{path}: not valid YAML: nested deeper than {MAX_NESTING} levels")
     try:
         loader = _ManifestLoader(raw)  # reads the first bytes already
         try:

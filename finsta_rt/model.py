@@ -161,7 +161,8 @@ class Model:
         cfg = (self.bundle.manifest.get("model") or {}).get("finsta")
         parser = cfg.get("parser", "rules") if isinstance(cfg, dict) else "rules"
         if not isinstance(parser, str):
-            raise BundleError(f"{self.bundle.root}/bundle.yaml: model.finsta.parser must be a parser name, got {parser!r}")
+            raise BundleError(f"{self.bundle.root}/bundle.yaml: model.finsta.parser must be a parser name, "
+                              f"got {parser!r}")
         feed = text_graph_feed(texts, self.tokenizer, int(spec["node_type"].shape[1]), parser, graphs)
         unknown = sorted(set(spec) - set(feed))
         if unknown:

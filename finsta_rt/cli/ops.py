@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import __version__, ops
 
-    print(f"finsta-rt {__version__}, onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
+    providers = ", ".join(ort.get_available_providers())
+    print(f"finsta-rt {__version__}, onnxruntime {ort.__version__}, providers: {providers}")
     print(f"library folder: {ops.library_dir()}  (override with {ops.ENV_DIR})")
     status = 0
     for device in ("cpu", "cuda"):
