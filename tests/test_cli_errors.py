@@ -160,3 +160,12 @@ def test_error_messages_escape_file_names(tmp_path, capsys):
     rc = cli(["info", str(name)])
     err = capsys.readouterr().err
     assert rc == 2 and "\x1b" not in err and "evil\\x1b[2Jname" in err
+
+
+def test_extract_log_lines_escape_file_names(tiny_bundles, tmp_path):
+    bad = tmp_path / "evil\x1b[31mname.mp4"
+    bad.write_bytes(b"\0" * 100)
+    proc = subprocess.run([sys.executable, "-m", "finsta_rt.cli", "extract", str(tiny_bundles[3]["custom"]), str(bad),
+                           "-o", str(tmp_path / "out"), "-q", "--device", "cpu"], capture_output=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert b"\x1b" not in proc.stderr and b"evil\\x1b[31mname.mp4: not a readable video" in proc.stderr, proc.stderr

@@ -37,6 +37,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines (a failed video's name among them) escaped like the rest of the output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+
 def add_command(subparsers, command: ModuleType) -> argparse.ArgumentParser:
     """Adds one command module to ``subparsers``; ``args.func`` is its guarded ``run``."""
     p = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
@@ -65,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, a usage error: already printed
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     return args.func(args)
 
 
