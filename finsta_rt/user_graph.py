@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -64,6 +65,10 @@ __all__ = ["UserGraphError", "UserObject", "UserRelation", "UserFrame", "UserVid
            "parse_user_graph", "user_graph_tensors"]
 
 UNITS = ("pixels", "normalized")
+# A graph for T frames is a few KB; bound the file and its nesting before json.loads (whose recursion
+# ends in RecursionError on 100,000 nested '[').
+MAX_FILE_BYTES = 16 << 20
+MAX_NESTING = 16
 
 
 class UserGraphError(ValueError):
@@ -251,15 +256,33 @@ def _parse_frame(c: _Checker, f: dict[str, Any], t: int, where: str, width: floa
     return UserFrame(t, objects, relations)
 
 
+def _nesting(raw: bytes) -> int:
+    """The deepest [ / { nesting of a JSON text (brackets inside strings skipped)."""
+    depth = deepest = 0
+    for m in re.finditer(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', raw):
+        tok = m.group()
+        if tok in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 def load_user_graph(path: str | PathLike[str]) -> UserVideoGraph:
     """Read and validate a user scene-graph JSON file (format in the module docstring)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise UserGraphError(f"{path}: file does not exist") from None
     except OSError as e:
         raise UserGraphError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise UserGraphError(f"{path}: larger than the {MAX_FILE_BYTES} bytes a user video graph may have")
+    if _nesting(raw) > MAX_NESTING:
+        raise UserGraphError(f"{path}: nested deeper than {MAX_NESTING} levels")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:

@@ -154,6 +154,8 @@ def test_malformed_files_name_the_problem(tmp_path, case, doc, words):
     ('{"width": 10, "height": 10, "frames": [', ["invalid JSON", "line 1"]),
     ("{'frames': []}", ["invalid JSON"]),
     ("", ["invalid JSON"]),
+    ("[" * 100_000, ["nested deeper than"]),  # RecursionError in json.loads before
+    ('{"frames": [' + "[" * 200 + "]" * 200 + "]}", ["nested deeper than"]),
 ])
 def test_invalid_json(tmp_path, text, words):
     path = write(tmp_path, text)
@@ -162,6 +164,16 @@ def test_invalid_json(tmp_path, text, words):
     assert str(ei.value).startswith(str(path))
     for w in words:
         assert w in str(ei.value)
+
+
+def test_too_big_a_file_is_refused_unread(tmp_path):
+    from finsta_rt.user_graph import MAX_FILE_BYTES
+
+    p = tmp_path / "big.json"
+    with open(p, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(UserGraphError, match="larger than"):
+        load_user_graph(p)
 
 
 def test_not_utf8_and_missing_file(tmp_path):
