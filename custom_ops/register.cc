@@ -1,21 +1,14 @@
 // The op library's entry points: RegisterCustomOps (called by ORT) and FinstaOpsInfo (called by
-// finsta_rt to detect a stale library). Domain "finsta", version 1. The CUDA library registers
-// every op for both the CPU and the CUDA execution providers: a CUDA-only registration would make
-// ORT reject CPU sessions once the library is loaded.
-#include "onnxruntime_cxx_api.h"  // ORT_API_MANUAL_INIT comes from CMake: no libonnxruntime link
-
+// finsta_rt to detect a stale library). The ops, the domain and its version come from the op table
+// (common/op_table.h); each execution provider folder registers its kernels (cpu/register_ops.cc,
+// cuda/register_ops.cc), as ONNX Runtime's custom_op_library sample does. The CUDA library
+// registers every op for both the CPU and the CUDA execution providers: a CUDA-only registration
+// would make ORT reject CPU sessions once the library is loaded.
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "cpu/edge_graph_attention.h"
-#include "cpu/gaussian_diff_graph_attention.h"
-#include "cpu/st_graph_attention.h"
-#if FINSTA_WITH_CUDA
-#include "cuda/edge_graph_attention_cuda.h"
-#include "cuda/gaussian_diff_graph_attention_cuda.h"
-#include "cuda/st_graph_attention_cuda.h"
-#endif
+#include "common/op_table.h"  // ORT_API_MANUAL_INIT comes from CMake: no libonnxruntime link
 
 #ifndef FINSTA_VERSION
 #define FINSTA_VERSION "0.0.0"
@@ -23,17 +16,7 @@
 
 namespace {
 
-constexpr const char* kDomain = "finsta";
-
-// Ops and domains must outlive every session that uses them.
-finsta::cpu::STGraphAttentionOp g_cpu_st_graph_attention;
-finsta::cpu::EdgeGraphAttentionOp g_cpu_edge_graph_attention;
-finsta::cpu::GaussianDiffGraphAttentionOp g_cpu_gaussian_diff_graph_attention;
-#if FINSTA_WITH_CUDA
-finsta::cuda::STGraphAttentionOp g_cuda_st_graph_attention;
-finsta::cuda::EdgeGraphAttentionOp g_cuda_edge_graph_attention;
-finsta::cuda::GaussianDiffGraphAttentionOp g_cuda_gaussian_diff_graph_attention;
-#endif
+// Domains must outlive every session that uses them.
 std::mutex g_mutex;
 std::vector<Ort::CustomOpDomain> g_domains;
 
@@ -51,14 +34,10 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
   }
   Ort::InitApi(api);
   try {
-    Ort::CustomOpDomain domain{kDomain};
-    domain.Add(&g_cpu_st_graph_attention);
-    domain.Add(&g_cpu_edge_graph_attention);
-    domain.Add(&g_cpu_gaussian_diff_graph_attention);
+    Ort::CustomOpDomain domain{finsta::kDomain};
+    finsta::cpu::RegisterOps(domain);
 #if FINSTA_WITH_CUDA
-    domain.Add(&g_cuda_st_graph_attention);
-    domain.Add(&g_cuda_edge_graph_attention);
-    domain.Add(&g_cuda_gaussian_diff_graph_attention);
+    finsta::cuda::RegisterOps(domain);
 #endif
     Ort::UnownedSessionOptions(options).Add(domain);
     std::lock_guard<std::mutex> lock(g_mutex);
@@ -69,11 +48,13 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
   return nullptr;
 }
 
-// "finsta_ops <version> cuda=<0|1> ops=<names>": finsta_rt compares the version with its own.
-// The readers split on whitespace, so the op names are joined by commas.
+// "finsta_ops <version> cuda=<0|1> domain=<name> opset=<n> ops=<names>": finsta_rt compares the
+// version and the domain with its own. The readers split on whitespace, so the names are joined by commas.
 __attribute__((visibility("default"))) const char* FinstaOpsInfo() {
-  return "finsta_ops " FINSTA_VERSION " cuda=" FINSTA_CUDA_FLAG
-         " ops=STGraphAttention,EdgeGraphAttention,GaussianDiffGraphAttention";
+  static const std::string info = std::string("finsta_ops " FINSTA_VERSION " cuda=" FINSTA_CUDA_FLAG " domain=") +
+                                  finsta::kDomain + " opset=" + std::to_string(finsta::kDomainVersion) +
+                                  " ops=" + finsta::OpNames();
+  return info.c_str();
 }
 
 }  // extern "C"

@@ -1,8 +1,9 @@
 """Locating, checking and registering the finsta custom-op library with ONNX Runtime.
 
-Two builds exist (DESIGN.md §2, §6): ``libfinsta_ops.so`` holds the CPU kernels and has no CUDA
-dependency; ``libfinsta_ops_cuda.so`` holds the same CPU kernels plus the CUDA kernels. Both
-register domain ``finsta`` version 1. They are looked up in ``finsta_rt/_lib`` (where ``make ops``
+Two builds exist (docs/architecture.md, docs/environment.md): ``libfinsta_ops.so`` holds the CPU
+kernels and has no CUDA dependency; ``libfinsta_ops_cuda.so`` holds the same CPU kernels plus the
+CUDA kernels. Both register domain ``finsta`` version 1 (the library says which domain, version and
+ops it registers, from its op table; a library that disagrees with this module is refused). They are looked up in ``finsta_rt/_lib`` (where ``make ops``
 installs them), or in the folder named by ``FINSTA_OPS_DIR``.
 
 >>> import onnxruntime as ort, finsta_rt
@@ -70,7 +71,7 @@ def library_path(device: str = "cpu") -> Path:
 
 @functools.lru_cache(maxsize=None)
 def library_info(path: Path, _mtime_ns: int = 0) -> dict[str, str]:
-    """The build facts a library reports about itself (version, cuda, ops)."""
+    """The build facts a library reports about itself (version, cuda, domain, opset, ops)."""
     try:
         lib = ctypes.CDLL(str(path))
         fn = lib.FinstaOpsInfo
@@ -91,6 +92,11 @@ def _check_library(path: Path, mtime_ns: int) -> None:
         raise OpsLibraryError(
             f"stale finsta op library {path}: built for finsta-rt {info['version']}, "
             f"this is finsta-rt {__version__}. {BUILD_HINT}"
+        )
+    if (info.get("domain"), info.get("opset")) != (OPS_DOMAIN, str(OPS_VERSION)):
+        raise OpsLibraryError(
+            f"finsta op library {path} registers domain {info.get('domain')!r} version {info.get('opset')!r}, "
+            f"finsta-rt expects {OPS_DOMAIN!r} version {OPS_VERSION}. {BUILD_HINT}"
         )
     if _SOURCE_DIR.is_dir():
         newest = max((p.stat().st_mtime_ns for p in _SOURCE_DIR.rglob("*") if p.is_file()), default=0)

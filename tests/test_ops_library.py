@@ -28,6 +28,21 @@ def test_library_paths_exist_and_describe_themselves():
     assert ops.library_info(cuda, cuda.stat().st_mtime_ns)["cuda"] == "1"
 
 
+def test_library_reports_its_op_table():
+    for device in ("cpu", "cuda"):
+        path = finsta_rt.library_path(device)
+        info = ops.library_info(path, path.stat().st_mtime_ns)
+        assert (info["domain"], info["opset"]) == (finsta_rt.OPS_DOMAIN, str(finsta_rt.OPS_VERSION)), info
+        assert info["ops"].split(",") == ["STGraphAttention", "EdgeGraphAttention", "GaussianDiffGraphAttention"], info
+
+
+def test_library_of_another_domain_is_refused(monkeypatch):
+    real = ops.library_info
+    monkeypatch.setattr(ops, "library_info", lambda p, m=0: {**real(p, m), "domain": "finsta2"})
+    with pytest.raises(finsta_rt.OpsLibraryError, match="registers domain 'finsta2' version '1', finsta-rt expects 'finsta'"):
+        finsta_rt.library_path("cpu")
+
+
 def test_cpu_library_has_no_cuda_or_onnxruntime_dependency():
     needed = subprocess.run(["ldd", str(finsta_rt.library_path("cpu"))], capture_output=True, text=True).stdout
     assert "cuda" not in needed and "onnxruntime" not in needed, needed

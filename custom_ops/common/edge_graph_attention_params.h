@@ -36,6 +36,16 @@ inline OrtStatusPtr ReadEdgeGraphAttentionAttrs(const OrtKernelInfo* info, EdgeG
   return nullptr;
 }
 
+// The op's entry in the op table (common/op_table.h).
+struct EdgeGraphAttentionDef {
+  static constexpr const char* kName = kEdgeGraphAttention;
+  static constexpr size_t kInputs = 5;   // q, k, v, e, adj
+  static constexpr size_t kOutputs = 2;  // h, e_out
+  static constexpr int kHostInput = -1;  // none
+  using Attrs = EdgeGraphAttentionAttrs;
+  static OrtStatusPtr ReadAttrs(const OrtKernelInfo* info, Attrs* a) { return ReadEdgeGraphAttentionAttrs(info, a); }
+};
+
 // Checks ranks, dtypes and shapes of q, k, v [B, H, N, d], e [B, H, N, N, d] and adj [B, N, N]
 // (metadata only; the self-loops are checked where the data lives).
 inline OrtStatusPtr ValidateEdgeGraphAttention(const EdgeGraphAttentionAttrs& a, const InputInfo& q,

@@ -19,6 +19,19 @@ namespace finsta {
 
 constexpr const char* kGaussianDiffGraphAttention = "GaussianDiffGraphAttention";
 
+// The op takes no attributes (ORT cannot show a kernel any that a node carries: docs/ops.md).
+struct GaussianDiffGraphAttentionAttrs {};
+
+// The op's entry in the op table (common/op_table.h).
+struct GaussianDiffGraphAttentionDef {
+  static constexpr const char* kName = kGaussianDiffGraphAttention;
+  static constexpr size_t kInputs = 6;   // q, k, v, pos, adj, sigma
+  static constexpr size_t kOutputs = 1;  // out
+  static constexpr int kHostInput = 5;   // sigma: the CUDA kernel checks its values on the host first
+  using Attrs = GaussianDiffGraphAttentionAttrs;
+  static OrtStatusPtr ReadAttrs(const OrtKernelInfo*, Attrs*) { return nullptr; }
+};
+
 // Problem sizes after validation. The output is [B, H, N, 2d].
 struct GaussianDiffGraphAttentionDims {
   int64_t B = 0, H = 0, N = 0, d = 0;

@@ -56,6 +56,16 @@ inline OrtStatusPtr ReadSTGraphAttentionAttrs(const OrtKernelInfo* info, STGraph
   return nullptr;
 }
 
+// The op's entry in the op table (common/op_table.h).
+struct STGraphAttentionDef {
+  static constexpr const char* kName = kSTGraphAttention;
+  static constexpr size_t kInputs = 4;   // x, q, k, v
+  static constexpr size_t kOutputs = 1;  // out
+  static constexpr int kHostInput = -1;  // none: the CUDA kernels read every input on the device
+  using Attrs = STGraphAttentionAttrs;
+  static OrtStatusPtr ReadAttrs(const OrtKernelInfo* info, Attrs* a) { return ReadSTGraphAttentionAttrs(info, a); }
+};
+
 // Checks ranks, dtypes and every dimension relation between x [B, L, D] and q, k, v [B, H, L, d].
 inline OrtStatusPtr ValidateSTGraphAttention(const STGraphAttentionAttrs& a, const InputInfo& x,
                                              const InputInfo& q, const InputInfo& k,

@@ -3,7 +3,7 @@
 // clipped in one pass over e (the op reads e and writes e_out once: it is bound by that traffic);
 // the weights exp(c_ij - max_j c_ij) and the values are summed in a second pass over j
 // (core::EdgeAttentionNorm turns those sums into h without forming exp(c_ij), which overflows).
-#include "edge_graph_attention.h"
+#include "../common/op_table.h"
 
 #include <algorithm>
 #include <atomic>
@@ -72,46 +72,35 @@ void TaskEntry(void* data, size_t task) {
 
 }  // namespace
 
-OrtStatusPtr EdgeGraphAttentionOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-  return Guard(kEdgeGraphAttention, [&]() -> OrtStatusPtr {
-    auto* k = new EdgeGraphAttentionKernel();
-    if (OrtStatusPtr s = ReadEdgeGraphAttentionAttrs(info, &k->attrs)) { delete k; return s; }
-    *kernel = k;
-    return nullptr;
-  });
-}
+OrtStatusPtr Compute(Ep, const EdgeGraphAttentionAttrs& attrs, OrtKernelContext* context) {
+  Ort::KernelContext ctx(context);
+  if (ctx.GetInputCount() != 5)
+    return MakeError(kEdgeGraphAttention, "expects 5 inputs (q, k, v, e, adj), got " +
+                                              std::to_string(ctx.GetInputCount()));
+  const InputInfo qi = ReadInput(ctx, 0, "q"), ki = ReadInput(ctx, 1, "k"), vi = ReadInput(ctx, 2, "v"),
+                  ei = ReadInput(ctx, 3, "e"), ai = ReadInput(ctx, 4, "adj");
+  EdgeGraphAttentionDims dm;
+  if (OrtStatusPtr s = ValidateEdgeGraphAttention(attrs, qi, ki, vi, ei, ai, &dm)) return s;
+  const auto* adj = static_cast<const uint8_t*>(ctx.GetInput(4).GetTensorRawData());
+  if (OrtStatusPtr s = CheckSelfLoops(kEdgeGraphAttention, "adj", adj, dm.B, dm.N)) return s;
 
-OrtStatusPtr EdgeGraphAttentionKernel::ComputeV2(OrtKernelContext* context) {
-  return Guard(kEdgeGraphAttention, [&]() -> OrtStatusPtr {
-    Ort::KernelContext ctx(context);
-    if (ctx.GetInputCount() != 5)
-      return MakeError(kEdgeGraphAttention, "expects 5 inputs (q, k, v, e, adj), got " +
-                                                std::to_string(ctx.GetInputCount()));
-    const InputInfo qi = ReadInput(ctx, 0, "q"), ki = ReadInput(ctx, 1, "k"), vi = ReadInput(ctx, 2, "v"),
-                    ei = ReadInput(ctx, 3, "e"), ai = ReadInput(ctx, 4, "adj");
-    EdgeGraphAttentionDims dm;
-    if (OrtStatusPtr s = ValidateEdgeGraphAttention(attrs, qi, ki, vi, ei, ai, &dm)) return s;
-    const auto* adj = static_cast<const uint8_t*>(ctx.GetInput(4).GetTensorRawData());
-    if (OrtStatusPtr s = CheckSelfLoops(kEdgeGraphAttention, "adj", adj, dm.B, dm.N)) return s;
+  float* h = ctx.GetOutput(0, qi.shape).GetTensorMutableData<float>();
+  float* e_out = ctx.GetOutput(1, ei.shape).GetTensorMutableData<float>();
+  if (dm.Empty()) return nullptr;  // empty outputs: nothing to compute
 
-    float* h = ctx.GetOutput(0, qi.shape).GetTensorMutableData<float>();
-    float* e_out = ctx.GetOutput(1, ei.shape).GetTensorMutableData<float>();
-    if (dm.Empty()) return nullptr;  // empty outputs: nothing to compute
-
-    Job job;
-    job.q = ctx.GetInput(0).GetTensorData<float>();
-    job.k = ctx.GetInput(1).GetTensorData<float>();
-    job.v = ctx.GetInput(2).GetTensorData<float>();
-    job.e = ctx.GetInput(3).GetTensorData<float>();
-    job.adj = adj;
-    job.h = h;
-    job.e_out = e_out;
-    job.dm = dm;
-    job.row_blocks = (dm.N + kRowBlock - 1) / kRowBlock;
-    ctx.ParallelFor(&TaskEntry, static_cast<size_t>(dm.B * dm.H * job.row_blocks), 0, &job);
-    if (job.failed) return MakeError(kEdgeGraphAttention, "out of memory for scratch buffers", ORT_FAIL);
-    return nullptr;
-  });
+  Job job;
+  job.q = ctx.GetInput(0).GetTensorData<float>();
+  job.k = ctx.GetInput(1).GetTensorData<float>();
+  job.v = ctx.GetInput(2).GetTensorData<float>();
+  job.e = ctx.GetInput(3).GetTensorData<float>();
+  job.adj = adj;
+  job.h = h;
+  job.e_out = e_out;
+  job.dm = dm;
+  job.row_blocks = (dm.N + kRowBlock - 1) / kRowBlock;
+  ctx.ParallelFor(&TaskEntry, static_cast<size_t>(dm.B * dm.H * job.row_blocks), 0, &job);
+  if (job.failed) return MakeError(kEdgeGraphAttention, "out of memory for scratch buffers", ORT_FAIL);
+  return nullptr;
 }
 
 }  // namespace cpu

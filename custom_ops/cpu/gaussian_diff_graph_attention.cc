@@ -3,7 +3,7 @@
 // adds the Gaussian log-bias from the positions, applies the adjacency as the softmax mask, and
 // multiplies by V; the second half of the output is the context minus the node's own value.
 // Nothing of size [B, H, N, N] exists.
-#include "gaussian_diff_graph_attention.h"
+#include "../common/op_table.h"
 
 #include <algorithm>
 #include <atomic>
@@ -77,46 +77,37 @@ void TaskEntry(void* data, size_t task) {
 
 }  // namespace
 
-OrtStatusPtr GaussianDiffGraphAttentionOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo*, void** kernel) const {
-  return Guard(kGaussianDiffGraphAttention, [&]() -> OrtStatusPtr {
-    *kernel = new GaussianDiffGraphAttentionKernel();
-    return nullptr;
-  });
-}
-
-OrtStatusPtr GaussianDiffGraphAttentionKernel::ComputeV2(OrtKernelContext* context) {
+OrtStatusPtr Compute(Ep, const GaussianDiffGraphAttentionAttrs&, OrtKernelContext* context) {
   const char* op = kGaussianDiffGraphAttention;
-  return Guard(op, [&]() -> OrtStatusPtr {
-    Ort::KernelContext ctx(context);
-    if (ctx.GetInputCount() != 6)
-      return MakeError(op, "expects 6 inputs (q, k, v, pos, adj, sigma), got " + std::to_string(ctx.GetInputCount()));
-    const InputInfo qi = ReadInput(ctx, 0, "q"), ki = ReadInput(ctx, 1, "k"), vi = ReadInput(ctx, 2, "v"),
-                    pi = ReadInput(ctx, 3, "pos"), ai = ReadInput(ctx, 4, "adj"), si = ReadInput(ctx, 5, "sigma");
-    GaussianDiffGraphAttentionDims dm;
-    if (OrtStatusPtr s = ValidateGaussianDiffGraphAttention(qi, ki, vi, pi, ai, si, &dm)) return s;
-    std::vector<float> inv_sigma(static_cast<size_t>(dm.H * 3));
-    if (dm.H > 0)
-      if (OrtStatusPtr s = ReadSigma(ctx.GetInput(5).GetTensorData<float>(), dm.H, inv_sigma.data())) return s;
-    const auto* adj = static_cast<const uint8_t*>(ctx.GetInput(4).GetTensorRawData());
-    if (OrtStatusPtr s = CheckSelfLoops(op, "adj", adj, dm.B, dm.N)) return s;
+  Ort::KernelContext ctx(context);
+  if (ctx.GetInputCount() != 6)
+    return MakeError(op, "expects 6 inputs (q, k, v, pos, adj, sigma), got " + std::to_string(ctx.GetInputCount()));
+  const InputInfo qi = ReadInput(ctx, 0, "q"), ki = ReadInput(ctx, 1, "k"), vi = ReadInput(ctx, 2, "v"),
+                  pi = ReadInput(ctx, 3, "pos"), ai = ReadInput(ctx, 4, "adj"), si = ReadInput(ctx, 5, "sigma");
+  GaussianDiffGraphAttentionDims dm;
+  if (OrtStatusPtr s = ValidateGaussianDiffGraphAttention(qi, ki, vi, pi, ai, si, &dm)) return s;
+  std::vector<float> inv_sigma(static_cast<size_t>(dm.H * 3));
+  if (dm.H > 0)
+    if (OrtStatusPtr s = ReadSigma(ctx.GetInput(5).GetTensorData<float>(), dm.H, inv_sigma.data())) return s;
+  const auto* adj = static_cast<const uint8_t*>(ctx.GetInput(4).GetTensorRawData());
+  if (OrtStatusPtr s = CheckSelfLoops(op, "adj", adj, dm.B, dm.N)) return s;
 
-    float* out = ctx.GetOutput(0, {dm.B, dm.H, dm.N, 2 * dm.d}).GetTensorMutableData<float>();
-    if (dm.Empty()) return nullptr;  // empty output: nothing to compute
+  float* out = ctx.GetOutput(0, {dm.B, dm.H, dm.N, 2 * dm.d}).GetTensorMutableData<float>();
+  if (dm.Empty()) return nullptr;  // empty output: nothing to compute
 
-    Job job;
-    job.q = ctx.GetInput(0).GetTensorData<float>();
-    job.k = ctx.GetInput(1).GetTensorData<float>();
-    job.v = ctx.GetInput(2).GetTensorData<float>();
-    job.pos = ctx.GetInput(3).GetTensorData<float>();
-    job.adj = adj;
-    job.inv_sigma = inv_sigma.data();
-    job.out = out;
-    job.dm = dm;
-    job.row_blocks = (dm.N + kRowBlock - 1) / kRowBlock;
-    ctx.ParallelFor(&TaskEntry, static_cast<size_t>(dm.B * dm.H * job.row_blocks), 0, &job);
-    if (job.failed) return MakeError(op, "out of memory for scratch buffers", ORT_FAIL);
-    return nullptr;
-  });
+  Job job;
+  job.q = ctx.GetInput(0).GetTensorData<float>();
+  job.k = ctx.GetInput(1).GetTensorData<float>();
+  job.v = ctx.GetInput(2).GetTensorData<float>();
+  job.pos = ctx.GetInput(3).GetTensorData<float>();
+  job.adj = adj;
+  job.inv_sigma = inv_sigma.data();
+  job.out = out;
+  job.dm = dm;
+  job.row_blocks = (dm.N + kRowBlock - 1) / kRowBlock;
+  ctx.ParallelFor(&TaskEntry, static_cast<size_t>(dm.B * dm.H * job.row_blocks), 0, &job);
+  if (job.failed) return MakeError(op, "out of memory for scratch buffers", ORT_FAIL);
+  return nullptr;
 }
 
 }  // namespace cpu

@@ -2,7 +2,7 @@
 // run on ORT's intra-op thread pool. A task visits only key frames [t - r, t + r]: it builds the
 // edge weights A for its rows once ([rows, keys], shared by all heads), then per head computes
 // logits, a masked softmax and the weighted sum of values. Nothing of size [B, H, L, L] exists.
-#include "st_graph_attention.h"
+#include "../common/op_table.h"
 
 #include <algorithm>
 #include <atomic>
@@ -83,55 +83,43 @@ void TaskEntry(void* data, size_t task) {
 
 }  // namespace
 
-OrtStatusPtr STGraphAttentionOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info,
-                                                void** kernel) const {
-  return Guard(kSTGraphAttention, [&]() -> OrtStatusPtr {
-    auto* k = new STGraphAttentionKernel();
-    if (OrtStatusPtr s = ReadSTGraphAttentionAttrs(info, &k->attrs)) { delete k; return s; }
-    *kernel = k;
-    return nullptr;
-  });
-}
+OrtStatusPtr Compute(Ep, const STGraphAttentionAttrs& attrs, OrtKernelContext* context) {
+  Ort::KernelContext ctx(context);
+  if (ctx.GetInputCount() != 4)
+    return MakeError(kSTGraphAttention, "expects 4 inputs (x, q, k, v), got " + std::to_string(ctx.GetInputCount()));
+  const InputInfo xi = ReadInput(ctx, 0, "x"), qi = ReadInput(ctx, 1, "q"), ki = ReadInput(ctx, 2, "k"),
+                  vi = ReadInput(ctx, 3, "v");
+  STGraphAttentionDims dm;
+  if (OrtStatusPtr s = ValidateSTGraphAttention(attrs, xi, qi, ki, vi, &dm)) return s;
 
-OrtStatusPtr STGraphAttentionKernel::ComputeV2(OrtKernelContext* context) {
-  return Guard(kSTGraphAttention, [&]() -> OrtStatusPtr {
-    Ort::KernelContext ctx(context);
-    if (ctx.GetInputCount() != 4)
-      return MakeError(kSTGraphAttention, "expects 4 inputs (x, q, k, v), got " + std::to_string(ctx.GetInputCount()));
-    const InputInfo xi = ReadInput(ctx, 0, "x"), qi = ReadInput(ctx, 1, "q"), ki = ReadInput(ctx, 2, "k"),
-                    vi = ReadInput(ctx, 3, "v");
-    STGraphAttentionDims dm;
-    if (OrtStatusPtr s = ValidateSTGraphAttention(attrs, xi, qi, ki, vi, &dm)) return s;
+  Ort::UnownedValue out_val = ctx.GetOutput(0, qi.shape);
+  float* out = out_val.GetTensorMutableData<float>();
+  if (dm.B * dm.H * dm.L * dm.d == 0) return nullptr;  // empty output: nothing to compute
 
-    Ort::UnownedValue out_val = ctx.GetOutput(0, qi.shape);
-    float* out = out_val.GetTensorMutableData<float>();
-    if (dm.B * dm.H * dm.L * dm.d == 0) return nullptr;  // empty output: nothing to compute
+  const float* x = ctx.GetInput(0).GetTensorData<float>();
+  std::vector<float> xn(static_cast<size_t>(dm.B * dm.L * dm.D));
+  for (int64_t i = 0; i < dm.B * dm.L; ++i) {
+    const float* row = x + i * dm.D;
+    float mx = 0.f, ss = 0.f;
+    for (int64_t c = 0; c < dm.D; ++c) mx = core::AbsMaxStep(mx, row[c]);
+    if (mx > 0.f && mx <= 3.40282347e38f)
+      for (int64_t c = 0; c < dm.D; ++c) ss += (row[c] / mx) * (row[c] / mx);
+    const core::NormScale ns = core::RowNormScale(mx, ss);
+    for (int64_t c = 0; c < dm.D; ++c) xn[i * dm.D + c] = row[c] / ns.div * ns.mul;
+  }
 
-    const float* x = ctx.GetInput(0).GetTensorData<float>();
-    std::vector<float> xn(static_cast<size_t>(dm.B * dm.L * dm.D));
-    for (int64_t i = 0; i < dm.B * dm.L; ++i) {
-      const float* row = x + i * dm.D;
-      float mx = 0.f, ss = 0.f;
-      for (int64_t c = 0; c < dm.D; ++c) mx = core::AbsMaxStep(mx, row[c]);
-      if (mx > 0.f && mx <= 3.40282347e38f)
-        for (int64_t c = 0; c < dm.D; ++c) ss += (row[c] / mx) * (row[c] / mx);
-      const core::NormScale ns = core::RowNormScale(mx, ss);
-      for (int64_t c = 0; c < dm.D; ++c) xn[i * dm.D + c] = row[c] / ns.div * ns.mul;
-    }
-
-    Job job;
-    job.xn = xn.data();
-    job.q = ctx.GetInput(1).GetTensorData<float>();
-    job.k = ctx.GetInput(2).GetTensorData<float>();
-    job.v = ctx.GetInput(3).GetTensorData<float>();
-    job.out = out;
-    job.dm = dm;
-    job.row_blocks = (dm.P + kRowBlock - 1) / kRowBlock;
-    const size_t tasks = static_cast<size_t>(dm.B * dm.T * job.row_blocks);
-    ctx.ParallelFor(&TaskEntry, tasks, 0, &job);
-    if (job.failed) return MakeError(kSTGraphAttention, "out of memory for scratch buffers", ORT_FAIL);
-    return nullptr;
-  });
+  Job job;
+  job.xn = xn.data();
+  job.q = ctx.GetInput(1).GetTensorData<float>();
+  job.k = ctx.GetInput(2).GetTensorData<float>();
+  job.v = ctx.GetInput(3).GetTensorData<float>();
+  job.out = out;
+  job.dm = dm;
+  job.row_blocks = (dm.P + kRowBlock - 1) / kRowBlock;
+  const size_t tasks = static_cast<size_t>(dm.B * dm.T * job.row_blocks);
+  ctx.ParallelFor(&TaskEntry, tasks, 0, &job);
+  if (job.failed) return MakeError(kSTGraphAttention, "out of memory for scratch buffers", ORT_FAIL);
+  return nullptr;
 }
 
 }  // namespace cpu

@@ -1,0 +1,10 @@
+// The CUDA execution provider's kernels: every op of the table (common/op_table.h).
+#include "../common/op_table.h"
+
+namespace finsta {
+namespace cuda {
+
+void RegisterOps(Ort::CustomOpDomain& domain) { AddOps<Ep>(domain); }
+
+}  // namespace cuda
+}  // namespace finsta
