@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -75,13 +77,18 @@ def test_finsta_trains_on_the_frozen_host(stgt_run):
     assert cfg2.host == str(tmp / "stgt") and metrics["host_r1"] == result.metrics["host_r1"]
 
 
-def test_svilm_trains_and_calibrates_its_threshold(tmp_path):
+def test_svilm_trains_and_calibrates_its_threshold(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="finsta.train.fit")
     cfg = parse_config(config(tmp_path, "svilm", epochs=2,
                               model={"dim": 32, "heads": 4, "layers": 2, "groups": 4, "embed_dim": 16}))
     result = train(cfg)
     log = lines(tmp_path / "svilm")
     assert [ln["epoch"] for ln in log] == [1, 2]
     assert any(k.startswith("loss_") for k in log[0])  # the named loss parts
+    progress = [r.getMessage() for r in caplog.records if r.name == "finsta.train.fit"]
+    epochs = [m.group(1) for m in (re.match(r"epoch (\d)/2 loss \d+\.\d+ .*\d+m\d\ds, \d+m\d\ds left", t)
+                                   for t in progress) if m]
+    assert epochs == ["1", "2"], progress  # a progress line per epoch: its loss, the time spent and left
     heads, _, metrics = svilm_family.load_svilm(tmp_path / "svilm")
     assert type(load_run(tmp_path / "svilm")[0]) is type(heads)  # the registry finds the run's family
     assert heads.cfg.scene_threshold == pytest.approx(metrics["scene_threshold"]) == result.metrics["scene_threshold"]

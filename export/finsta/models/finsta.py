@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from ..nn import edge_graph_attention, gaussian_diff_graph_attention
+from .config import ModelConfig
 
 NODE_TYPES = 4  # padding, object, attribute, predicate (finsta_rt.scene_graph)
 EDGE_TYPES = 8  # none, self, subj->pred, pred->obj, obj->attr and the three reverses
