@@ -37,13 +37,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 ASAN_LIB_DIR = ROOT / "build" / "asan" / "finsta_rt" / "_lib"
 TOL = 1e-4
 OPS = ("STGraphAttention", "EdgeGraphAttention", "GaussianDiffGraphAttention")
-INPUTS = {"STGraphAttention": ("x", "q", "k", "v"), "EdgeGraphAttention": ("q", "k", "v", "e", "adj"),
-          "GaussianDiffGraphAttention": ("q", "k", "v", "pos", "adj", "sigma")}
+INPUTS = {
+    "STGraphAttention": ("x", "q", "k", "v"),
+    "EdgeGraphAttention": ("q", "k", "v", "e", "adj"),
+    "GaussianDiffGraphAttention": ("q", "k", "v", "pos", "adj", "sigma"),
+}
 OUTPUTS = {"STGraphAttention": ("out",), "EdgeGraphAttention": ("h", "e_out"), "GaussianDiffGraphAttention": ("out",)}
 BIG = [2**63 - 1, 2**63 - 2, 2**62, 2**31, 2**31 - 1]
 
 
 # --- Case generation -------------------------------------------------------------------------
+
 
 def _f32(rng: np.random.Generator, shape, scale: float = 1.0) -> np.ndarray:
     return (rng.standard_normal(shape) * scale).astype(np.float32)
@@ -81,8 +85,13 @@ def _edge_valid(rng: np.random.Generator) -> tuple[dict, dict]:
     if rng.uniform() < 0.05:
         N = 0
     qs = float(rng.choice([1.0, 1.0, 5.0, 30.0, -30.0]))
-    feeds = dict(q=_f32(rng, (B, H, N, d), qs), k=_f32(rng, (B, H, N, d)), v=_f32(rng, (B, H, N, d)),
-                 e=_f32(rng, (B, H, N, N, d)), adj=_adjacency(rng, B, N))
+    feeds = dict(
+        q=_f32(rng, (B, H, N, d), qs),
+        k=_f32(rng, (B, H, N, d)),
+        v=_f32(rng, (B, H, N, d)),
+        e=_f32(rng, (B, H, N, N, d)),
+        adj=_adjacency(rng, B, N),
+    )
     attrs = {} if rng.uniform() < 0.2 else dict(clamp=float(rng.choice([0.5, 5.0, 20.0, 88.0, 100.0, 300.0, 700.0])))
     return feeds, attrs
 
@@ -91,9 +100,14 @@ def _gauss_valid(rng: np.random.Generator) -> tuple[dict, dict]:
     B, H, N, d = (int(rng.integers(lo, hi)) for lo, hi in ((0, 3), (1, 4), (1, 10), (1, 17)))
     if rng.uniform() < 0.05:
         N = 0
-    feeds = dict(q=_f32(rng, (B, H, N, d)), k=_f32(rng, (B, H, N, d)), v=_f32(rng, (B, H, N, d)),
-                 pos=rng.uniform(-2, 2, (B, N, 3)).astype(np.float32), adj=_adjacency(rng, B, N),
-                 sigma=rng.uniform(0.05, 2.0, (H, 3)).astype(np.float32))
+    feeds = dict(
+        q=_f32(rng, (B, H, N, d)),
+        k=_f32(rng, (B, H, N, d)),
+        v=_f32(rng, (B, H, N, d)),
+        pos=rng.uniform(-2, 2, (B, N, 3)).astype(np.float32),
+        adj=_adjacency(rng, B, N),
+        sigma=rng.uniform(0.05, 2.0, (H, 3)).astype(np.float32),
+    )
     return feeds, {}
 
 
@@ -101,20 +115,35 @@ VALID = {"STGraphAttention": _st_valid, "EdgeGraphAttention": _edge_valid, "Gaus
 
 # Attribute mutations that must be refused: (op, name, value); None deletes a required attribute.
 BAD_ATTRS = [
-    ("STGraphAttention", "tokens_per_frame", 0), ("STGraphAttention", "tokens_per_frame", -3),
-    ("STGraphAttention", "tokens_per_frame", None), ("STGraphAttention", "tokens_per_frame", 4.0),
-    ("STGraphAttention", "tokens_per_frame", "4"), ("STGraphAttention", "tokens_per_frame", [4]),
+    ("STGraphAttention", "tokens_per_frame", 0),
+    ("STGraphAttention", "tokens_per_frame", -3),
+    ("STGraphAttention", "tokens_per_frame", None),
+    ("STGraphAttention", "tokens_per_frame", 4.0),
+    ("STGraphAttention", "tokens_per_frame", "4"),
+    ("STGraphAttention", "tokens_per_frame", [4]),
     ("STGraphAttention", "tokens_per_frame", -(2**63)),
-    ("STGraphAttention", "frame_radius", -1), ("STGraphAttention", "frame_radius", -(2**63)),
-    ("STGraphAttention", "frame_radius", 1.0), ("STGraphAttention", "frame_radius", "1"),
+    ("STGraphAttention", "frame_radius", -1),
+    ("STGraphAttention", "frame_radius", -(2**63)),
+    ("STGraphAttention", "frame_radius", 1.0),
+    ("STGraphAttention", "frame_radius", "1"),
     ("STGraphAttention", "frame_radius", [1, 2]),
-    ("STGraphAttention", "sim_threshold", None), ("STGraphAttention", "sim_threshold", float("nan")),
-    ("STGraphAttention", "sim_threshold", 1), ("STGraphAttention", "sim_threshold", "0.1"),
+    ("STGraphAttention", "sim_threshold", None),
+    ("STGraphAttention", "sim_threshold", float("nan")),
+    ("STGraphAttention", "sim_threshold", 1),
+    ("STGraphAttention", "sim_threshold", "0.1"),
     ("STGraphAttention", "sim_threshold", [0.1]),
-    ("STGraphAttention", "scale", 0.0), ("STGraphAttention", "scale", -1.0), ("STGraphAttention", "scale", float("inf")),
-    ("STGraphAttention", "scale", float("nan")), ("STGraphAttention", "scale", 1), ("STGraphAttention", "scale", "1"),
-    ("EdgeGraphAttention", "clamp", 0.0), ("EdgeGraphAttention", "clamp", -5.0), ("EdgeGraphAttention", "clamp", float("inf")),
-    ("EdgeGraphAttention", "clamp", float("nan")), ("EdgeGraphAttention", "clamp", 5), ("EdgeGraphAttention", "clamp", "5"),
+    ("STGraphAttention", "scale", 0.0),
+    ("STGraphAttention", "scale", -1.0),
+    ("STGraphAttention", "scale", float("inf")),
+    ("STGraphAttention", "scale", float("nan")),
+    ("STGraphAttention", "scale", 1),
+    ("STGraphAttention", "scale", "1"),
+    ("EdgeGraphAttention", "clamp", 0.0),
+    ("EdgeGraphAttention", "clamp", -5.0),
+    ("EdgeGraphAttention", "clamp", float("inf")),
+    ("EdgeGraphAttention", "clamp", float("nan")),
+    ("EdgeGraphAttention", "clamp", 5),
+    ("EdgeGraphAttention", "clamp", "5"),
     ("EdgeGraphAttention", "clamp", [5.0]),
 ]
 
@@ -148,8 +177,15 @@ def _mutate_input(rng: np.random.Generator, op: str, feeds: dict) -> str:
         if name == "adj":
             feeds[name][..., np.arange(min(shape[-2:])), np.arange(min(shape[-2:]))] = True
     else:
-        dt = np.dtype(str(rng.choice(["float64", "float16", "int32", "int64", "uint8"] if a.dtype != bool
-                                     else ["uint8", "float32", "int64"])))
+        dt = np.dtype(
+            str(
+                rng.choice(
+                    ["float64", "float16", "int32", "int64", "uint8"]
+                    if a.dtype != bool
+                    else ["uint8", "float32", "int64"]
+                )
+            )
+        )
         feeds[name] = a.astype(dt)
     return f"{name}: {kind}"
 
@@ -197,11 +233,16 @@ def make_case(seed: int, index: int) -> dict:
 
 # --- Checking --------------------------------------------------------------------------------
 
+
 def _still_valid(case: dict) -> bool:
     """A mutated input may still be valid (x's feature size D is free in STGraphAttention)."""
     f = case["feeds"]
-    return (case["op"] == "STGraphAttention" and case["what"] == "x: dim" and f["x"].ndim == 3
-            and f["x"].shape[:2] == (f["q"].shape[0], f["q"].shape[2]))
+    return (
+        case["op"] == "STGraphAttention"
+        and case["what"] == "x: dim"
+        and f["x"].ndim == 3
+        and f["x"].shape[:2] == (f["q"].shape[0], f["q"].shape[2])
+    )
 
 
 def _reference(op: str, feeds: dict, attrs: dict) -> list[np.ndarray]:
@@ -244,7 +285,7 @@ def _reached(case: dict) -> list[np.ndarray]:
 
     op, f, attrs = case["op"], case["feeds"], case["attrs"]
     name = case["what"].split("[")[0]
-    idx = tuple(json.loads(case["what"][len(name):].split(" = ")[0]))
+    idx = tuple(json.loads(case["what"][len(name) :].split(" = ")[0]))
     if op == "STGraphAttention":
         B, H, L, d = f["q"].shape
         P = attrs["tokens_per_frame"]
@@ -342,9 +383,8 @@ _SESSIONS: dict[str, Any] = {}
 
 def run_case(case: dict) -> tuple[str, list[np.ndarray] | None, str]:
     """Runs one case in this process: ("ok", outputs, "") or ("error", None, message)."""
-    from onnx import TensorProto, helper
-
     from helpers import one_node_model, session
+    from onnx import TensorProto, helper
 
     op, feeds, attrs = case["op"], case["feeds"], case["attrs"]
     ins = [(n, helper.np_dtype_to_tensor_dtype(feeds[n].dtype), None) for n in INPUTS[op]]
@@ -368,15 +408,24 @@ def worker(seed: int, start: int, stop: int) -> None:
         print(json.dumps({"i": i, "start": True}), flush=True)
         status, outs, msg = run_case(case)
         v = verdict(case, status, outs)
-        print(json.dumps({"i": i, "verdict": v, "op": case["op"], "kind": case["kind"], "what": case["what"],
-                          "msg": msg[:300]}), flush=True)
+        print(
+            json.dumps(
+                {"i": i, "verdict": v, "op": case["op"], "kind": case["kind"], "what": case["what"], "msg": msg[:300]}
+            ),
+            flush=True,
+        )
 
 
 def sanitizer_env() -> dict[str, str]:
-    lib = lambda name: subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return dict(LD_PRELOAD=f"{lib('libasan.so')} {lib('libstdc++.so')}",
-                ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1",
-                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", FINSTA_OPS_DIR=str(ASAN_LIB_DIR))
+    def lib(name: str) -> str:
+        return subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
+
+    return dict(
+        LD_PRELOAD=f"{lib('libasan.so')} {lib('libstdc++.so')}",
+        ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1",
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
+        FINSTA_OPS_DIR=str(ASAN_LIB_DIR),
+    )
 
 
 def fuzz(n: int, seed: int, asan: bool = False, chunk: int = 2000, timeout: float = 3600) -> dict:
@@ -393,8 +442,13 @@ def fuzz(n: int, seed: int, asan: bool = False, chunk: int = 2000, timeout: floa
     t0 = time.monotonic()
     while i < n:
         stop = min(n, i + chunk)
-        proc = subprocess.run([sys.executable, __file__, "--worker", "--seed", str(seed), "--start", str(i),
-                               "--stop", str(stop)], capture_output=True, text=True, env=env, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", "--seed", str(seed), "--start", str(i), "--stop", str(stop)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
         last_started, done = None, i
         for line in proc.stdout.splitlines():
             rec = json.loads(line)
@@ -413,12 +467,22 @@ def fuzz(n: int, seed: int, asan: bool = False, chunk: int = 2000, timeout: floa
             if asan_report:
                 counts["sanitizer_report"] = counts.get("sanitizer_report", 0) + 1
             pos = max(err.find("ERROR: AddressSanitizer"), err.find("runtime error:"))
-            crashes.append({"i": at, "status": proc.returncode, "stderr": err[pos:pos + 2000] if pos >= 0 else err[-1500:]})
+            crashes.append(
+                {"i": at, "status": proc.returncode, "stderr": err[pos : pos + 2000] if pos >= 0 else err[-1500:]}
+            )
             done = at + 1
         i = done
     lib_dir = env.get("FINSTA_OPS_DIR") or str(ROOT / "finsta_rt" / "_lib")
-    return dict(n=n, seed=seed, asan=asan, lib_dir=lib_dir, seconds=round(time.monotonic() - t0, 1), counts=counts,
-                failures=failures, crashes=crashes)
+    return dict(
+        n=n,
+        seed=seed,
+        asan=asan,
+        lib_dir=lib_dir,
+        seconds=round(time.monotonic() - t0, 1),
+        counts=counts,
+        failures=failures,
+        crashes=crashes,
+    )
 
 
 def print_table(res: dict) -> None:
@@ -467,7 +531,13 @@ def main() -> None:
         return
     if a.replay is not None:
         case = make_case(a.seed, a.replay)
-        print(case["op"], case["kind"], case["what"], case["attrs"], {k: (v.shape, str(v.dtype)) for k, v in case["feeds"].items()})
+        print(
+            case["op"],
+            case["kind"],
+            case["what"],
+            case["attrs"],
+            {k: (v.shape, str(v.dtype)) for k, v in case["feeds"].items()},
+        )
         status, outs, msg = run_case(case)
         print(status, msg, verdict(case, status, outs))
         return

@@ -3,8 +3,9 @@
 Two builds exist (docs/architecture.md, docs/environment.md): ``libfinsta_ops.so`` holds the CPU
 kernels and has no CUDA dependency; ``libfinsta_ops_cuda.so`` holds the same CPU kernels plus the
 CUDA kernels. Both register domain ``finsta`` version 1 (the library says which domain, version and
-ops it registers, from its op table; a library that disagrees with this module is refused). They are looked up in ``finsta_rt/_lib`` (where ``make ops``
-installs them), or in the folder named by ``FINSTA_OPS_DIR``.
+ops it registers, from its op table; a library that disagrees with this module is refused). They
+are looked up in ``finsta_rt/_lib`` (where ``make ops`` installs them), or in the folder named by
+``FINSTA_OPS_DIR``.
 
 >>> import onnxruntime as ort, finsta_rt
 >>> so = ort.SessionOptions()
@@ -92,6 +93,10 @@ def _check_library(path: Path, mtime_ns: int) -> None:
         raise OpsLibraryError(
             f"stale finsta op library {path}: built for finsta-rt {info['version']}, "
             f"this is finsta-rt {__version__}. {BUILD_HINT}"
+        )
+    if "domain" not in info:
+        raise OpsLibraryError(
+            f"stale finsta op library {path}: it does not report its domain and op set (an older build). {BUILD_HINT}"
         )
     if (info.get("domain"), info.get("opset")) != (OPS_DOMAIN, str(OPS_VERSION)):
         raise OpsLibraryError(

@@ -13,7 +13,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from helpers import fresh_seed
 
 ROOT = Path(__file__).resolve().parents[1]

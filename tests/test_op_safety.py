@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import reference
 from helpers import fresh_seed, max_rel_err
 
@@ -29,8 +28,11 @@ ASAN_LIB_DIR = ROOT / "build" / "asan" / "finsta_rt" / "_lib"
 SEED = fresh_seed()
 TOL = 1e-5
 OUTPUTS = {"STGraphAttention": ["out"], "EdgeGraphAttention": ["h", "e_out"], "GaussianDiffGraphAttention": ["out"]}
-INPUTS = {"STGraphAttention": ["x", "q", "k", "v"], "EdgeGraphAttention": ["q", "k", "v", "e", "adj"],
-          "GaussianDiffGraphAttention": ["q", "k", "v", "pos", "adj", "sigma"]}
+INPUTS = {
+    "STGraphAttention": ["x", "q", "k", "v"],
+    "EdgeGraphAttention": ["q", "k", "v", "e", "adj"],
+    "GaussianDiffGraphAttention": ["q", "k", "v", "pos", "adj", "sigma"],
+}
 
 # Runs in the child: one unranked finsta node (the kernel's own checks meet every input), the
 # outputs saved to out.npz or the ORT error written to error.txt.
@@ -57,10 +59,16 @@ _WORKER = textwrap.dedent("""
 
 def sanitizer_env() -> dict[str, str]:
     """The environment that loads the ASan/UBSan library into python (as tests/test_sanitizers.py)."""
-    lib = lambda name: subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return dict(LD_PRELOAD=f"{lib('libasan.so')} {lib('libstdc++.so')}",
-                ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1",
-                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", FINSTA_OPS_DIR=str(ASAN_LIB_DIR))
+
+    def lib(name: str) -> str:
+        return subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
+
+    return dict(
+        LD_PRELOAD=f"{lib('libasan.so')} {lib('libstdc++.so')}",
+        ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1",
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
+        FINSTA_OPS_DIR=str(ASAN_LIB_DIR),
+    )
 
 
 def run_isolated(tmp_path: Path, op: str, attrs: dict, feeds: dict[str, np.ndarray], build: str = "release"):
@@ -73,10 +81,15 @@ def run_isolated(tmp_path: Path, op: str, attrs: dict, feeds: dict[str, np.ndarr
         env.update(sanitizer_env())
     (tmp_path / "spec.json").write_text(json.dumps(dict(op=op, attrs=attrs, inputs=INPUTS[op], outputs=OUTPUTS[op])))
     np.savez(tmp_path / "feeds.npz", **feeds)
-    proc = subprocess.run([sys.executable, "-c", _WORKER, str(tmp_path), str(ROOT / "tests")], capture_output=True,
-                          text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(tmp_path), str(ROOT / "tests")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     at = max(proc.stderr.find("ERROR: AddressSanitizer"), proc.stderr.find("runtime error"), 0)
-    assert proc.returncode == 0, f"{op} {attrs} crashed (status {proc.returncode}):\n{proc.stderr[at:at + 3000]}"
+    assert proc.returncode == 0, f"{op} {attrs} crashed (status {proc.returncode}):\n{proc.stderr[at : at + 3000]}"
     if (tmp_path / "error.txt").is_file():
         return "error", (tmp_path / "error.txt").read_text()
     with np.load(tmp_path / "out.npz") as z:
@@ -108,13 +121,15 @@ def gauss_feeds(rng: np.random.Generator, B=1, H=2, N=5, d=4, density=0.6) -> di
 # --- frame_radius near the int64 limit: `t + r` overflowed, the key count wrapped and the CPU
 # kernel wrote past its buffers (heap-buffer-overflow; SIGABRT at T=8, silently wrong at T=2).
 
+
 @pytest.mark.parametrize("build", ["release", "asan"])
 @pytest.mark.parametrize("T", [8, 2])
 @pytest.mark.parametrize("r", [2**63 - 1, 2**63 - 2, 2**62, 2**31 + 5])
 def test_huge_frame_radius_is_clamped_to_the_clip(tmp_path, build, T, r):
     feeds = st_feeds(np.random.default_rng([SEED, T]), T=T)
-    status, res = run_isolated(tmp_path, "STGraphAttention", dict(tokens_per_frame=4, frame_radius=r, sim_threshold=0.1),
-                               feeds, build)
+    status, res = run_isolated(
+        tmp_path, "STGraphAttention", dict(tokens_per_frame=4, frame_radius=r, sim_threshold=0.1), feeds, build
+    )
     assert status == "ok", res
     ref = reference.st_graph_attention(**feeds, P=4, r=T - 1, tau=0.1)  # r >= T - 1: every frame is a key frame
     assert max_rel_err(res[0], ref) <= TOL, f"FINSTA_TEST_SEED={SEED}"
@@ -122,18 +137,24 @@ def test_huge_frame_radius_is_clamped_to_the_clip(tmp_path, build, T, r):
 
 # --- EdgeGraphAttention with clamp >= 88: exp of the clipped logit overflowed float32 (NaN h).
 
+
 def test_large_clamp_gives_the_exact_answer(tmp_path):
     N, d = 4, 4
-    feeds = dict(q=np.full((1, 1, N, d), 4.5, np.float32), k=np.full((1, 1, N, d), 3.0, np.float32),
-                 v=np.ones((1, 1, N, d), np.float32), e=np.full((1, 1, N, N, d), 6.0, np.float32),
-                 adj=np.ones((1, N, N), bool))
+    feeds = dict(
+        q=np.full((1, 1, N, d), 4.5, np.float32),
+        k=np.full((1, 1, N, d), 3.0, np.float32),
+        v=np.ones((1, 1, N, d), np.float32),
+        e=np.full((1, 1, N, N, d), 6.0, np.float32),
+        adj=np.ones((1, N, N), bool),
+    )
     status, res = run_isolated(tmp_path, "EdgeGraphAttention", dict(clamp=100.0), feeds)
     assert status == "ok", res
     np.testing.assert_allclose(res[0], 1.0, rtol=1e-6)  # h = sum w v / (sum w + 1e-6), v = 1, w = e^100
 
 
-@pytest.mark.parametrize("clamp,q_scale", [(88.0, 40.0), (100.0, 60.0), (300.0, 200.0), (700.0, 500.0),
-                                           (100.0, -60.0), (150.0, -120.0)])
+@pytest.mark.parametrize(
+    "clamp,q_scale", [(88.0, 40.0), (100.0, 60.0), (300.0, 200.0), (700.0, 500.0), (100.0, -60.0), (150.0, -120.0)]
+)
 def test_large_clamp_matches_reference(tmp_path, clamp, q_scale):
     # q_scale < 0 with e > 0 and k > 0: every logit far below zero, the row max near -clamp
     rng = np.random.default_rng([SEED, int(clamp), int(abs(q_scale))])
@@ -151,23 +172,40 @@ def test_large_clamp_matches_reference(tmp_path, clamp, q_scale):
 # --- Attributes of the wrong type were silently replaced by the default (or said "missing").
 
 WRONG_TYPES = [
-    ("STGraphAttention", dict(tokens_per_frame=4, sim_threshold=0.1, frame_radius=1.0),
-     "attribute 'frame_radius' must be an int, got a float"),
-    ("STGraphAttention", dict(tokens_per_frame=4, sim_threshold=0.1, scale=1),
-     "attribute 'scale' must be a float, got an int"),
-    ("STGraphAttention", dict(tokens_per_frame=4.0, sim_threshold=0.1),
-     "attribute 'tokens_per_frame' must be an int, got a float"),
-    ("STGraphAttention", dict(tokens_per_frame=4, sim_threshold="0.1"),
-     "attribute 'sim_threshold' must be a float, got a string"),
-    ("STGraphAttention", dict(tokens_per_frame=[4], sim_threshold=0.1),
-     "attribute 'tokens_per_frame' must be an int, got a list of ints"),
+    (
+        "STGraphAttention",
+        dict(tokens_per_frame=4, sim_threshold=0.1, frame_radius=1.0),
+        "attribute 'frame_radius' must be an int, got a float",
+    ),
+    (
+        "STGraphAttention",
+        dict(tokens_per_frame=4, sim_threshold=0.1, scale=1),
+        "attribute 'scale' must be a float, got an int",
+    ),
+    (
+        "STGraphAttention",
+        dict(tokens_per_frame=4.0, sim_threshold=0.1),
+        "attribute 'tokens_per_frame' must be an int, got a float",
+    ),
+    (
+        "STGraphAttention",
+        dict(tokens_per_frame=4, sim_threshold="0.1"),
+        "attribute 'sim_threshold' must be a float, got a string",
+    ),
+    (
+        "STGraphAttention",
+        dict(tokens_per_frame=[4], sim_threshold=0.1),
+        "attribute 'tokens_per_frame' must be an int, got a list of ints",
+    ),
     ("EdgeGraphAttention", dict(clamp="5"), "attribute 'clamp' must be a float, got a string"),
     ("EdgeGraphAttention", dict(clamp=5), "attribute 'clamp' must be a float, got an int"),
     ("EdgeGraphAttention", dict(clamp=[5.0]), "attribute 'clamp' must be a float, got a list of floats"),
 ]
 
 
-@pytest.mark.parametrize("op,attrs,message", WRONG_TYPES, ids=[m.split("'")[1] + "-" + m.split()[-1] for *_, m in WRONG_TYPES])
+@pytest.mark.parametrize(
+    "op,attrs,message", WRONG_TYPES, ids=[m.split("'")[1] + "-" + m.split()[-1] for *_, m in WRONG_TYPES]
+)
 def test_wrongly_typed_attribute_is_refused(tmp_path, op, attrs, message):
     rng = np.random.default_rng(0)
     feeds = st_feeds(rng) if op == "STGraphAttention" else edge_feeds(rng)
@@ -190,13 +228,16 @@ UNKNOWN_NAMES = [
 @pytest.mark.parametrize("op,attrs,name", UNKNOWN_NAMES)
 def test_unknown_attribute_is_refused(tmp_path, op, attrs, name):
     rng = np.random.default_rng(0)
-    feeds = {"STGraphAttention": st_feeds, "EdgeGraphAttention": edge_feeds, "GaussianDiffGraphAttention": gauss_feeds}[op](rng)
+    feeds = {"STGraphAttention": st_feeds, "EdgeGraphAttention": edge_feeds, "GaussianDiffGraphAttention": gauss_feeds}[
+        op
+    ](rng)
     status, res = run_isolated(tmp_path, op, attrs, feeds)
     assert status == "error" and op in res and name in res, res
 
 
 # --- Non-finite and extreme values of STGraphAttention's x: NaN was swallowed by the graph (a
 # finite output), |x| ~ 1e20 overflowed the squared norm and dropped every edge silently.
+
 
 def st_reached(L: int, P: int, r: int, bad_tokens) -> np.ndarray:
     """[L] bool: the tokens whose output depends on a bad token's edges (itself if it has another
@@ -217,7 +258,9 @@ def test_non_finite_x_reaches_the_outputs_it_touches(tmp_path, bad):
     T, P, r = 6, 3, 1
     feeds = st_feeds(np.random.default_rng([SEED, 3]), T=T, P=P)
     feeds["x"][0, 4, 2] = bad  # token 4, frame 1
-    status, res = run_isolated(tmp_path, "STGraphAttention", dict(tokens_per_frame=P, frame_radius=r, sim_threshold=0.1), feeds)
+    status, res = run_isolated(
+        tmp_path, "STGraphAttention", dict(tokens_per_frame=P, frame_radius=r, sim_threshold=0.1), feeds
+    )
     assert status == "ok", res
     reached = st_reached(T * P, P, r, [4])
     out = res[0]
@@ -231,13 +274,16 @@ def test_non_finite_x_reaches_the_outputs_it_touches(tmp_path, bad):
 def test_extreme_x_magnitudes_keep_the_graph(tmp_path, magnitude):
     feeds = st_feeds(np.random.default_rng([SEED, 5]), T=4, P=5, D=16)
     feeds["x"] = (feeds["x"] / np.abs(feeds["x"]).max() * np.float32(magnitude)).astype(np.float32)
-    status, res = run_isolated(tmp_path, "STGraphAttention", dict(tokens_per_frame=5, frame_radius=1, sim_threshold=0.2), feeds)
+    status, res = run_isolated(
+        tmp_path, "STGraphAttention", dict(tokens_per_frame=5, frame_radius=1, sim_threshold=0.2), feeds
+    )
     assert status == "ok", res
     ref = reference.st_graph_attention(**feeds, P=5, r=1, tau=0.2)
     assert max_rel_err(res[0], ref) <= TOL, f"FINSTA_TEST_SEED={SEED} magnitude={magnitude}"
 
 
 # --- The same policy for the other ops' inputs (NaN reaches the outputs through the edges).
+
 
 @pytest.mark.parametrize("name", ["q", "k", "v", "e"])
 def test_edge_graph_attention_propagates_nan(tmp_path, name):

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import reference
+from helpers import st_graph_attention_model
 
 import finsta_rt
-import reference
 from finsta_rt import ops
-from helpers import st_graph_attention_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,14 @@ def test_library_of_another_domain_is_refused(monkeypatch):
     real = ops.library_info
     monkeypatch.setattr(ops, "library_info", lambda p, m=0: {**real(p, m), "domain": "finsta2"})
     with pytest.raises(finsta_rt.OpsLibraryError, match="registers domain 'finsta2' version '1', finsta-rt expects 'finsta'"):
+        finsta_rt.library_path("cpu")
+
+
+def test_library_that_does_not_report_its_domain_is_refused(monkeypatch):
+    real = ops.library_info
+    strip = lambda p, m=0: {k: v for k, v in real(p, m).items() if k not in ("domain", "opset")}  # noqa: E731
+    monkeypatch.setattr(ops, "library_info", strip)
+    with pytest.raises(finsta_rt.OpsLibraryError, match="stale finsta op library .* does not report its domain .*make ops"):
         finsta_rt.library_path("cpu")
 
 
