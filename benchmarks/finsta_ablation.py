@@ -42,7 +42,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.train:
         for run, overrides in VARIANTS.values():
-            cmd = [sys.executable, "-m", "finsta.train.cli", str(CONFIG), "--output", run, "-q"]
+            cmd = [sys.executable, "-m", "finsta.cli.train", str(CONFIG), "--output", run, "-q"]
             for o in overrides + args.set:
                 cmd += ["--set", o]
             print("$", " ".join(cmd[2:]), flush=True)

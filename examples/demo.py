@@ -61,10 +61,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     step("1. train (finsta-train configs/stgt_demo.yaml)")
     # progress: a line per epoch with the loss and the time left
-    subprocess.run([sys.executable, "-m", "finsta.train.cli", str(CONFIG)], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "finsta.cli.train", str(CONFIG)], cwd=ROOT, check=True)
 
     step("2. export (finsta-export runs/stgt-demo --flavour both)")
-    subprocess.run([sys.executable, "-m", "finsta.export.cli", str(RUN), "--flavour", "both", "--overwrite", "-q"],
+    subprocess.run([sys.executable, "-m", "finsta.cli.export", str(RUN), "--flavour", "both", "--overwrite", "-q"],
                    cwd=ROOT, check=True)
     print(cli("finsta_rt.cli", "info", str(BUNDLE)))
 

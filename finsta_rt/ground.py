@@ -213,12 +213,3 @@ def ground(model, video: str | Path, text: str, out_dir: str | Path, sampling: s
                                 "peak_patch": [[int(p // grid[1]), int(p % grid[1])] for p in peaks[k]],
                                 "timestamps": [float(s) for s in stamps]})
     return report
-
-
-def add_parser(subparsers):
-    """The ``ground`` command on an argparse ``subparsers`` (the command line lives in finsta_rt.cli.ground;
-    kept for callers that build their own parser)."""
-    from .cli import add_command
-    from .cli import ground as command
-
-    return add_command(subparsers, command)

@@ -149,12 +149,3 @@ def detect(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, rule: Sce
 def _clock(t: float) -> str:
     m, s = divmod(max(t, 0.0), 60)
     return f"{int(m):02d}:{s:06.3f}"
-
-
-def add_parser(subparsers):
-    """The ``scenes`` command on an argparse ``subparsers`` (the command line lives in finsta_rt.cli.scenes;
-    kept for callers that build their own parser)."""
-    from .cli import add_command
-    from .cli import scenes as command
-
-    return add_command(subparsers, command)

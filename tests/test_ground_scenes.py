@@ -4,7 +4,6 @@ scores, and both commands end to end on a tiny S-ViLM bundle, bad inputs include
 
 from __future__ import annotations
 
-import argparse
 import json
 import zlib
 
@@ -13,17 +12,13 @@ import numpy as np
 import pytest
 
 from finsta_rt import ground, scenes
+from finsta_rt.cli import main as finsta_cli
 from finsta_rt.ground import GroundError, heat_maps, noun_phrases, peak_patches, upsample, write_png
 from media import moving_frames, write_bytes, write_video
 
 
 def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="finsta-rt")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    ground.add_parser(sub)
-    scenes.add_parser(sub)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return finsta_cli(argv)
 
 
 # ----------------------------------------------------------------------------- nouns and heat maps

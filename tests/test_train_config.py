@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from finsta.families import load_config
-from finsta.train.cli import main as train_cli
+from finsta.cli.train import main as train_cli
 from finsta.train.config import ConfigError
 
 BASE = "configs/stgt_synthetic.yaml"

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from .config import ConfigError
+from ..train.config import ConfigError
 
 EPILOG = """examples:
   finsta-train configs/stgt_synthetic.yaml
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(args.overrides)
     if args.output:
         overrides["output"] = args.output
-    from ..families import load_config, train  # the entry point is where a family is looked up
+    from ..families import load_config, train  # imported late: --help needs no torch
 
     try:
         cfg = load_config(args.config, overrides)

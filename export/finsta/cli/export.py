@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--out names one directory; with --flavour both use the default names")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S")
-    from ..families import export_run  # the entry point is where a run's family is looked up
+    from ..families import export_run  # imported late: --help needs no torch
 
     flavours = ["custom", "portable"] if args.flavour == "both" else [args.flavour]
     try:
