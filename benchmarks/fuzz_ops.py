@@ -451,6 +451,8 @@ def fuzz(n: int, seed: int, asan: bool = False, chunk: int = 2000, timeout: floa
         )
         last_started, done = None, i
         for line in proc.stdout.splitlines():
+            if not line.startswith('{"i": '):
+                continue  # not a record (a library that prints to stdout)
             rec = json.loads(line)
             if rec.get("start"):
                 last_started = rec["i"]
