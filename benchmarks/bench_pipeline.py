@@ -100,7 +100,7 @@ def main() -> int:
     if args.run:
         import torch
 
-        from finsta.export.run import towers_from_run
+        from finsta.families import towers_from_run
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
         video_tower, _, _ = towers_from_run(args.run)

@@ -320,7 +320,7 @@ class Bundle:
             raise BundleError(f"{where}: 'files' must map each file to its sha256")
         self.files: dict[Path, str] = {}
         for rel, digest in files.items():
-            full = _inside(root, rel, f"files.{rel}")
+            full = _inside(root, rel, "files entry")
             self.files[full] = sc.string(digest, f"files.{rel}", SHA256, what="a sha256 (64 lowercase hex digits)")
 
     @property

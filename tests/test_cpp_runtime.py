@@ -253,7 +253,7 @@ MANIFEST_EDITS = {
     "escape_files_entry": lambda m: m["files"].update({"../x": "0"}),
     "format_version": lambda m: m.update(format_version=99),
     "format": lambda m: m.update(format="zip"),
-    "family": lambda m: m.update(family="clip"),
+    "family": lambda m: m.update(family="not a name!"),
     "flavour": lambda m: m.update(flavour="fast"),
     "graph_missing": lambda m: m["graphs"].pop("text"),
     "no_sha256": lambda m: m["files"].pop("video.onnx"),
