@@ -6,7 +6,7 @@
    broken by assignment confidence) must lie on the object: "any" = the patch's cell holds any of
    its pixels, ">=50%" = at least half the cell is the object. Baselines: a random map (a uniformly
    random peak patch: the expected hit rate, exactly) and always the centre patch.
-2. Temporal grouping on cut-and-paste clips (finsta.data.synthetic.cut_and_paste of two held-out
+2. Temporal grouping on cut-and-paste clips (finsta.data.cut_and_paste.cut_and_paste of two held-out
    videos at a random cut): the cut is the frame with the largest scene-change score; frames on the
    right side of it; and, at the bundle's synthetic-clip threshold (calibrated on training clips),
    how often the cut is detected and how often an intact clip raises a false boundary. Baselines:
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "export"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finsta.data.synthetic import (SyntheticVideoDataset, cell_coverage, cut_and_paste, object_masks,  # noqa: E402
-                                   temporal_cuts)
+from finsta.data.cut_and_paste import cell_coverage, cut_and_paste, temporal_cuts  # noqa: E402
+from finsta.data.synthetic import SyntheticVideoDataset, object_masks  # noqa: E402
 from finsta_rt.ground import heat_maps, peak_patches  # noqa: E402
 from finsta_rt.model import Model  # noqa: E402
 from finsta_rt.scenes import SceneRule, boundaries, scene_changes  # noqa: E402
@@ -42,7 +42,7 @@ from shot_truth import BIKES, histogram_cuts, match  # noqa: E402
 
 
 def synthetic_threshold(model: Model) -> float:
-    """The threshold that best separates cut from other transitions of training clips (svilm_loop)."""
+    """The threshold that best separates cut from other transitions of training clips (finsta.families.svilm)."""
     return float(((model.bundle.manifest.get("model") or {}).get("svilm") or {}).get("scene_threshold", 0.5))
 
 

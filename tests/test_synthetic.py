@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -329,15 +328,10 @@ def test_held_out_captions_are_diverse():
     assert len({e.start_frame for v in held for e in v.events[:1]}) >= 3  # varied start times
 
 
-def test_render_speed():
-    t0 = time.perf_counter()
-    generate(200, seed=3)
-    assert time.perf_counter() - t0 < 10.0  # ~1 s here: 1000 videos take seconds, not minutes
-
-
-def test_split_modules_keep_the_old_import_paths():
-    """S-ViLM's helpers moved to finsta.data.cut_and_paste; finsta.data.synthetic still names the same objects."""
+def test_split_modules_keep_the_public_names():
+    """finsta.data.synthetic names every piece of the generator it lists; S-ViLM's splices live only in
+    finsta.data.cut_and_paste."""
     for name in ("cut_and_paste", "cell_coverage", "temporal_cuts"):
-        assert getattr(synthetic, name) is getattr(cut_and_paste_module, name)
+        assert not hasattr(synthetic, name) and callable(getattr(cut_and_paste_module, name))
     for name in synthetic.__all__:
         assert getattr(synthetic, name) is not None

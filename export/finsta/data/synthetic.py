@@ -48,7 +48,6 @@ import numpy as np
 
 from .captions import (AttributeNegative, Mention, OrderNegative, TEMPLATES, attribute_negative, compose,
                        duplicate_rate, order_negative)
-from .cut_and_paste import cell_coverage, cut_and_paste, temporal_cuts  # S-ViLM's; import them from .cut_and_paste
 from .rendering import Background, object_masks, render, sample_background
 from .scene import (ATTRIBUTES, COLOURS, DIRECTIONS, EVENT_KINDS, MOTION_KINDS, PREDICATES, REL_EPS, SHAPES, SIZES,
                     TOUCH_EPS, Event, Infeasible, ObjectSpec, ObjectState, Relation, SceneGraph, box_gap)
@@ -60,8 +59,7 @@ __all__ = [
     "SHAPES", "COLOURS", "SIZES", "DIRECTIONS", "EVENT_KINDS", "PREDICATES", "TOUCH_EPS", "REL_EPS",
     "ObjectSpec", "ObjectState", "Relation", "Event", "SceneGraph", "Mention", "OrderNegative",
     "AttributeNegative", "Background", "SyntheticVideo", "SyntheticVideoDataset", "generate",
-    "generate_video", "render", "object_masks", "cut_and_paste", "box_gap", "duplicate_rate",
-    "cell_coverage", "temporal_cuts", "ATTRIBUTES", "MOTION_KINDS",
+    "generate_video", "render", "object_masks", "box_gap", "duplicate_rate", "ATTRIBUTES", "MOTION_KINDS",
 ]
 
 

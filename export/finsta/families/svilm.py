@@ -8,7 +8,7 @@ L = L_contrast + ground_weight * L_ground + temporal_weight * L_temporal
   score their clip's group tokens above those of the other clips of the batch (clips whose caption
   names the same phrase are not negatives);
 * L_temporal (intra-clip temporal grouping): cut-and-paste, clip i takes frames [s, e) from another
-  clip (half the time e = T: one cut, as finsta.data.synthetic.cut_and_paste); every frame must be
+  clip (half the time e = T: one cut, as finsta.data.cut_and_paste.cut_and_paste); every frame must be
   nearer the mean of its own scene than the other's. L_contrast and L_ground use the original clip.
 
 Held-out metrics (all on videos of the val seed): retrieval R@1/R@5, grounding pointing accuracy
@@ -35,7 +35,8 @@ from torch import nn
 
 from finsta_rt.ground import heat_maps, noun_phrases, peak_patches
 
-from ..data.synthetic import cell_coverage, object_masks, temporal_cuts
+from ..data.cut_and_paste import cell_coverage, temporal_cuts
+from ..data.synthetic import object_masks
 from ..export.bundle import ExportSpec, GraphExport, example_inputs, io_specs
 from ..export.run import ExportParts
 from ..models.svilm import (
