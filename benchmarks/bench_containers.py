@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 
-def container_table(bundle: str, sampling: str | None = None, device: str = "cpu") -> list[tuple[str, str, float | None, str]]:
+def container_table(
+    bundle: str, sampling: str | None = None, device: str = "cpu"
+) -> list[tuple[str, str, float | None, str]]:
     from finsta_rt.extract import extract, read_manifest
     from finsta_rt.model import Model
 

@@ -22,9 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -73,16 +73,19 @@ def _gaussian_inputs(shape, rng):
 
 def _st_torch(shape, t):
     from finsta.nn import st_graph_attention
+
     return st_graph_attention(t["x"], t["q"], t["k"], t["v"], shape[3], SIM_THRESHOLD)
 
 
 def _edge_torch(shape, t):
     from finsta.nn import edge_graph_attention
+
     return edge_graph_attention(t["q"], t["k"], t["v"], t["e"], t["adj"])
 
 
 def _gaussian_torch(shape, t):
     from finsta.nn import gaussian_diff_graph_attention
+
     return gaussian_diff_graph_attention(t["q"], t["k"], t["v"], t["pos"], t["adj"], t["sigma"])
 
 
@@ -90,6 +93,7 @@ def _gaussian_torch(shape, t):
 class OpBench:
     """How to benchmark one op: its shape layout and default shapes, its inputs (numpy, by name),
     its outputs and attributes as one ONNX node, and its PyTorch eager call."""
+
     shape_names: str
     default_shapes: list
     inputs: Callable
@@ -101,13 +105,24 @@ class OpBench:
 
 OPS = {
     "STGraphAttention": OpBench(
-        "B,H,T,P,d,D", [(1, 8, 8, 49, 64, 512), (1, 12, 16, 196, 64, 768)], _st_inputs, ["out"], _st_torch,
-        attrs=lambda shape: dict(tokens_per_frame=shape[3], sim_threshold=SIM_THRESHOLD)),
-    "EdgeGraphAttention": OpBench("B,H,N,d", [(8, 8, 16, 32), (32, 8, 32, 64)], _edge_inputs, ["h", "e_out"],
-                                  _edge_torch),
+        "B,H,T,P,d,D",
+        [(1, 8, 8, 49, 64, 512), (1, 12, 16, 196, 64, 768)],
+        _st_inputs,
+        ["out"],
+        _st_torch,
+        attrs=lambda shape: dict(tokens_per_frame=shape[3], sim_threshold=SIM_THRESHOLD),
+    ),
+    "EdgeGraphAttention": OpBench(
+        "B,H,N,d", [(8, 8, 16, 32), (32, 8, 32, 64)], _edge_inputs, ["h", "e_out"], _edge_torch
+    ),
     "GaussianDiffGraphAttention": OpBench(
-        "B,H,T*K,d", [(4, 8, 8, 16, 64), (2, 8, 16, 32, 64)], _gaussian_inputs, ["out"], _gaussian_torch,
-        label=lambda s: f"{s[0]},{s[1]},{s[2]}*{s[3]},{s[4]}"),
+        "B,H,T*K,d",
+        [(4, 8, 8, 16, 64), (2, 8, 16, 32, 64)],
+        _gaussian_inputs,
+        ["out"],
+        _gaussian_torch,
+        label=lambda s: f"{s[0]},{s[1]},{s[2]}*{s[3]},{s[4]}",
+    ),
 }
 
 
@@ -129,8 +144,9 @@ def _ort_runner(op, shape, method, device, threads):
     vi = [helper.make_tensor_value_info(n, elem(a), [None] * a.ndim) for n, a in feeds.items()]
     vo = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in spec.outputs]
     graph = helper.make_graph([node], "bench", vi, vo)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("finsta", 1)],
-                              ir_version=10)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("finsta", 1)], ir_version=10
+    )
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     if method == "custom":
@@ -192,17 +208,43 @@ def worker(args) -> None:
     gpu_peak = None
     if args.device == "cuda" and args.method == "torch":
         import torch
+
         gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     np.savez(args.out, *to_numpy(out))
-    print(json.dumps(dict(median_ms=1e3 * statistics.median(times), min_ms=1e3 * min(times),
-                          peak_mb=peak / 1024, gpu_peak_mb=gpu_peak)))
+    print(
+        json.dumps(
+            dict(
+                median_ms=1e3 * statistics.median(times),
+                min_ms=1e3 * min(times),
+                peak_mb=peak / 1024,
+                gpu_peak_mb=gpu_peak,
+            )
+        )
+    )
 
 
 def measure(op, shape, method, args, tmp: Path) -> dict:
     out = tmp / f"{method}.npz"
-    cmd = [sys.executable, __file__, "--op", op, "--worker-shape", ",".join(map(str, shape)), "--method", method,
-           "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--device", args.device, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--op",
+        op,
+        "--worker-shape",
+        ",".join(map(str, shape)),
+        "--method",
+        method,
+        "--runs",
+        str(args.runs),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
@@ -215,15 +257,23 @@ def measure(op, shape, method, args, tmp: Path) -> dict:
 
 def max_rel_diff(outs: list, refs: list) -> float:
     """The largest, over outputs, of max |out - ref| / max |ref|."""
-    return max(float(np.abs(o - r.astype(np.float64)).max() / max(np.abs(r).max(), 1e-30)) if r.size else 0.0
-               for o, r in zip(outs, refs))
+    return max(
+        float(np.abs(o - r.astype(np.float64)).max() / max(np.abs(r).max(), 1e-30)) if r.size else 0.0
+        for o, r in zip(outs, refs)
+    )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--op", choices=[*OPS, "all"], help="op to benchmark (default: all, or STGraphAttention with --shape)")
-    ap.add_argument("--shape", action="append", help="the op's sizes, comma-separated (repeatable): STGraphAttention "
-                    "B,H,T,P,d,D; EdgeGraphAttention B,H,N,d; GaussianDiffGraphAttention B,H,T,K,d (N = T*K)")
+    ap.add_argument(
+        "--op", choices=[*OPS, "all"], help="op to benchmark (default: all, or STGraphAttention with --shape)"
+    )
+    ap.add_argument(
+        "--shape",
+        action="append",
+        help="the op's sizes, comma-separated (repeatable): STGraphAttention "
+        "B,H,T,P,d,D; EdgeGraphAttention B,H,N,d; GaussianDiffGraphAttention B,H,T,K,d (N = T*K)",
+    )
     ap.add_argument("--runs", type=int, default=20, help="timed runs per method (median reported)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
@@ -243,9 +293,11 @@ def main(argv=None) -> int:
         ap.error("--shape needs one --op (the layouts differ)")
     ops = list(OPS) if args.op in (None, "all") and not args.shape else [args.op or "STGraphAttention"]
     methods = args.methods.split(",")
-    print(f"finsta ops on {args.device}, {os.cpu_count()} cores, threads={args.threads or 'all'}, "
-          f"median of {args.runs} runs after {args.warmup} warm-up; peak = resident-set growth while running; "
-          f"max rel diff = against the custom kernel, over all outputs")
+    print(
+        f"finsta ops on {args.device}, {os.cpu_count()} cores, threads={args.threads or 'all'}, "
+        f"median of {args.runs} runs after {args.warmup} warm-up; peak = resident-set growth while running; "
+        f"max rel diff = against the custom kernel, over all outputs"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for op in ops:
             spec = OPS[op]

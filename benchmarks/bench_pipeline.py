@@ -91,12 +91,24 @@ def main() -> int:
 
     def pipeline(m) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            summary = extract(m, paths, Path(tmp) / "out", sampling=str(s), batch_size=args.batch_size,
-                              workers=args.workers, resume=False, progress=False)
+            summary = extract(
+                m,
+                paths,
+                Path(tmp) / "out",
+                sampling=str(s),
+                batch_size=args.batch_size,
+                workers=args.workers,
+                resume=False,
+                progress=False,
+            )
             assert summary.failed == 0, summary.failures
 
     _, t_pipe, c_pipe = timed(pipeline, model)
-    rows = [("decode + preprocess", t_dec, c_dec), ("model (ORT)", t_model, c_model), ("pipeline (ORT)", t_pipe, c_pipe)]
+    rows = [
+        ("decode + preprocess", t_dec, c_dec),
+        ("model (ORT)", t_model, c_model),
+        ("pipeline (ORT)", t_pipe, c_pipe),
+    ]
     if args.run:
         import torch
 
@@ -109,26 +121,34 @@ def main() -> int:
 
         def torch_model() -> None:
             for i in range(0, len(flat), args.batch_size):
-                tm.embed_frames(flat[i:i + args.batch_size])
+                tm.embed_frames(flat[i : i + args.batch_size])
 
         rows.append(("model (PyTorch eager)", *timed(torch_model)[1:]))
         rows.append(("pipeline (PyTorch)", *timed(pipeline, tm)[1:]))
     n = len(paths)
-    print(f"{n} videos ({len(videos)} real clips x {args.repeat}), {frames} frames ({s}), batch {args.batch_size}, "
-          f"{args.workers} decode threads, device {model.device}, bundle {model.bundle.name} ({model.bundle.flavour})")
+    print(
+        f"{n} videos ({len(videos)} real clips x {args.repeat}), {frames} frames ({s}), batch {args.batch_size}, "
+        f"{args.workers} decode threads, device {model.device}, bundle {model.bundle.name} ({model.bundle.flavour})"
+    )
     cores = len(os.sched_getaffinity(0))
     print(f"{'stage':<24} {'seconds':>8} {'frames/s':>9} {'videos/s':>9} {'CPU s':>7} {'cores busy':>10}")
     for name, t, c in rows:
         print(f"{name:<24} {t:>8.2f} {frames / t:>9.1f} {n / t:>9.2f} {c:>7.2f} {c / t:>10.2f}")
     t = {name: wall for name, wall, _ in rows}
     # throughputs: pipeline / min(decode, model) = slowest stage time / pipeline time
-    print(f"pipeline (ORT) throughput / min(decode, model) throughput: {max(t_dec, t_model) / t_pipe:.2f}  (target >= 0.85)")
+    print(
+        f"pipeline (ORT) throughput / min(decode, model) throughput: {max(t_dec, t_model) / t_pipe:.2f}  (target >= 0.85)"
+    )
     # When both stages alone keep every core busy, overlap cannot beat their summed CPU work.
     bound = max(t_dec, t_model, (c_dec + c_model) / cores)
-    print(f"CPU-work bound on {cores} cores: max(decode, model, (CPU decode + CPU model) / cores) = {bound:.2f} s; "
-          f"pipeline reaches {bound / t_pipe:.2f} of it")
+    print(
+        f"CPU-work bound on {cores} cores: max(decode, model, (CPU decode + CPU model) / cores) = {bound:.2f} s; "
+        f"pipeline reaches {bound / t_pipe:.2f} of it"
+    )
     if "pipeline (PyTorch)" in t:
-        print(f"pipeline (ORT) speed-up over pipeline (PyTorch): {t['pipeline (PyTorch)'] / t_pipe:.2f}x  (target >= 1.5)")
+        print(
+            f"pipeline (ORT) speed-up over pipeline (PyTorch): {t['pipeline (PyTorch)'] / t_pipe:.2f}x  (target >= 1.5)"
+        )
     return 0
 
 

@@ -36,8 +36,9 @@ MIN_SCORES = tuple(round(0.01 * k, 2) for k in range(31))
 
 def grid() -> list[SceneRule]:
     rules = [SceneRule(ratio=0.0, window=0.0, min_score=m) for m in MIN_SCORES]  # window unused without a ratio
-    rules += [SceneRule(ratio=r, window=w, min_score=m)
-              for r, w, m in itertools.product(RATIOS[1:], WINDOWS, MIN_SCORES)]
+    rules += [
+        SceneRule(ratio=r, window=w, min_score=m) for r, w, m in itertools.product(RATIOS[1:], WINDOWS, MIN_SCORES)
+    ]
     return rules
 
 
@@ -55,8 +56,10 @@ def choose(rules: list[SceneRule], clips) -> list[tuple[Match, SceneRule]]:
 
 
 def row(name: str, r: SceneRule, m: Match) -> str:
-    return (f"| {name} | {r.ratio:g} | {r.window:g} | {r.min_score:.2f} | {m.hits}/{m.cuts} | {m.false} | "
-            f"{m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} |")
+    return (
+        f"| {name} | {r.ratio:g} | {r.window:g} | {r.min_score:.2f} | {m.hits}/{m.cuts} | {m.false} | "
+        f"{m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     ranked = choose(rules, cal)
     best = ranked[0][1]
     n_cuts = sum(len(c.cuts) for c, _, _ in cal)
-    print(f"bundle {args.bundle}, sampling {args.sampling}; calibration: "
-          f"{', '.join(f'{c.name} ({len(c.cuts)} cuts)' for c, _, _ in cal)}; {len(rules)} rules\n")
+    print(
+        f"bundle {args.bundle}, sampling {args.sampling}; calibration: "
+        f"{', '.join(f'{c.name} ({len(c.cuts)} cuts)' for c, _, _ in cal)}; {len(rules)} rules\n"
+    )
     print(f"## Calibration clips ({n_cuts} cuts), best {args.top} rules and the best plain threshold\n")
-    print("| rule | ratio | window s | min score | hits | false | precision | recall | F1 |\n"
-          "|---|---|---|---|---|---|---|---|---|")
-    for k, (m, r) in enumerate(ranked[:args.top]):
+    print(
+        "| rule | ratio | window s | min score | hits | false | precision | recall | F1 |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    for k, (m, r) in enumerate(ranked[: args.top]):
         print(row("chosen" if k == 0 else f"#{k + 1}", r, m))
     m, r = next((m, r) for m, r in ranked if r.ratio == 0)
     print(row("plain threshold", r, m))
@@ -94,12 +101,16 @@ def main(argv: list[str] | None = None) -> int:
 
     synthetic = float(((model.bundle.manifest.get("model") or {}).get("svilm") or {}).get("scene_threshold", 0.5))
     print(f"\n## Held out: {', '.join(c.name for c, _, _ in held)} (took no part in the choice)\n")
-    print("| rule | ratio | window s | min score | hits | false | precision | recall | F1 | detected (s) |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
-    for name, r in (("chosen on calibration clips", best), ("runtime default", default),
-                    ("plain threshold, best on calibration clips", next(r for _, r in ranked if r.ratio == 0)),
-                    ("bundle's synthetic-clip threshold", SceneRule(ratio=0.0, window=0.0,
-                                                                    min_score=min(synthetic, 2.0)))):
+    print(
+        "| rule | ratio | window s | min score | hits | false | precision | recall | F1 | detected (s) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for name, r in (
+        ("chosen on calibration clips", best),
+        ("runtime default", default),
+        ("plain threshold, best on calibration clips", next(r for _, r in ranked if r.ratio == 0)),
+        ("bundle's synthetic-clip threshold", SceneRule(ratio=0.0, window=0.0, min_score=min(synthetic, 2.0))),
+    ):
         for clip, t, s in held:
             found = [float(t[i]) for i in boundaries(t, s, r)]
             print(row(name, r, match(found, clip)) + f" {', '.join(f'{x:.2f}' for x in found)} |")

@@ -33,12 +33,13 @@ sys.path.insert(0, str(ROOT / "export"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from shot_truth import BIKES, histogram_cuts, match  # noqa: E402
+
 from finsta.data.cut_and_paste import cell_coverage, cut_and_paste, temporal_cuts  # noqa: E402
 from finsta.data.synthetic import SyntheticVideoDataset, object_masks  # noqa: E402
 from finsta_rt.ground import heat_maps, peak_patches  # noqa: E402
 from finsta_rt.model import Model  # noqa: E402
 from finsta_rt.scenes import SceneRule, boundaries, scene_changes  # noqa: E402
-from shot_truth import BIKES, histogram_cuts, match  # noqa: E402
 
 
 def synthetic_threshold(model: Model) -> float:
@@ -50,7 +51,7 @@ def embed_clips(model: Model, clips: list[np.ndarray], batch: int = 8) -> dict[s
     pre = model.bundle.preprocess
     outs: dict[str, list] = {}
     for i in range(0, len(clips), batch):
-        x = np.stack([pre(c) for c in clips[i:i + batch]])
+        x = np.stack([pre(c) for c in clips[i : i + batch]])
         for k, v in model.embed_frames(x).items():
             outs.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in outs.items()}
@@ -61,17 +62,32 @@ def grounding(model: Model, videos: list, out: dict[str, np.ndarray]) -> dict[st
     nouns = sorted({m.text for v in videos for m in v.mentions})
     emb = dict(zip(nouns, model.embed_texts(nouns)["noun_embedding"]))
     P = out["group_assignment"].shape[-1]
-    side = int(round(P ** 0.5))
+    side = int(round(P**0.5))
     grid = (side, P // side)
     centre = (grid[0] // 2) * grid[1] + grid[1] // 2
-    rows = {k: [] for k in ("model_any", "model_50", "random_any", "random_50", "centre_any", "centre_50",
-                            "multi_model_named", "multi_model_other", "multi_random_named", "multi_random_other")}
+    rows = {
+        k: []
+        for k in (
+            "model_any",
+            "model_50",
+            "random_any",
+            "random_50",
+            "centre_any",
+            "centre_50",
+            "multi_model_named",
+            "multi_model_other",
+            "multi_random_named",
+            "multi_random_other",
+        )
+    }
     for i, v in enumerate(videos):
         labels = object_masks(v)
         named: dict[int, str] = {}
         for m in v.mentions:
             named.setdefault(m.object_id, m.text)
-        heat = heat_maps(np.stack([emb[t] for t in named.values()]), out["group_features"][i], out["group_assignment"][i])
+        heat = heat_maps(
+            np.stack([emb[t] for t in named.values()]), out["group_features"][i], out["group_assignment"][i]
+        )
         peaks = peak_patches(heat, out["group_assignment"][i], out["group_probs"][i])
         covs = {oid: cell_coverage(labels, oid, grid).reshape(labels.shape[0], -1) for oid in named}
         for k, oid in enumerate(named):
@@ -97,8 +113,9 @@ def grounding(model: Model, videos: list, out: dict[str, np.ndarray]) -> dict[st
     return res
 
 
-def temporal(model: Model, videos: list, intact: np.ndarray, threshold: float,
-             seed: int = 7) -> dict[str, dict[str, float]]:
+def temporal(
+    model: Model, videos: list, intact: np.ndarray, threshold: float, seed: int = 7
+) -> dict[str, dict[str, float]]:
     """``intact``: the scene_change output [n, T] of the unspliced ``videos``."""
     n, T = len(videos), intact.shape[1]
     partner, cuts = temporal_cuts(n, T, seed)
@@ -109,8 +126,10 @@ def temporal(model: Model, videos: list, intact: np.ndarray, threshold: float,
 
     def scores(ch: np.ndarray) -> dict[str, float]:
         found = ch[:, 1:].argmax(1) + 1
-        return {"cut_acc": float((found == cuts).mean()),
-                "frame_acc": float(((t >= found[:, None]) == (t >= cuts[:, None])).mean())}
+        return {
+            "cut_acc": float((found == cuts).mean()),
+            "frame_acc": float(((t >= found[:, None]) == (t >= cuts[:, None])).mean()),
+        }
 
     model_row = scores(change)
     rule, steps = SceneRule(ratio=0.0, window=0.0, min_score=threshold), np.arange(T, dtype=np.float64)
@@ -119,8 +138,12 @@ def temporal(model: Model, videos: list, intact: np.ndarray, threshold: float,
     model_row.update({"detected": float(np.mean(det)), "intact_false_alarm": float(np.mean(false))})
     # chance: a uniformly random cut frame; frame accuracy averaged exactly over the T-1 guesses
     fr = np.mean([((t[0] >= g) == (t[0] >= c)).mean() for c in cuts for g in range(1, T)])
-    return {"S-ViLM scene_change": model_row, "raw pixel difference": scores(pix),
-            "chance": {"cut_acc": 1.0 / (T - 1), "frame_acc": float(fr)}, "_n": {"n": n}}
+    return {
+        "S-ViLM scene_change": model_row,
+        "raw pixel difference": scores(pix),
+        "chance": {"cut_acc": 1.0 / (T - 1), "frame_acc": float(fr)},
+        "_n": {"n": n},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,34 +161,47 @@ def main(argv: list[str] | None = None) -> int:
     data = SyntheticVideoDataset(args.n, seed=args.seed, frames=T, size=args.size)
     videos = [data[i] for i in range(len(data))]  # rendered once, embedded once for both tables
     out = embed_clips(model, [v.frames for v in videos])
-    print(f"bundle {args.bundle} ({model.bundle.flavour}), held-out synthetic seed {args.seed}: {args.n} videos, "
-          f"T={T}, scene threshold {thr:.4f}\n")
+    print(
+        f"bundle {args.bundle} ({model.bundle.flavour}), held-out synthetic seed {args.seed}: {args.n} videos, "
+        f"T={T}, scene threshold {thr:.4f}\n"
+    )
 
     t0 = time.monotonic()
     g = grounding(model, videos, out)
-    print(f"## Spatial grounding: peak patch of the noun's heat map on the object ({g['n']} noun-frames, "
-          f"{time.monotonic() - t0:.0f} s)\n")
+    print(
+        f"## Spatial grounding: peak patch of the noun's heat map on the object ({g['n']} noun-frames, "
+        f"{time.monotonic() - t0:.0f} s)\n"
+    )
     print("| method | hit: cell touches object | hit: >= 50% of cell is object |\n|---|---|---|")
-    for name, key in (("S-ViLM (noun vs hard-assigned groups)", "model"), ("random map (expected)", "random"),
-                      ("always the centre patch", "centre")):
+    for name, key in (
+        ("S-ViLM (noun vs hard-assigned groups)", "model"),
+        ("random map (expected)", "random"),
+        ("always the centre patch", "centre"),
+    ):
         print(f"| {name} | {g[key + '_any']:.3f} | {g[key + '_50']:.3f} |")
-    print(f"\nClips naming 2+ visible objects ({g['n_multi']} noun-frames): does the peak find the named object "
-          "or another named one?\n")
+    print(
+        f"\nClips naming 2+ visible objects ({g['n_multi']} noun-frames): does the peak find the named object "
+        "or another named one?\n"
+    )
     print("| method | peak touches the named object | peak touches only another named object |\n|---|---|---|")
     print(f"| S-ViLM | {g['multi_model_named']:.3f} | {g['multi_model_other']:.3f} |")
     print(f"| random map (expected) | {g['multi_random_named']:.3f} | {g['multi_random_other']:.3f} |")
 
     t0 = time.monotonic()
     tm = temporal(model, videos, out["scene_change"], thr)
-    print(f"\n## Temporal grouping on cut-and-paste clips ({tm['_n']['n']} clips, one cut each at a random frame "
-          f"1..{T - 1}; {time.monotonic() - t0:.0f} s)\n")
-    print("| method | cut frame found (argmax) | frames on the right side | cut detected at threshold | "
-          "intact clips with a false boundary |\n|---|---|---|---|---|")
+    print(
+        f"\n## Temporal grouping on cut-and-paste clips ({tm['_n']['n']} clips, one cut each at a random frame "
+        f"1..{T - 1}; {time.monotonic() - t0:.0f} s)\n"
+    )
+    print(
+        "| method | cut frame found (argmax) | frames on the right side | cut detected at threshold | "
+        "intact clips with a false boundary |\n|---|---|---|---|---|"
+    )
     for name, r in tm.items():
         if name.startswith("_"):
             continue
-        f = lambda k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
-        print(f"| {name} | {f('cut_acc')} | {f('frame_acc')} | {f('detected')} | {f('intact_false_alarm')} |")
+        cells = [f"{r[k]:.3f}" if k in r else "-" for k in ("cut_acc", "frame_acc", "detected", "intact_false_alarm")]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
     try:
         bikes = BIKES.path()
@@ -175,19 +211,27 @@ def main(argv: list[str] | None = None) -> int:
     truth, nframes, fps = histogram_cuts(bikes)
     if len(truth) != len(BIKES.cuts) or not np.allclose(truth, BIKES.cuts, atol=0.02):
         print(f"warning: histogram cuts {truth} differ from the visually verified {BIKES.cuts}")
-    print(f"\n## bikes.mp4 shot boundaries ({nframes} frames at {fps:g} fps; true cuts at "
-          f"{', '.join(f'{c:.2f}' for c in BIKES.cuts)} s), tolerance +-0.5 s\n")
-    print("| sampling | rule | detected | true positives | precision | recall | detected times (s) |\n"
-          "|---|---|---|---|---|---|---|")
+    print(
+        f"\n## bikes.mp4 shot boundaries ({nframes} frames at {fps:g} fps; true cuts at "
+        f"{', '.join(f'{c:.2f}' for c in BIKES.cuts)} s), tolerance +-0.5 s\n"
+    )
+    print(
+        "| sampling | rule | detected | true positives | precision | recall | detected times (s) |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     default = SceneRule()
     for sampling in args.sampling:
         stamps, scores = scene_changes(model, bikes, sampling)
-        for name, rule in ((f"default (ratio {default.ratio:g} in {default.window:g} s, min {default.min_score:g})",
-                            default), (f"synthetic-clip threshold {thr:.3f}", SceneRule(0.0, 0.0, min(thr, 2.0)))):
+        for name, rule in (
+            (f"default (ratio {default.ratio:g} in {default.window:g} s, min {default.min_score:g})", default),
+            (f"synthetic-clip threshold {thr:.3f}", SceneRule(0.0, 0.0, min(thr, 2.0))),
+        ):
             found = [float(stamps[i]) for i in boundaries(stamps, scores, rule)]
             m = match(found, BIKES)
-            print(f"| {sampling} | {name} | {len(found)} | {m.hits} | {m.precision:.3f} | {m.recall:.3f} | "
-                  f"{', '.join(f'{x:.2f}' for x in found)} |")
+            print(
+                f"| {sampling} | {name} | {len(found)} | {m.hits} | {m.precision:.3f} | {m.recall:.3f} | "
+                f"{', '.join(f'{x:.2f}' for x in found)} |"
+            )
     return 0
 
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         spacy_parse(videos[0].caption)  # load the model outside the timing
         parsers["spacy"] = spacy_parse
     else:
-        print("spacy: not installed (pip install \"finsta-rt[graph]\"); skipped")
+        print('spacy: not installed (pip install "finsta-rt[graph]"); skipped')
 
     rows = []
     for name, parse in parsers.items():
@@ -61,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             total = s if total is None else total + s
             if shown < args.show and (s.node_f1 < 1 or s.edge_f1 < 1):
                 shown += 1
-                print(f"[{name}] {t.text}\n  truth:  {t.triples()}\n  parsed: {p.triples()}\n"
-                      f"  nodes:  {_fmt_nodes(p)}")
+                print(f"[{name}] {t.text}\n  truth:  {t.triples()}\n  parsed: {p.triples()}\n  nodes:  {_fmt_nodes(p)}")
         assert total is not None
         rows.append((name, *total.node_prf, *total.edge_prf, args.n / dt))
 
     print(f"\n{args.n} synthetic captions, seed {args.seed}")
-    print(f"{'parser':<8} {'node P':>7} {'node R':>7} {'node F1':>8} {'edge P':>7} {'edge R':>7} {'edge F1':>8} "
-          f"{'captions/s':>11}")
+    print(
+        f"{'parser':<8} {'node P':>7} {'node R':>7} {'node F1':>8} {'edge P':>7} {'edge R':>7} {'edge F1':>8} "
+        f"{'captions/s':>11}"
+    )
     for name, npr, nre, nf, epr, ere, ef, cps in rows:
         print(f"{name:<8} {npr:7.3f} {nre:7.3f} {nf:8.3f} {epr:7.3f} {ere:7.3f} {ef:8.3f} {cps:11.0f}")
     return 0

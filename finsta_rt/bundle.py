@@ -36,8 +36,22 @@ MAX_NESTING = 32
 MAX_NODES = 10_000
 MAX_DIM = 2**31 - 1
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
-          "uint32", "uint64", "bool", "string")
+DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "string",
+)
 SHA256 = re.compile(r"[0-9a-f]{64}")
 _OPENERS = re.compile(rb"[\[{](?:[ \t\r\n]*[\[{]){%d}" % MAX_NESTING)  # MAX_NESTING + 1 flow openers in a row
 
@@ -101,13 +115,15 @@ class _ManifestLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             ev = self.peek_event()
-            raise yaml.YAMLError(f"line {ev.start_mark.line + 1}: YAML aliases (*{ev.anchor}) are not allowed "
-                                 "in a bundle manifest")
+            raise yaml.YAMLError(
+                f"line {ev.start_mark.line + 1}: YAML aliases (*{ev.anchor}) are not allowed in a bundle manifest"
+            )
         self._depth += 1
         self._nodes += 1
         if self._depth > MAX_NESTING:
-            raise yaml.YAMLError(f"line {self.peek_event().start_mark.line + 1}: nested deeper than {MAX_NESTING} "
-                                 "levels")
+            raise yaml.YAMLError(
+                f"line {self.peek_event().start_mark.line + 1}: nested deeper than {MAX_NESTING} levels"
+            )
         if self._nodes > MAX_NODES:
             raise yaml.YAMLError(f"more than {MAX_NODES} values")
         try:
@@ -122,8 +138,9 @@ def read_manifest(path: Path) -> tuple[dict, bytes]:
     try:
         size = path.stat().st_size
         if size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{path}: {size} bytes is larger than the {MAX_MANIFEST_BYTES} a bundle manifest "
-                              "may have")
+            raise BundleError(
+                f"{path}: {size} bytes is larger than the {MAX_MANIFEST_BYTES} a bundle manifest may have"
+            )
         with open(path, "rb") as f:
             raw = f.read(MAX_MANIFEST_BYTES + 1)  # the file may grow between stat and read
     except OSError as e:
@@ -175,8 +192,14 @@ class _Schema:
                 raise BundleError(f"{self.where}: {key}.{k} is missing" if key else f"{self.where}: {k} is missing")
         return v
 
-    def string(self, v: Any, key: str, pattern: re.Pattern | None = None, choices: tuple[str, ...] | None = None,
-               what: str = "a non-empty string") -> str:
+    def string(
+        self,
+        v: Any,
+        key: str,
+        pattern: re.Pattern | None = None,
+        choices: tuple[str, ...] | None = None,
+        what: str = "a non-empty string",
+    ) -> str:
         if not isinstance(v, str) or not v or (pattern and not pattern.fullmatch(v)) or (choices and v not in choices):
             self.fail(key, f"one of {', '.join(choices)}" if choices else what, v)
         return v
@@ -207,8 +230,13 @@ class _Schema:
                     self.string(d, f"{k}.shape[{j}]")
                 else:
                     self.integer(d, f"{k}.shape[{j}]")
-            out.append(TensorSpec(self.string(it["name"], f"{k}.name"),
-                                  self.string(it["dtype"], f"{k}.dtype", choices=DTYPES), list(shape)))
+            out.append(
+                TensorSpec(
+                    self.string(it["name"], f"{k}.name"),
+                    self.string(it["dtype"], f"{k}.dtype", choices=DTYPES),
+                    list(shape),
+                )
+            )
         names = [t.name for t in out]
         if len(set(names)) != len(names):
             raise BundleError(f"{self.where}: {key} names a tensor twice: {names}")
@@ -224,8 +252,11 @@ def _preprocess(sc: _Schema, v: Any) -> Preprocess:
         if k in d:
             sc.string(d[k], f"preprocess.{k}")
     for k in ("mean", "std"):
-        if k in d and (not isinstance(d[k], list) or len(d[k]) != 3
-                       or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in d[k])):
+        if k in d and (
+            not isinstance(d[k], list)
+            or len(d[k]) != 3
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in d[k])
+        ):
             sc.fail(f"preprocess.{k}", "a list of 3 numbers", d[k])
     try:
         return Preprocess.from_dict(d)
@@ -242,16 +273,20 @@ def _check_io(sc: _Schema, graphs: dict[str, GraphSpec]) -> None:
         raise BundleError(f"{sc.where}: graphs.video.inputs must hold frames (uint8, [B, T, S, S, 3])")
     slots = {"slot_box", "slot_mask", "slot_adj"}  # a user video graph (Model.video_inputs)
     if set(video) - {"frames"} not in (set(), slots):
-        raise BundleError(f"{sc.where}: graphs.video.inputs {sorted(video)}: this finsta-rt feeds frames, and "
-                          f"optionally all of {sorted(slots)}")
+        raise BundleError(
+            f"{sc.where}: graphs.video.inputs {sorted(video)}: this finsta-rt feeds frames, and "
+            f"optionally all of {sorted(slots)}"
+        )
     if "slot_mask" in video and not all(isinstance(d, int) for d in video["slot_mask"].shape[1:3]):
-        raise BundleError(f"{sc.where}: graphs.video.inputs slot_mask needs fixed T and K dims, got "
-                          f"{video['slot_mask'].shape}")
+        raise BundleError(
+            f"{sc.where}: graphs.video.inputs slot_mask needs fixed T and K dims, got {video['slot_mask'].shape}"
+        )
     if "input_ids" not in text:
         raise BundleError(f"{sc.where}: graphs.text.inputs must hold input_ids")
     if "node_type" in text and not (len(text["node_type"].shape) > 1 and isinstance(text["node_type"].shape[1], int)):
-        raise BundleError(f"{sc.where}: graphs.text.inputs node_type needs a fixed node count, got "
-                          f"{text['node_type'].shape}")
+        raise BundleError(
+            f"{sc.where}: graphs.text.inputs node_type needs a fixed node count, got {text['node_type'].shape}"
+        )
     for g, out in (("video", "video_embedding"), ("text", "text_embedding")):
         if out not in {t.name for t in graphs[g].outputs}:
             raise BundleError(f"{sc.where}: graphs.{g}.outputs must hold {out}")
@@ -259,8 +294,7 @@ def _check_io(sc: _Schema, graphs: dict[str, GraphSpec]) -> None:
     for i, t in enumerate(graphs["scorer"].inputs):
         src = "video" if t.name.startswith("video_") else "text"  # how Model.score_parts feeds the scorer
         if t.name not in given[src]:
-            raise BundleError(f"{sc.where}: graphs.scorer.inputs[{i}].name {t.name!r} is not an output of "
-                              f"graphs.{src}")
+            raise BundleError(f"{sc.where}: graphs.scorer.inputs[{i}].name {t.name!r} is not an output of graphs.{src}")
 
 
 class Bundle:
@@ -272,16 +306,22 @@ class Bundle:
         self.sha256 = manifest_sha256  # identifies the bundle (the manifest lists every file's hash)
         where = str(root / MANIFEST)
         sc = _Schema(where)
-        sc.mapping(manifest, "", required=("format", "format_version", "family", "flavour", "preprocess",
-                                           "tokenizer", "graphs", "files"))
+        sc.mapping(
+            manifest,
+            "",
+            required=("format", "format_version", "family", "flavour", "preprocess", "tokenizer", "graphs", "files"),
+        )
         if manifest["format"] != FORMAT:
             raise BundleError(f"{where}: format is {manifest['format']!r}, expected {FORMAT!r}")
         version = manifest["format_version"]
         if isinstance(version, bool) or version != FORMAT_VERSION or not isinstance(version, int):
-            raise BundleError(f"{where}: format_version {version!r} is not supported (this finsta-rt reads "
-                              f"{FORMAT_VERSION}); re-export the bundle or upgrade finsta-rt")
-        self.family: str = sc.string(manifest["family"], "family", PLAIN_NAME,
-                                     what="a plain name (letters, digits, '_', '.', '-'; at most 64)")
+            raise BundleError(
+                f"{where}: format_version {version!r} is not supported (this finsta-rt reads "
+                f"{FORMAT_VERSION}); re-export the bundle or upgrade finsta-rt"
+            )
+        self.family: str = sc.string(
+            manifest["family"], "family", PLAIN_NAME, what="a plain name (letters, digits, '_', '.', '-'; at most 64)"
+        )
         self.flavour: str = sc.string(manifest["flavour"], "flavour", choices=FLAVOURS)
         self.name: str = sc.string(manifest.get("name", root.name), "name")
         for k in ("exporter", "model"):
@@ -295,14 +335,19 @@ class Bundle:
             sc.string(tok["kind"], "tokenizer.kind"),
             _inside(root, sc.string(tok["vocab"], "tokenizer.vocab"), "tokenizer.vocab"),
             sc.boolean(tok.get("lowercase", True), "tokenizer.lowercase"),
-            sc.integer(tok["max_length"], "tokenizer.max_length", lo=1, hi=1 << 20))
+            sc.integer(tok["max_length"], "tokenizer.max_length", lo=1, hi=1 << 20),
+        )
         graphs = sc.mapping(manifest["graphs"], "graphs", required=GRAPHS)
         self.graphs: dict[str, GraphSpec] = {}
         for g in GRAPHS:
             spec = sc.mapping(graphs[g], f"graphs.{g}", required=("file", "inputs", "outputs"))
             file = _inside(root, sc.string(spec["file"], f"graphs.{g}.file"), f"graphs.{g}.file")
-            self.graphs[g] = GraphSpec(g, file, sc.tensors(spec["inputs"], f"graphs.{g}.inputs"),
-                                       sc.tensors(spec["outputs"], f"graphs.{g}.outputs"))
+            self.graphs[g] = GraphSpec(
+                g,
+                file,
+                sc.tensors(spec["inputs"], f"graphs.{g}.inputs"),
+                sc.tensors(spec["outputs"], f"graphs.{g}.outputs"),
+            )
         _check_io(sc, self.graphs)
         self.custom_ops: list[dict] = []
         for i, op in enumerate(sc.items(manifest.get("custom_ops") or [], "custom_ops", nonempty=False)):
@@ -336,7 +381,7 @@ class Bundle:
         return any(t.name == name for t in self.graphs[graph].outputs)
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = True) -> "Bundle":
+    def load(cls, path: str | Path, verify: bool = True) -> Bundle:
         root = Path(path).expanduser()
         if root.is_file() and root.name == MANIFEST:
             root = root.parent
@@ -361,8 +406,10 @@ class Bundle:
                 except OSError as e:
                     raise BundleError(f"bundle file {full} cannot be read: {e.strerror or e}") from e
                 if actual != digest:
-                    raise BundleError(f"bundle file {full} fails its sha256 check (expected {digest}, got {actual}): "
-                                      "the file was altered or truncated")
+                    raise BundleError(
+                        f"bundle file {full} fails its sha256 check (expected {digest}, got {actual}): "
+                        "the file was altered or truncated"
+                    )
         log.debug("loaded bundle %s (%s, %s)", root, bundle.family, bundle.flavour)
         return bundle
 

@@ -30,10 +30,10 @@ import sys
 import time
 import types
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -150,8 +150,9 @@ class _Progress:
         n = s.done + s.failed + s.skipped
         rate = (s.done + s.failed) / max(now - self.t0, 1e-9)
         eta = (self.total - n) / rate if rate > 0 else float("nan")
-        msg = (f"[{n}/{self.total}] {s.done} done, {s.skipped} skipped, {s.failed} failed, "
-               f"{rate:.2f} videos/s" + ("" if final or not np.isfinite(eta) else f", eta {eta:.0f}s"))
+        msg = f"[{n}/{self.total}] {s.done} done, {s.skipped} skipped, {s.failed} failed, {rate:.2f} videos/s" + (
+            "" if final or not np.isfinite(eta) else f", eta {eta:.0f}s"
+        )
         if self.tty:
             sys.stderr.write("\r" + msg + ("\n" if final else ""))
             sys.stderr.flush()
@@ -166,8 +167,11 @@ def _decode(path: Path, sampling: Sampling, model: Model, timeout: float | None)
     clips = int(sampling.value) if sampling.kind == "segments" else 1
     per = n // clips
     if per > MAX_FRAMES_PER_CLIP:
-        raise VideoError(path, f"{per} frames in one clip is more than {MAX_FRAMES_PER_CLIP}; "
-                               "sample fewer (uniform:N) or split it (segments:S)")
+        raise VideoError(
+            path,
+            f"{per} frames in one clip is more than {MAX_FRAMES_PER_CLIP}; "
+            "sample fewer (uniform:N) or split it (segments:S)",
+        )
     return clip.frames.reshape(clips, per, *clip.frames.shape[1:]), clip.timestamps
 
 
@@ -207,8 +211,10 @@ def _prepare(out: Path, info: dict) -> int:
             except (OSError, ValueError) as e:
                 raise ExtractError(f"cannot read {info_path}: {e}; use a new output folder") from e
             if (old.get("bundle_sha256"), old.get("sampling")) != (info["bundle_sha256"], info["sampling"]):
-                raise ExtractError(f"{out} holds features from another bundle or sampling ({old.get('bundle')}, "
-                                   f"{old.get('sampling')}); use a new output folder")
+                raise ExtractError(
+                    f"{out} holds features from another bundle or sampling ({old.get('bundle')}, "
+                    f"{old.get('sampling')}); use a new output folder"
+                )
         else:
             try:
                 _atomic_write_bytes(info_path, json.dumps(info, indent=1).encode())
@@ -221,9 +227,17 @@ def _prepare(out: Path, info: dict) -> int:
     return fd
 
 
-def extract(model: Model, paths: Iterable[str | Path], out_dir: str | Path, sampling: str | None = None,
-            batch_size: int = 8, workers: int = 2, timeout: float | None = 120.0, resume: bool = True,
-            progress: bool = True) -> Summary:
+def extract(
+    model: Model,
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    sampling: str | None = None,
+    batch_size: int = 8,
+    workers: int = 2,
+    timeout: float | None = 120.0,
+    resume: bool = True,
+    progress: bool = True,
+) -> Summary:
     """Extracts features of ``paths`` into ``out_dir``; a video's failure is recorded, never raised.
     Raises ExtractError when the folder cannot be used or its records cannot be written."""
     out = Path(out_dir)
@@ -231,8 +245,12 @@ def extract(model: Model, paths: Iterable[str | Path], out_dir: str | Path, samp
     if batch_size < 1 or workers < 1:
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
     paths = [Path(p) for p in paths]
-    info = {"bundle": str(model.bundle.root), "bundle_sha256": model.bundle.sha256, "sampling": str(sampling_),
-            "family": model.bundle.family}
+    info = {
+        "bundle": str(model.bundle.root),
+        "bundle_sha256": model.bundle.sha256,
+        "sampling": str(sampling_),
+        "family": model.bundle.family,
+    }
     lock = _prepare(out, info)
     try:
         return _run(model, paths, out, sampling_, batch_size, workers, timeout, resume, progress)
@@ -240,8 +258,17 @@ def extract(model: Model, paths: Iterable[str | Path], out_dir: str | Path, samp
         os.close(lock)  # releases the flock
 
 
-def _run(model: Model, paths: list[Path], out: Path, sampling_: Sampling, batch_size: int, workers: int,
-         timeout: float | None, resume: bool, progress: bool) -> Summary:
+def _run(
+    model: Model,
+    paths: list[Path],
+    out: Path,
+    sampling_: Sampling,
+    batch_size: int,
+    workers: int,
+    timeout: float | None,
+    resume: bool,
+    progress: bool,
+) -> Summary:
     rows = read_manifest(out)
     summary = Summary(total=len(paths))
     todo: list[Path] = []
@@ -259,8 +286,10 @@ def _run(model: Model, paths: list[Path], out: Path, sampling_: Sampling, batch_
 
     def stop(e: OSError) -> ExtractError:
         n = summary.done + summary.failed
-        return ExtractError(f"cannot write {e.filename or out}: {_why(e)}; stopped after {n} of {len(todo)} "
-                            "videos (what was written is whole: run again to resume)")
+        return ExtractError(
+            f"cannot write {e.filename or out}: {_why(e)}; stopped after {n} of {len(todo)} "
+            "videos (what was written is whole: run again to resume)"
+        )
 
     try:
         try:
@@ -307,7 +336,7 @@ def _run(model: Model, paths: list[Path], out: Path, sampling_: Sampling, batch_
                     continue
                 k = 0
                 for path, c, stamps in items:
-                    vec = emb[k:k + c.shape[0]]
+                    vec = emb[k : k + c.shape[0]]
                     k += c.shape[0]
                     vec = vec[0] if c.shape[0] == 1 and sampling_.kind != "segments" else vec
                     name = feature_name(path)
@@ -316,9 +345,17 @@ def _run(model: Model, paths: list[Path], out: Path, sampling_: Sampling, batch_
                     except OSError as e:  # disk full, read-only, no permission: this video's error
                         fail(path, f"{path}: cannot write its features to {out / FEATURES}: {_why(e)}")
                         continue
-                    record({"path": str(path.resolve()), "status": "ok", "file": f"{FEATURES}/{name}",
-                            "shape": list(vec.shape), "timestamps": [round(float(t), 4) for t in stamps],
-                            "bundle": model.bundle.sha256, "sampling": str(sampling_)})
+                    record(
+                        {
+                            "path": str(path.resolve()),
+                            "status": "ok",
+                            "file": f"{FEATURES}/{name}",
+                            "shape": list(vec.shape),
+                            "timestamps": [round(float(t), 4) for t in stamps],
+                            "bundle": model.bundle.sha256,
+                            "sampling": str(sampling_),
+                        }
+                    )
                     summary.done += 1
             pending.clear()
             bar.update(summary)

@@ -35,7 +35,7 @@ def noun_phrases(text: str, parser: str = "rules") -> list[str]:
     from .scene_graph import SceneGraphError, parse_text_graph
 
     if not isinstance(text, str) or not text.strip():
-        raise GroundError("the text is empty: give a phrase that names something, e.g. --text \"a red circle\"")
+        raise GroundError('the text is empty: give a phrase that names something, e.g. --text "a red circle"')
     try:
         g = parse_text_graph(text, parser)
     except SceneGraphError as e:
@@ -45,14 +45,20 @@ def noun_phrases(text: str, parser: str = "rules") -> list[str]:
     for i, n in enumerate(g.nodes):
         if n.kind != "object":
             continue
-        start = min([g.nodes[e.target].start for e in g.edges
-                     if e.kind == "attr" and e.source == i and g.nodes[e.target].start < n.start] + [n.start])
-        phrase = text[start:n.end].strip()
+        start = min(
+            [
+                g.nodes[e.target].start
+                for e in g.edges
+                if e.kind == "attr" and e.source == i and g.nodes[e.target].start < n.start
+            ]
+            + [n.start]
+        )
+        phrase = text[start : n.end].strip()
         if phrase.lower() not in seen:
             seen.add(phrase.lower())
             out.append(phrase)
     if not out:
-        raise GroundError(f"found no nouns in {text!r}: name the things to find, e.g. \"a dog and a red ball\"")
+        raise GroundError(f'found no nouns in {text!r}: name the things to find, e.g. "a dog and a red ball"')
     return out
 
 
@@ -125,8 +131,12 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
     Path(path).write_bytes(png)
 
 
@@ -137,9 +147,9 @@ def read_png(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: not a PNG file")
     pos, idat, W, H = 8, b"", 0, 0
     while pos < len(data):
-        n, = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        if zlib.crc32(kind + body) & 0xFFFFFFFF != struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]:
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        if zlib.crc32(kind + body) & 0xFFFFFFFF != struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])[0]:
             raise ValueError(f"{path}: bad CRC in chunk {kind!r}")
         if kind == b"IHDR":
             W, H, depth, colour = struct.unpack(">IIBB", body[:10])
@@ -161,8 +171,10 @@ def require_svilm(model) -> None:
     t_outs = {o.name for o in model.bundle.graphs["text"].outputs}
     need = {"group_features", "group_assignment", "group_probs", "scene_change"}
     if not need <= outs or "noun_embedding" not in t_outs:
-        raise GroundError(f"bundle {model.bundle.name} is family {model.bundle.family!r}: grounding and scenes need an "
-                          f"S-ViLM bundle (family 'svilm', e.g. finsta-export runs/svilm)")
+        raise GroundError(
+            f"bundle {model.bundle.name} is family {model.bundle.family!r}: grounding and scenes need an "
+            f"S-ViLM bundle (family 'svilm', e.g. finsta-export runs/svilm)"
+        )
 
 
 def clip_frames(model, video: str | Path, sampling: str | None, timeout: float | None = None):
@@ -175,8 +187,15 @@ def clip_frames(model, video: str | Path, sampling: str | None, timeout: float |
     return clip.frames, clip.timestamps
 
 
-def ground(model, video: str | Path, text: str, out_dir: str | Path, sampling: str | None = None,
-           alpha: float = 0.5, parser: str = "rules") -> dict:
+def ground(
+    model,
+    video: str | Path,
+    text: str,
+    out_dir: str | Path,
+    sampling: str | None = None,
+    alpha: float = 0.5,
+    parser: str = "rules",
+) -> dict:
     """Writes OUT/<noun>_frameNN.png overlays for every noun of ``text``; returns a summary dict."""
     require_svilm(model)
     nouns = noun_phrases(text, parser)
@@ -188,7 +207,7 @@ def ground(model, video: str | Path, text: str, out_dir: str | Path, sampling: s
     n = model.embed_texts(nouns)["noun_embedding"]
     heat = heat_maps(n, v["group_features"][0], v["group_assignment"][0])  # [K, T, P]
     P = heat.shape[-1]
-    side = int(round(P ** 0.5))
+    side = int(round(P**0.5))
     grid = (side, P // side)
     peaks = peak_patches(heat, v["group_assignment"][0], v["group_probs"][0])
     out = Path(out_dir)
@@ -205,11 +224,18 @@ def ground(model, video: str | Path, text: str, out_dir: str | Path, sampling: s
             img = overlay(frames[t], scaled[t], alpha)
             py, px = divmod(int(peaks[k, t]), grid[1])
             cy, cx = int((py + 0.5) * S / grid[0]), int((px + 0.5) * S / grid[1])
-            img[max(0, cy - 2):cy + 3, max(0, cx - 2):cx + 3] = (255, 255, 255)  # the peak patch's centre
+            img[max(0, cy - 2) : cy + 3, max(0, cx - 2) : cx + 3] = (255, 255, 255)  # the peak patch's centre
             f = out / f"{slug}_frame{t:02d}.png"
             write_png(f, img)
             files.append(str(f))
-        report["nouns"].append({"noun": noun, "files": files, "similarity_min": lo, "similarity_max": hi,
-                                "peak_patch": [[int(p // grid[1]), int(p % grid[1])] for p in peaks[k]],
-                                "timestamps": [float(s) for s in stamps]})
+        report["nouns"].append(
+            {
+                "noun": noun,
+                "files": files,
+                "similarity_min": lo,
+                "similarity_max": hi,
+                "peak_patch": [[int(p // grid[1]), int(p % grid[1])] for p in peaks[k]],
+                "timestamps": [float(s) for s in stamps],
+            }
+        )
     return report

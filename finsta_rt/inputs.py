@@ -10,9 +10,37 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".f4v", ".flv", ".mpeg", ".mpg", ".vob",
-                    ".wmv", ".asf", ".3gp", ".3g2", ".rm", ".swf", ".m1v", ".m2v", ".ts", ".mts", ".m2ts", ".ogv",
-                    ".ogg", ".gif", ".divx", ".dv", ".mxf", ".y4m")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".f4v",
+    ".flv",
+    ".mpeg",
+    ".mpg",
+    ".vob",
+    ".wmv",
+    ".asf",
+    ".3gp",
+    ".3g2",
+    ".rm",
+    ".swf",
+    ".m1v",
+    ".m2v",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".ogv",
+    ".ogg",
+    ".gif",
+    ".divx",
+    ".dv",
+    ".mxf",
+    ".y4m",
+)
 LIST_EXTENSIONS = (".txt", ".csv", ".lst")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -32,8 +32,10 @@ def resolve_device(device: str = "auto") -> str:
         return "cpu"
     if kind == "cuda" and (not index or index.isdigit()):
         if not cuda_ok:
-            raise RuntimeError(f"device {device!r} asked for, but this onnxruntime has no CUDAExecutionProvider "
-                               "(install onnxruntime-gpu: pip install 'finsta-rt[gpu]')")
+            raise RuntimeError(
+                f"device {device!r} asked for, but this onnxruntime has no CUDAExecutionProvider "
+                "(install onnxruntime-gpu: pip install 'finsta-rt[gpu]')"
+            )
         return f"cuda:{index or 0}"
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
 
@@ -66,7 +68,10 @@ class Model:
         if self.bundle.requires_op_library:
             ops.register(so, kind)
         if kind == "cuda":
-            providers = [("CUDAExecutionProvider", {"device_id": int(self.device.split(":")[1])}), "CPUExecutionProvider"]
+            providers = [
+                ("CUDAExecutionProvider", {"device_id": int(self.device.split(":")[1])}),
+                "CPUExecutionProvider",
+            ]
         else:
             providers = ["CPUExecutionProvider"]
         path = self.bundle.graphs[graph].path
@@ -92,8 +97,9 @@ class Model:
         from .user_graph import load_user_graph
 
         if not self.bundle.takes("video", "slot_mask"):
-            raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph "
-                             "(family finsta does)")
+            raise ValueError(
+                f"bundle {self.bundle.name} ({self.bundle.family}) takes no user video graph (family finsta does)"
+            )
         T, K = self._slots()
         g = load_user_graph(path).to_tensors(frames=T, slots=K)
         tracks = int(g["track"].max(initial=-1)) + 1
@@ -101,7 +107,9 @@ class Model:
             raise ValueError(f"{path}: {tracks} tracks, more than the bundle's {K} slots")
         return {"slot_box": g["slot_box"][None], "slot_mask": g["slot_mask"][None], "slot_adj": g["rel_adj"][None]}
 
-    def video_inputs(self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def video_inputs(
+        self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         """The video graph's inputs besides ``frames``: for a graph that takes a user video graph
         (family finsta), ``user_graph`` holds ``slot_box`` [B, T, K, 4], ``slot_mask`` [B, T, K] and
         ``slot_adj`` [B, T, K, K] (finsta_rt.user_graph tensors, stacked); None: no user graph."""
@@ -112,33 +120,49 @@ class Model:
         B = frames.shape[0]
         T, K = self._slots()
         if user_graph is None:
-            return {"slot_box": np.zeros((B, T, K, 4), np.float32), "slot_mask": np.zeros((B, T, K), bool),
-                    "slot_adj": np.broadcast_to(np.eye(K, dtype=bool), (B, T, K, K)).copy()}
-        want = {"slot_box": ((B, T, K, 4), np.float32), "slot_mask": ((B, T, K), np.bool_),
-                "slot_adj": ((B, T, K, K), np.bool_)}
+            return {
+                "slot_box": np.zeros((B, T, K, 4), np.float32),
+                "slot_mask": np.zeros((B, T, K), bool),
+                "slot_adj": np.broadcast_to(np.eye(K, dtype=bool), (B, T, K, K)).copy(),
+            }
+        want = {
+            "slot_box": ((B, T, K, 4), np.float32),
+            "slot_mask": ((B, T, K), np.bool_),
+            "slot_adj": ((B, T, K, K), np.bool_),
+        }
         out = {}
         for name, (shape, dtype) in want.items():
             v = np.asarray(user_graph[name]) if name in user_graph else None
             if v is None or v.shape != shape:
                 got = "missing" if v is None else f"shape {v.shape}"
-                raise ValueError(f"user video graph: {name} must be {dtype.__name__} {list(shape)} for bundle "
-                                 f"{self.bundle.name} (T={T} frames, K={K} slots), got {got}")
+                raise ValueError(
+                    f"user video graph: {name} must be {dtype.__name__} {list(shape)} for bundle "
+                    f"{self.bundle.name} (T={T} frames, K={K} slots), got {got}"
+                )
             out[name] = v.astype(dtype)
         return out
 
-    def embed_frames(self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def embed_frames(
+        self, frames: np.ndarray, user_graph: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         """uint8 RGB frames [B, T, S, S, 3] (resized and cropped as bundle.preprocess says); for family
         finsta optionally a user video graph (see :meth:`video_inputs`). Returns every output by name."""
         S = self.bundle.preprocess.size
-        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 5 \
-                or frames.shape[2:] != (S, S, 3):
+        if (
+            not isinstance(frames, np.ndarray)
+            or frames.dtype != np.uint8
+            or frames.ndim != 5
+            or frames.shape[2:] != (S, S, 3)
+        ):
             got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
             raise ValueError(f"frames must be uint8 [B, T, {S}, {S}, 3] for bundle {self.bundle.name}, got {got}")
         if frames.shape[0] == 0 or frames.shape[1] == 0:
             raise ValueError(f"frames has an empty batch or no frames: shape {frames.shape}")
         fixed_t = self.bundle.graphs["video"].inputs[0].shape[1]
         if isinstance(fixed_t, int) and frames.shape[1] != fixed_t:
-            raise ValueError(f"bundle {self.bundle.name} takes exactly T={fixed_t} frames per video, got {frames.shape[1]}")
+            raise ValueError(
+                f"bundle {self.bundle.name} takes exactly T={fixed_t} frames per video, got {frames.shape[1]}"
+            )
         sess = self.sessions["video"]
         outs = sess.run(None, {"frames": frames, **self.video_inputs(frames, user_graph)})
         return {o.name: v for o, v in zip(sess.get_outputs(), outs)}
@@ -161,17 +185,21 @@ class Model:
         cfg = (self.bundle.manifest.get("model") or {}).get("finsta")
         parser = cfg.get("parser", "rules") if isinstance(cfg, dict) else "rules"
         if not isinstance(parser, str):
-            raise BundleError(f"{self.bundle.root}/bundle.yaml: model.finsta.parser must be a parser name, "
-                              f"got {parser!r}")
+            raise BundleError(
+                f"{self.bundle.root}/bundle.yaml: model.finsta.parser must be a parser name, got {parser!r}"
+            )
         feed = text_graph_feed(texts, self.tokenizer, int(spec["node_type"].shape[1]), parser, graphs)
         unknown = sorted(set(spec) - set(feed))
         if unknown:
-            raise BundleError(f"{self.bundle.root}/bundle.yaml: graphs.text.inputs {unknown} are not inputs this "
-                              f"finsta-rt can feed (it feeds {sorted(feed)})")
+            raise BundleError(
+                f"{self.bundle.root}/bundle.yaml: graphs.text.inputs {unknown} are not inputs this "
+                f"finsta-rt can feed (it feeds {sorted(feed)})"
+            )
         return {k: feed[k] for k in spec}
 
-    def embed_texts(self, texts: str | Sequence[str], batch_size: int = 256,
-                    graphs: Sequence | None = None) -> dict[str, np.ndarray]:
+    def embed_texts(
+        self, texts: str | Sequence[str], batch_size: int = 256, graphs: Sequence | None = None
+    ) -> dict[str, np.ndarray]:
         """Every output of the text graph by name (``text_embedding`` [N, E] normalised, and for
         family finsta the scene-graph features), ``batch_size`` texts at a time."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -183,7 +211,7 @@ class Model:
         names = [o.name for o in sess.get_outputs()]
         out: dict[str, list[np.ndarray]] = {n: [] for n in names}
         for i in range(0, len(texts), batch_size):
-            feed = self.text_inputs(texts[i:i + batch_size], None if graphs is None else graphs[i:i + batch_size])
+            feed = self.text_inputs(texts[i : i + batch_size], None if graphs is None else graphs[i : i + batch_size])
             for n, v in zip(names, sess.run(None, feed)):
                 out[n].append(v)
         return {n: np.concatenate(v) for n, v in out.items()}
@@ -201,8 +229,10 @@ class Model:
         for i in sess.get_inputs():
             src = video if i.name.startswith("video_") else text
             if i.name not in src:
-                raise ValueError(f"score_parts needs {i.name!r} (an output of the "
-                                 f"{'video' if src is video else 'text'} graph), got {sorted(src)}")
+                raise ValueError(
+                    f"score_parts needs {i.name!r} (an output of the "
+                    f"{'video' if src is video else 'text'} graph), got {sorted(src)}"
+                )
             feed[i.name] = np.asarray(src[i.name])
         return {o.name: v for o, v in zip(sess.get_outputs(), sess.run(None, feed))}
 
@@ -210,7 +240,14 @@ class Model:
         """Similarity [texts, videos] from video embeddings [Nv, Q, E] and text embeddings [Nt, E]."""
         sess = self.sessions["scorer"]
         if len(sess.get_inputs()) != 2:
-            raise ValueError(f"bundle {self.bundle.name} ({self.bundle.family}) scores from every video and text "
-                             "output: use score_parts(embed_frames(...), embed_texts(...))")
-        return sess.run(None, {"video_embedding": np.asarray(video_embedding, np.float32),
-                               "text_embedding": np.asarray(text_embedding, np.float32)})[0]
+            raise ValueError(
+                f"bundle {self.bundle.name} ({self.bundle.family}) scores from every video and text "
+                "output: use score_parts(embed_frames(...), embed_texts(...))"
+            )
+        return sess.run(
+            None,
+            {
+                "video_embedding": np.asarray(video_embedding, np.float32),
+                "text_embedding": np.asarray(text_embedding, np.float32),
+            },
+        )[0]

@@ -33,8 +33,8 @@ _SOURCE_DIR = _PACKAGE_DIR.parent / "custom_ops"  # present in a source checkout
 
 BUILD_HINT = (
     "Build it from the finsta-rt checkout with `make ops` (needs cmake, a C++17 compiler and, "
-    "for the CUDA library, nvcc), or set {env} to a folder that holds it."
-).format(env=ENV_DIR)
+    f"for the CUDA library, nvcc), or set {ENV_DIR} to a folder that holds it."
+)
 
 
 class OpsLibraryError(RuntimeError):
@@ -70,7 +70,7 @@ def library_path(device: str = "cpu") -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def library_info(path: Path, _mtime_ns: int = 0) -> dict[str, str]:
     """The build facts a library reports about itself (version, cuda, domain, opset, ops)."""
     try:
@@ -106,7 +106,9 @@ def _check_library(path: Path, mtime_ns: int) -> None:
     if _SOURCE_DIR.is_dir():
         newest = max((p.stat().st_mtime_ns for p in _SOURCE_DIR.rglob("*") if p.is_file()), default=0)
         if newest > mtime_ns:
-            log.warning("finsta op library %s is older than its sources in %s; rebuild with `make ops`", path, _SOURCE_DIR)
+            log.warning(
+                "finsta op library %s is older than its sources in %s; rebuild with `make ops`", path, _SOURCE_DIR
+            )
 
 
 def register(session_options: Any, device: str = "cpu") -> Path:

@@ -51,7 +51,7 @@ class Preprocess:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocess":
+    def from_dict(cls, d: dict) -> Preprocess:
         d = dict(d)
         for k in ("mean", "std"):
             if k in d:
@@ -101,4 +101,4 @@ def resize_and_crop(frames: np.ndarray, size: int, mode: str = "shorter_side_the
     top, left = (nh - size) // 2, (nw - size) // 2
     # Crop before resizing where possible would change the filter footprint at the edges; resize
     # the whole frame (as PIL/torchvision do), then crop.
-    return np.ascontiguousarray(resize(frames, nh, nw)[..., top:top + size, left:left + size, :])
+    return np.ascontiguousarray(resize(frames, nh, nw)[..., top : top + size, left : left + size, :])

@@ -19,9 +19,9 @@ numpy only: runs inside ``finsta_rt`` without torch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -68,9 +68,14 @@ def boundaries(times: np.ndarray, scores: np.ndarray, rule: SceneRule = SceneRul
     return out
 
 
-def scene_changes(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, batch: int = 8,
-                  timeout: float | None = None,
-                  progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def scene_changes(
+    model,
+    video: str | Path,
+    sampling: str = DEFAULT_SAMPLING,
+    batch: int = 8,
+    timeout: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(timestamps [n] of the sampled frames, transition scores [n]; score i compares frames i-1 and i,
     score 0 is 0). Frames stream from the decoder through windows of the bundle's T frames that
     overlap by one frame, ``batch`` windows per model call: memory stays flat however long the video.
@@ -118,32 +123,49 @@ def scene_changes(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, ba
             push(window)
             window = [window[-1]]
     if len(stamps) < 2:
-        raise VideoError(video, f"sampling {sp} gave {len(stamps)} frame(s); scene boundaries need at least 2 "
-                                "(sample more densely, e.g. --sampling fps:8)")
+        raise VideoError(
+            video,
+            f"sampling {sp} gave {len(stamps)} frame(s); scene boundaries need at least 2 "
+            "(sample more densely, e.g. --sampling fps:8)",
+        )
     if len(window) > 1:
         push(window)
     flush()
     return np.asarray(stamps, np.float64), np.asarray(scores, np.float64)
 
 
-def detect(model, video: str | Path, sampling: str = DEFAULT_SAMPLING, rule: SceneRule = SceneRule(),
-           progress: Callable[[float, float], None] | None = None) -> dict:
+def detect(
+    model,
+    video: str | Path,
+    sampling: str = DEFAULT_SAMPLING,
+    rule: SceneRule = SceneRule(),
+    progress: Callable[[float, float], None] | None = None,
+) -> dict:
     """Boundaries, scenes and every transition score of a video (what ``finsta-rt scenes --json`` prints).
     ``progress(seconds scored, video duration)`` is called as the scoring goes."""
     from .video import probe
 
     info = probe(video)  # scenes span the whole video, not just the first to the last sampled frame
-    stamps, scores = scene_changes(model, video, sampling,
-                                   progress=None if progress is None else lambda t: progress(t, info.duration))
+    stamps, scores = scene_changes(
+        model, video, sampling, progress=None if progress is None else lambda t: progress(t, info.duration)
+    )
     idx = boundaries(stamps, scores, rule)
-    cuts = [{"index": i, "time": float(stamps[i]), "previous_time": float(stamps[i - 1]), "score": float(scores[i])}
-            for i in idx]
+    cuts = [
+        {"index": i, "time": float(stamps[i]), "previous_time": float(stamps[i - 1]), "score": float(scores[i])}
+        for i in idx
+    ]
     end = info.start + info.duration if info.duration > 0 else float(stamps[-1])
     edges = [min(info.start, float(stamps[0]))] + [c["time"] for c in cuts] + [max(end, float(stamps[-1]))]
     scenes = [{"start": edges[k], "end": edges[k + 1]} for k in range(len(edges) - 1)]
-    return {"video": str(video), "sampling": str(sampling), "rule": asdict(rule), "frames": len(stamps),
-            "boundaries": cuts, "scenes": scenes,
-            "scores": [{"time": float(t), "score": float(s)} for t, s in zip(stamps, scores)]}
+    return {
+        "video": str(video),
+        "sampling": str(sampling),
+        "rule": asdict(rule),
+        "frames": len(stamps),
+        "boundaries": cuts,
+        "scenes": scenes,
+        "scores": [{"time": float(t), "score": float(s)} for t, s in zip(stamps, scores)],
+    }
 
 
 def _clock(t: float) -> str:

@@ -37,15 +37,18 @@ class FeatureIndex:
     def __init__(self, out_dir: str | Path):
         self.root = Path(out_dir)
         if not (self.root / RUN_INFO).is_file():
-            raise SearchError(f"{self.root} is not an extraction folder ({RUN_INFO} is missing); run finsta-rt extract first")
+            raise SearchError(
+                f"{self.root} is not an extraction folder ({RUN_INFO} is missing); run finsta-rt extract first"
+            )
         try:
             self.info = json.loads((self.root / RUN_INFO).read_text())
             if not isinstance(self.info, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
             raise SearchError(f"cannot read {self.root / RUN_INFO}: {e}") from e
-        rows = [r for r in read_manifest(self.root).values()
-                if r.get("status") == "ok" and isinstance(r.get("file"), str)]
+        rows = [
+            r for r in read_manifest(self.root).values() if r.get("status") == "ok" and isinstance(r.get("file"), str)
+        ]
         if not rows:
             raise SearchError(f"{self.root} holds no extracted features")
         emb, owner, segment = [], [], []
@@ -57,7 +60,9 @@ class FeatureIndex:
             a = a[None] if a.ndim == 2 else a
             emb.append(a.astype(np.float32))
             owner += [i] * a.shape[0]
-            segment += list(range(a.shape[0])) if a.shape[0] > 1 or r.get("sampling", "").startswith("segments") else [None]
+            segment += (
+                list(range(a.shape[0])) if a.shape[0] > 1 or r.get("sampling", "").startswith("segments") else [None]
+            )
         self.paths = [r["path"] for r in sorted(rows, key=lambda r: r["path"])]
         shapes = {e.shape[1:] for e in emb}
         if len(shapes) != 1:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 PADDING_MODES = ("longest", "max_length")
 _CONTINUATION = "##"
 
+
 # Character classes. `tokenizers` takes "control", "non-spacing mark" and "punctuation" from the
 # Rust `unicode_categories` crate, which is frozen at Unicode 8.0, while Python's `unicodedata`
 # follows the interpreter (3.11: Unicode 14). The two disagree on ~800k code points (e.g. the
@@ -116,8 +117,7 @@ _PUNCTUATION = _parse_ranges(
 # Mapped to " " by clean_text: \t \n \r and Rust `char::is_whitespace` (White_Space) minus the
 # ones deleted as control first (\v \f U+0085). Not str.isspace(): that includes U+001C..U+001F.
 _WHITESPACE = frozenset(
-    "\t\n\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
+    "\t\n\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 # Raw characters that certainly become a word break; a safe place to cut raw text into chunks.
 _BREAK_RE = re.compile("[" + "".join(sorted(_WHITESPACE)) + "]+")
@@ -125,8 +125,14 @@ _CHUNK_RE = re.compile("[^" + "".join(sorted(_WHITESPACE)) + "]+")  # the pieces
 # The CJK ranges of `tokenizers`' `is_chinese_char`, which has 0x2B920 (not 0x2B820), so the
 # block 0x2B820..0x2B91F is *not* padded with spaces.
 _CJK_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B920, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
 )
 
 
@@ -160,8 +166,14 @@ def _is_nonspacing_mark(ch: str) -> bool:
 # Unicode 16 case pairs that the Rust std of the `tokenizers` build lowercases but an older
 # `unicodedata` (Python 3.11: Unicode 14) does not know yet; harmless where Python knows them.
 _EXTRA_LOWER = {
-    0x1C89: 0x1C8A, 0xA7CB: 0x0264, 0xA7CC: 0xA7CD, 0xA7CE: 0xA7CF, 0xA7D2: 0xA7D3, 0xA7D4: 0xA7D5,
-    0xA7DA: 0xA7DB, 0xA7DC: 0x019B,
+    0x1C89: 0x1C8A,
+    0xA7CB: 0x0264,
+    0xA7CC: 0xA7CD,
+    0xA7CE: 0xA7CF,
+    0xA7D2: 0xA7D3,
+    0xA7D4: 0xA7D5,
+    0xA7DA: 0xA7DB,
+    0xA7DC: 0x019B,
     **{cp: cp + 0x20 for cp in range(0x10D50, 0x10D66)},  # Garay
     **{cp: cp + 0x1B for cp in range(0x16EA0, 0x16EB9)},  # Beria Erfe
 }
@@ -245,7 +257,7 @@ class WordPieceTokenizer:
         self._chunk_ids = functools.lru_cache(maxsize=1 << 16)(self._chunk_ids_uncached)
 
     @classmethod
-    def from_vocab_file(cls, path: str | PathLike[str], **kwargs) -> "WordPieceTokenizer":
+    def from_vocab_file(cls, path: str | PathLike[str], **kwargs) -> WordPieceTokenizer:
         """Read a BERT ``vocab.txt``: one token per line, id = line number (from 0)."""
         path = Path(path)
         try:
@@ -366,7 +378,7 @@ class WordPieceTokenizer:
         else:
             pos = 0
             for m in self._special_re.finditer(text):
-                segments.append((text[pos:m.start()], self._vocab[m.group()]))
+                segments.append((text[pos : m.start()], self._vocab[m.group()]))
                 pos = m.end()
             segments.append((text[pos:], None))
         for seg, special in segments:
@@ -390,9 +402,7 @@ class WordPieceTokenizer:
         ids = self._text_ids(text)[: limit - 2]
         return [self.cls_id, *ids, self.sep_id]
 
-    def encode_with_offsets(
-        self, text: str, max_length: int | None = None
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    def encode_with_offsets(self, text: str, max_length: int | None = None) -> tuple[list[int], list[tuple[int, int]]]:
         """``encode(text, max_length)`` plus the character span ``(start, end)`` in ``text`` of each id.
 
         The ids are exactly ``encode``'s. [CLS] and [SEP] get ``(0, 0)``. A piece's span covers the
@@ -486,5 +496,7 @@ class WordPieceTokenizer:
         return int(max_length)
 
     def __repr__(self) -> str:
-        return (f"WordPieceTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
-                f"strip_accents={self.strip_accents}, max_length={self.max_length})")
+        return (
+            f"WordPieceTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
+            f"strip_accents={self.strip_accents}, max_length={self.max_length})"
+        )

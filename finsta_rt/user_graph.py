@@ -61,8 +61,16 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UserGraphError", "UserObject", "UserRelation", "UserFrame", "UserVideoGraph", "load_user_graph",
-           "parse_user_graph", "user_graph_tensors"]
+__all__ = [
+    "UserGraphError",
+    "UserObject",
+    "UserRelation",
+    "UserFrame",
+    "UserVideoGraph",
+    "load_user_graph",
+    "parse_user_graph",
+    "user_graph_tensors",
+]
 
 UNITS = ("pixels", "normalized")
 # A graph for T frames is a few KB; bound the file and its nesting before json.loads (whose recursion
@@ -128,8 +136,11 @@ def _is_num(v: Any) -> bool:
 
 
 def _type(v: Any) -> str:
-    return "null" if v is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
-        type(v), type(v).__name__)
+    return (
+        "null"
+        if v is None
+        else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(v), type(v).__name__)
+    )
 
 
 class _Checker:
@@ -154,8 +165,9 @@ def parse_user_graph(data: Any, source: str = "<graph>") -> UserVideoGraph:
         raise c.fail("top level", f"expected a JSON object, got {_type(data)}")
     unknown = set(data) - {"width", "height", "units", "num_frames", "frames"}
     if unknown:
-        raise c.fail("top level", f"unknown field(s) {sorted(unknown)} (expected width, height, units, num_frames, "
-                                  "frames)")
+        raise c.fail(
+            "top level", f"unknown field(s) {sorted(unknown)} (expected width, height, units, num_frames, frames)"
+        )
     units = data.get("units", "pixels")
     if units not in UNITS:
         raise c.fail("field 'units'", f"must be one of {UNITS}, got {units!r}")
@@ -195,8 +207,9 @@ def parse_user_graph(data: Any, source: str = "<graph>") -> UserVideoGraph:
     return UserVideoGraph(frames, num_frames, source)
 
 
-def _parse_frame(c: _Checker, f: dict[str, Any], t: int, where: str, width: float, height: float,
-                 units: str) -> UserFrame:
+def _parse_frame(
+    c: _Checker, f: dict[str, Any], t: int, where: str, width: float, height: float, units: str
+) -> UserFrame:
     objs_in = f.get("objects", [])
     if not isinstance(objs_in, list):
         raise c.fail(f"{where}.objects", f"must be an array, got {_type(objs_in)}")
@@ -308,11 +321,14 @@ def user_graph_tensors(graph: UserVideoGraph, frames: int, slots: int) -> dict[s
     rel_adj[:, np.arange(K), np.arange(K)] = True
     for fi, f in enumerate(graph.frames):
         if f.t >= T:
-            raise UserGraphError(f"{graph.source}: frame t={f.t} (frames[{fi}]): frame index out of range for "
-                                 f"{T} frames")
+            raise UserGraphError(
+                f"{graph.source}: frame t={f.t} (frames[{fi}]): frame index out of range for {T} frames"
+            )
         if len(f.objects) > K:
-            raise UserGraphError(f"{graph.source}: frame t={f.t} (frames[{fi}]): {len(f.objects)} objects, more "
-                                 f"than the {K} slots per frame")
+            raise UserGraphError(
+                f"{graph.source}: frame t={f.t} (frames[{fi}]): {len(f.objects)} objects, more "
+                f"than the {K} slots per frame"
+            )
         slot_of: dict[str, int] = {}
         for j, o in enumerate(f.objects):
             k = track_of[o.id] if stable else j
@@ -324,5 +340,10 @@ def user_graph_tensors(graph: UserVideoGraph, frames: int, slots: int) -> dict[s
             a, b = slot_of[r.subject], slot_of[r.object]
             rel_adj[f.t, a, b] = rel_adj[f.t, b, a] = True
     slot_pos = np.stack([(slot_box[..., 0] + slot_box[..., 2]) / 2, (slot_box[..., 1] + slot_box[..., 3]) / 2], -1)
-    return {"slot_box": slot_box, "slot_pos": slot_pos.astype(np.float32), "slot_mask": slot_mask, "track": track,
-            "rel_adj": rel_adj}
+    return {
+        "slot_box": slot_box,
+        "slot_pos": slot_pos.astype(np.float32),
+        "slot_mask": slot_mask,
+        "track": track,
+        "rel_adj": rel_adj,
+    }

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -28,11 +28,39 @@ log = logging.getLogger(__name__)
 SAMPLING_KINDS = ("uniform", "fps", "every", "segments")
 # Seek to each target when targets are on average more than this many frames apart.
 SEEK_GAP_FRAMES = 48
-STILL_IMAGE_CODECS = {"png", "mjpeg", "bmp", "tiff", "webp", "jpeg2000", "gif_single", "ppm", "pgm", "pbm", "sgi", "tga"}
+STILL_IMAGE_CODECS = {
+    "png",
+    "mjpeg",
+    "bmp",
+    "tiff",
+    "webp",
+    "jpeg2000",
+    "gif_single",
+    "ppm",
+    "pgm",
+    "pbm",
+    "sgi",
+    "tga",
+}
 # Raw elementary streams have no header with a length: FFmpeg guesses their duration from the
 # bitrate (0.12 s for a 60 s MPEG-1 stream), so their duration is measured from packet timestamps.
-RAW_STREAM_FORMATS = {"mpegvideo", "h264", "hevc", "m4v", "mjpeg", "rawvideo", "cavsvideo", "vc1", "h261", "h263",
-                      "dirac", "obu", "vvc", "avs2", "avs3"}
+RAW_STREAM_FORMATS = {
+    "mpegvideo",
+    "h264",
+    "hevc",
+    "m4v",
+    "mjpeg",
+    "rawvideo",
+    "cavsvideo",
+    "vc1",
+    "h261",
+    "h263",
+    "dirac",
+    "obu",
+    "vvc",
+    "avs2",
+    "avs3",
+}
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "ppm_pipe", "pgm_pipe"}
 
 
@@ -54,7 +82,7 @@ class Sampling:
     value: float
 
     @classmethod
-    def parse(cls, spec: "str | Sampling") -> "Sampling":
+    def parse(cls, spec: str | Sampling) -> Sampling:
         if isinstance(spec, Sampling):
             return spec
         kind, sep, val = str(spec).partition(":")
@@ -146,8 +174,9 @@ def _open(path: str | Path, deadline: _Deadline | None = None):
         raise VideoError(path, f"no video stream (streams: {', '.join(kinds)})")
     stream = container.streams.video[0]
     fmt = container.format.name.split(",")[0]
-    if fmt in STILL_IMAGE_FORMATS or (stream.codec_context.name in STILL_IMAGE_CODECS and (stream.frames or 0) <= 1
-                                      and not container.duration):
+    if fmt in STILL_IMAGE_FORMATS or (
+        stream.codec_context.name in STILL_IMAGE_CODECS and (stream.frames or 0) <= 1 and not container.duration
+    ):
         container.close()
         raise VideoError(path, f"is a still image ({stream.codec_context.name}), not a video")
     return container, stream
@@ -159,8 +188,18 @@ def _info(path, container, stream) -> VideoInfo:
     start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
     rate = stream.average_rate or stream.guessed_rate
     cc = stream.codec_context
-    return VideoInfo(str(path), container.format.name, cc.name, cc.format.name if cc.format else "?", cc.width,
-                     cc.height, float(rate) if rate else 0.0, start, max(duration, 0.0), int(stream.frames or 0))
+    return VideoInfo(
+        str(path),
+        container.format.name,
+        cc.name,
+        cc.format.name if cc.format else "?",
+        cc.width,
+        cc.height,
+        float(rate) if rate else 0.0,
+        start,
+        max(duration, 0.0),
+        int(stream.frames or 0),
+    )
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -255,8 +294,9 @@ def _check_not_truncated(path, last_time: float | None, targets: np.ndarray, dur
         raise VideoError(path, "has no decodable video frames")
     slack = max(0.5, 0.1 * duration)
     if float(np.max(targets)) - last_time > slack:
-        raise VideoError(path, f"truncated or damaged: decodable frames stop at {last_time:.2f} s "
-                               f"of a {duration:.2f} s video")
+        raise VideoError(
+            path, f"truncated or damaged: decodable frames stop at {last_time:.2f} s of a {duration:.2f} s video"
+        )
 
 
 def _nearest_in_order(path, container, stream, targets: np.ndarray, deadline, duration: float) -> Iterator:
@@ -310,9 +350,15 @@ def _nearest_seeking(path, container, stream, targets: np.ndarray, deadline, dur
     return chosen
 
 
-def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
-                transform: Callable[[np.ndarray], np.ndarray] | None = None, frames_per_clip: int = 8,
-                threads: str = "AUTO", timeout: float | None = None) -> Clip:
+def read_frames(
+    path: str | Path,
+    sampling: str | Sampling = "uniform:8",
+    *,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    frames_per_clip: int = 8,
+    threads: str = "AUTO",
+    timeout: float | None = None,
+) -> Clip:
     """Decodes the sampled frames of one video.
 
     Returns frames [N, H, W, 3] (``segments:S`` gives N = S * frames_per_clip, clip-major), each
@@ -336,8 +382,10 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
         seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
         pick = _nearest_seeking if seek else _nearest_sequential
         chosen = pick(path, container, stream, targets, deadline, duration)
-        if seek and (any(c is None for c in chosen) or float(np.max(targets)) - max(
-                c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)):
+        if seek and (
+            any(c is None for c in chosen)
+            or float(np.max(targets)) - max(c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)
+        ):
             container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
             container, stream = _open(path, deadline)
             stream.thread_type = threads
@@ -361,9 +409,14 @@ def read_frames(path: str | Path, sampling: "str | Sampling" = "uniform:8", *,
         container.close()
 
 
-def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
-                transform: Callable[[np.ndarray], np.ndarray] | None = None, threads: str = "AUTO",
-                timeout: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(
+    path: str | Path,
+    sampling: str | Sampling = "fps:4",
+    *,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    threads: str = "AUTO",
+    timeout: float | None = None,
+) -> Iterator[tuple[float, np.ndarray]]:
     """(time, frame) of each sampled frame in order, decoded in one pass and converted as it comes:
     memory is that of a few frames however long the video (``read_frames`` keeps them all). Dense
     samplings only: fps:F and every:K. Raises VideoError, also midway for a file that stops early.
@@ -379,11 +432,14 @@ def iter_frames(path: str | Path, sampling: "str | Sampling" = "fps:4", *,
         stream.thread_type = threads
         info = _info(path, container, stream)
         if sampling.kind == "every":
-            picks = (f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0)
+            picks = (
+                f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0
+            )
         else:
             start, duration, _ = _span(path, container, info, deadline)
-            picks = _nearest_in_order(path, container, stream, target_times(sampling, start, duration), deadline,
-                                      duration)
+            picks = _nearest_in_order(
+                path, container, stream, target_times(sampling, start, duration), deadline, duration
+            )
         last, img, n = None, None, 0
         for frame in picks:
             if frame is not last:  # a short video at a high fps repeats frames: convert each once

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 def tiny_bundles(tmp_path_factory):
     """Both flavours of an STGT bundle on the small test backbones (untrained heads), exported once."""
     from test_bundle import tiny_towers
+
     from finsta.export.bundle import export_bundle
 
     video, text, spec = tiny_towers()
@@ -36,12 +37,27 @@ def real_bundle(tmp_path_factory):
 
     torch.manual_seed(0)
     bb = build_backbones(TrainConfig())
-    cfg = STGTConfig(backbone_dim=bb.frame.out_dim, text_dim=bb.text.out_dim, grid=tuple(bb.frame.grid), frames=8,
-                     dim=128, heads=4, queries=4, embed_dim=64)
+    cfg = STGTConfig(
+        backbone_dim=bb.frame.out_dim,
+        text_dim=bb.text.out_dim,
+        grid=tuple(bb.frame.grid),
+        frames=8,
+        dim=128,
+        heads=4,
+        queries=4,
+        embed_dim=64,
+    )
     heads = STGTHeads(cfg)
     video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
-    spec = ExportSpec("stgt", "real", bb.preprocess, bb.text.config.vocab_file, bb.tokenizer.lowercase,
-                      bb.tokenizer.max_length, cfg.to_dict())
+    spec = ExportSpec(
+        "stgt",
+        "real",
+        bb.preprocess,
+        bb.text.config.vocab_file,
+        bb.tokenizer.lowercase,
+        bb.tokenizer.max_length,
+        cfg.to_dict(),
+    )
     path = export_bundle(video, text, spec, out_dir=tmp_path_factory.mktemp("real") / "stgt")
     return video, text, spec, path
 
@@ -50,11 +66,14 @@ def real_bundle(tmp_path_factory):
 def svilm_bundles(tmp_path_factory):
     """Both flavours of a tiny S-ViLM bundle (untrained heads), exported once per session."""
     from test_svilm_bundle import tiny_svilm_towers
+
     from finsta.export.bundle import export_bundle
     from finsta.families.svilm import graphs
 
     video, text, spec, heads = tiny_svilm_towers()
     root = tmp_path_factory.mktemp("svilm")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, graphs=graphs)
-             for fl in ("custom", "portable")}
+    paths = {
+        fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, graphs=graphs)
+        for fl in ("custom", "portable")
+    }
     return video, text, spec, paths

@@ -25,8 +25,9 @@ def one_node_model(
     **attrs,
 ) -> onnx.ModelProto:
     """A model holding one finsta node; inputs/outputs as (name, onnx dtype, shape or None)."""
-    node = helper.make_node(op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs],
-                            domain=finsta_rt.OPS_DOMAIN, **attrs)
+    node = helper.make_node(
+        op_type, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain=finsta_rt.OPS_DOMAIN, **attrs
+    )
     vi = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
     vo = [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs]
     graph = helper.make_graph([node], op_type.lower(), vi, vo)
@@ -39,14 +40,34 @@ def one_node_model(
 
 # op -> (input name -> shape, output names, input dtypes other than float32): the one-node models' signatures
 OP_SIGNATURES: dict[str, tuple[dict[str, list], tuple[str, ...], dict[str, int]]] = {
-    "STGraphAttention": (dict(x=["B", "L", "D"], q=["B", "H", "L", "d"], k=["B", "H", "L", "d"], v=["B", "H", "L", "d"]),
-                         ("out",), {}),
-    "EdgeGraphAttention": (dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"],
-                                e=["B", "H", "N", "N", "d"], adj=["B", "N", "N"]),
-                           ("h", "e_out"), dict(adj=TensorProto.BOOL)),
-    "GaussianDiffGraphAttention": (dict(q=["B", "H", "N", "d"], k=["B", "H", "N", "d"], v=["B", "H", "N", "d"],
-                                        pos=["B", "N", 3], adj=["B", "N", "N"], sigma=["H", 3]),
-                                   ("out",), dict(adj=TensorProto.BOOL)),
+    "STGraphAttention": (
+        dict(x=["B", "L", "D"], q=["B", "H", "L", "d"], k=["B", "H", "L", "d"], v=["B", "H", "L", "d"]),
+        ("out",),
+        {},
+    ),
+    "EdgeGraphAttention": (
+        dict(
+            q=["B", "H", "N", "d"],
+            k=["B", "H", "N", "d"],
+            v=["B", "H", "N", "d"],
+            e=["B", "H", "N", "N", "d"],
+            adj=["B", "N", "N"],
+        ),
+        ("h", "e_out"),
+        dict(adj=TensorProto.BOOL),
+    ),
+    "GaussianDiffGraphAttention": (
+        dict(
+            q=["B", "H", "N", "d"],
+            k=["B", "H", "N", "d"],
+            v=["B", "H", "N", "d"],
+            pos=["B", "N", 3],
+            adj=["B", "N", "N"],
+            sigma=["H", 3],
+        ),
+        ("out",),
+        dict(adj=TensorProto.BOOL),
+    ),
 }
 
 
@@ -73,8 +94,9 @@ def edge_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: boo
     return op_model("EdgeGraphAttention", dtypes, ranked, **attrs)
 
 
-def gaussian_diff_graph_attention_model(dtypes: dict[str, int] | None = None, ranked: bool = True,
-                                        **attrs) -> onnx.ModelProto:
+def gaussian_diff_graph_attention_model(
+    dtypes: dict[str, int] | None = None, ranked: bool = True, **attrs
+) -> onnx.ModelProto:
     return op_model("GaussianDiffGraphAttention", dtypes, ranked, **attrs)
 
 
@@ -136,15 +158,18 @@ def selected_forms(forms: list[str]) -> list[str]:
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FORMS]
     if unknown or not names:
-        raise ValueError(f"FINSTA_TEST_FORMS={only!r}: {unknown or 'no name'} is no form; the forms are {', '.join(FORMS)}")
+        raise ValueError(
+            f"FINSTA_TEST_FORMS={only!r}: {unknown or 'no name'} is no form; the forms are {', '.join(FORMS)}"
+        )
     chosen = [f for f in forms if f in names]
     if not chosen:
         pytest.skip(f"FINSTA_TEST_FORMS={only!r} selects none of this test's forms {list(forms)}")
     return chosen
 
 
-def form_errors(form: str, outs: list[np.ndarray], refs: list[np.ndarray],
-                names: tuple[str, ...] | None = None) -> dict[str, float]:
+def form_errors(
+    form: str, outs: list[np.ndarray], refs: list[np.ndarray], names: tuple[str, ...] | None = None
+) -> dict[str, float]:
     """Max relative errors of one form's outputs against their float64 references (keys ``form`` or
     ``form.name``), after checking each output's shape and that it is finite."""
     errs = {}

@@ -35,12 +35,19 @@ def moving_frames(n: int, h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray
     out = np.repeat(bg[None], n, axis=0)
     for i in range(n):
         x = int((w - 16) * i / max(n - 1, 1))
-        out[i, h // 3:h // 3 + 16, x:x + 16] = (230, 40, 40)
+        out[i, h // 3 : h // 3 + 16, x : x + 16] = (230, 40, 40)
     return out
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264", pix_fmt: str = "yuv420p",
-                times: list[float] | None = None, options: dict | None = None) -> Path:
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    times: list[float] | None = None,
+    options: dict | None = None,
+) -> Path:
     """Encodes frames [N, H, W, 3]; ``times`` (seconds) gives a variable frame rate."""
     c = av.open(str(path), "w", options=options or {})
     s = c.add_stream(codec, rate=fps)
@@ -62,13 +69,15 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "lib
 
 def set_mp4_rotation(path: Path, degrees_clockwise: int) -> Path:
     """Writes a display rotation into the mp4's track header (as phones do)."""
-    mats = {90: (0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000),
-            180: (-0x10000, 0, 0, 0, -0x10000, 0, 0, 0, 0x40000000),
-            270: (0, -0x10000, 0, 0x10000, 0, 0, 0, 0, 0x40000000)}
+    mats = {
+        90: (0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000),
+        180: (-0x10000, 0, 0, 0, -0x10000, 0, 0, 0, 0x40000000),
+        270: (0, -0x10000, 0, 0x10000, 0, 0, 0, 0, 0x40000000),
+    }
     b = bytearray(path.read_bytes())
     i = b.find(b"tkhd")
     m = i + 4 + 40  # version 0 tkhd: matrix after 40 bytes of fields
-    b[m:m + 36] = struct.pack(">9i", *mats[degrees_clockwise])
+    b[m : m + 36] = struct.pack(">9i", *mats[degrees_clockwise])
     path.write_bytes(bytes(b))
     return path
 
@@ -97,8 +106,12 @@ def write_png(path: Path, img: np.ndarray) -> Path:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 

@@ -157,11 +157,18 @@ def op_tests(cases: OpCases) -> dict[str, Callable]:
         with pytest.raises(ValueError, match=f"{cases.op} node .*{message}"):
             attach_portable_functions(cases.model(attrs))
 
-    tests = {f.__name__: f for f in (
-        test_matches_float64_reference, test_cuda_library_runs_its_cpu_kernel_without_a_gpu,
-        test_empty_dimensions_give_empty_outputs, test_kernel_is_used_when_library_registered_even_with_portable_function,
-        test_bad_inputs_give_clear_errors, test_bad_attributes_give_clear_errors,
-        test_attach_portable_rejects_bad_attributes)}
+    tests = {
+        f.__name__: f
+        for f in (
+            test_matches_float64_reference,
+            test_cuda_library_runs_its_cpu_kernel_without_a_gpu,
+            test_empty_dimensions_give_empty_outputs,
+            test_kernel_is_used_when_library_registered_even_with_portable_function,
+            test_bad_inputs_give_clear_errors,
+            test_bad_attributes_give_clear_errors,
+            test_attach_portable_rejects_bad_attributes,
+        )
+    }
     if not cases.bad_attributes:  # an op without attributes: nothing for the kernel to refuse
         del tests["test_bad_attributes_give_clear_errors"]
     return tests
@@ -200,8 +207,9 @@ def export_tests(cases: ExportCases) -> dict[str, Callable]:
     def exported():
         torch.manual_seed(0)
         model = cases.block().eval()
-        proto = torch.onnx.export(model, cases.inputs(cases.export_size, 0), dynamo=True,
-                                  dynamic_shapes=cases.dynamic_shapes(), verbose=False).model_proto
+        proto = torch.onnx.export(
+            model, cases.inputs(cases.export_size, 0), dynamo=True, dynamic_shapes=cases.dynamic_shapes(), verbose=False
+        ).model_proto
         proto.ir_version = min(proto.ir_version, IR_VERSION)
         return model, proto
 
@@ -241,8 +249,15 @@ def export_tests(cases: ExportCases) -> dict[str, Callable]:
         fn, inputs = cases.gradchecks[name]()
         assert torch.autograd.gradcheck(fn, inputs)
 
-    tests = {f.__name__: f for f in (test_one_custom_node, test_flavours_match_pytorch, test_eager_op_checks_inputs,
-                                     test_gradcheck_float64)}
+    tests = {
+        f.__name__: f
+        for f in (
+            test_one_custom_node,
+            test_flavours_match_pytorch,
+            test_eager_op_checks_inputs,
+            test_gradcheck_float64,
+        )
+    }
     if not cases.gradchecks:
         del tests["test_gradcheck_float64"]
     return {"exported": exported, **tests}

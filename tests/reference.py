@@ -38,7 +38,7 @@ def edge_graph_attention(q, k, v, e, adj, clamp: float = 5.0) -> tuple[np.ndarra
     h_i = sum_j w_ij v_j / (sum_j w_ij + 1e-6)."""
     q, k, v, e = (t.astype(np.float64) for t in (q, k, v, e))
     d = q.shape[-1]
-    s = q[:, :, :, None, :] * k[:, :, None, :, :] * (d ** -0.5 if d else 1.0) * e  # [B, H, N, N, d]
+    s = q[:, :, :, None, :] * k[:, :, None, :, :] * (d**-0.5 if d else 1.0) * e  # [B, H, N, N, d]
     w = np.where(adj.astype(bool)[:, None], np.exp(np.clip(s.sum(axis=-1), -clamp, clamp)), 0.0)
     h = (w @ v) / (w.sum(axis=-1, keepdims=True) + 1e-6)
     return h, s
@@ -50,9 +50,9 @@ def gaussian_diff_graph_attention(q, k, v, pos, adj, sigma) -> np.ndarray:
     sum alpha (v_j - v_i)]."""
     q, k, v, pos, sigma = (t.astype(np.float64) for t in (q, k, v, pos, sigma))
     d = q.shape[-1]
-    diff = pos[:, :, None, :] - pos[:, None, :, :]                      # [B, N, N, 3]
+    diff = pos[:, :, None, :] - pos[:, None, :, :]  # [B, N, N, 3]
     log_g = -0.5 * ((diff[:, None] / sigma[None, :, None, None, :]) ** 2).sum(axis=-1)  # [B, H, N, N]
-    logits = (q @ np.swapaxes(k, -1, -2)) * (d ** -0.5 if d else 1.0) + log_g
+    logits = (q @ np.swapaxes(k, -1, -2)) * (d**-0.5 if d else 1.0) + log_g
     logits = np.where(adj.astype(bool)[:, None], logits, -np.inf)
     logits = logits - logits.max(axis=-1, keepdims=True)
     alpha = np.exp(logits)

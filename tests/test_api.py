@@ -19,8 +19,10 @@ ROOT = Path(finsta_rt.__file__).resolve().parent
 
 
 def test_import_finsta_rt_stays_light():
-    code = ("import sys, finsta_rt; heavy = [m for m in ('numpy', 'onnxruntime', 'av', 'yaml', 'torch') "
-            "if m in sys.modules]; print(heavy); assert not heavy")
+    code = (
+        "import sys, finsta_rt; heavy = [m for m in ('numpy', 'onnxruntime', 'av', 'yaml', 'torch') "
+        "if m in sys.modules]; print(heavy); assert not heavy"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -65,17 +67,3 @@ def test_library_code_builds_no_argparse_parser():
     assert len(files) > 10
     offenders = [str(p.relative_to(ROOT)) for p in files if uses.search(p.read_text())]
     assert not offenders, offenders
-
-
-def test_old_parser_hooks_still_add_the_commands():
-    """ground.add_parser / scenes.add_parser (for callers with their own parser) add the CLI's commands."""
-    import argparse
-
-    from finsta_rt import ground, scenes
-
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="cmd")
-    ground.add_parser(sub)
-    scenes.add_parser(sub)
-    args = p.parse_args(["scenes", "b", "--video", "v", "--ratio", "-1"])
-    assert args.func(args) == 2  # the guarded run: a bad option is one line and exit status 2

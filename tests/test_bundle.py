@@ -15,6 +15,7 @@ import onnx
 import pytest
 import torch
 import yaml
+from test_no_torch import BLOCK_TORCH
 
 from finsta.export.bundle import ExportSpec, default_bundle_dir, export_bundle
 from finsta.models import backbones as bb
@@ -23,7 +24,6 @@ from finsta.models.towers import FrameEncoder, TextTower, VideoTower
 from finsta_rt.bundle import Bundle, BundleError
 from finsta_rt.model import Model
 from finsta_rt.preprocess import Preprocess
-from test_no_torch import BLOCK_TORCH
 
 TEXTS = ["a large red circle moves left, then a small blue square appears", "a cat", "Ünïcödé text, with punctuation!"]
 
@@ -33,13 +33,29 @@ def tiny_towers(frames: int = 4):
     fb = bb.tiny_vit()
     tb = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
     fp = fb.preprocess
-    pre = Preprocess(size=fp.size, resize=fp.resize, interpolation=fp.interpolation, mean=tuple(fp.mean),
-                     std=tuple(fp.std), frames=frames)
-    cfg = STGTConfig(backbone_dim=fb.out_dim, text_dim=tb.out_dim, grid=tuple(fb.grid), frames=frames, dim=64,
-                     heads=4, queries=4, embed_dim=32, sim_threshold=0.0)
+    pre = Preprocess(
+        size=fp.size,
+        resize=fp.resize,
+        interpolation=fp.interpolation,
+        mean=tuple(fp.mean),
+        std=tuple(fp.std),
+        frames=frames,
+    )
+    cfg = STGTConfig(
+        backbone_dim=fb.out_dim,
+        text_dim=tb.out_dim,
+        grid=tuple(fb.grid),
+        frames=frames,
+        dim=64,
+        heads=4,
+        queries=4,
+        embed_dim=32,
+        sim_threshold=0.0,
+    )
     heads = STGTHeads(cfg)
-    spec = ExportSpec("stgt", "tiny", pre, Path(tb.config.vocab_file), tb.config.lowercase, tb.config.max_length,
-                      cfg.to_dict())
+    spec = ExportSpec(
+        "stgt", "tiny", pre, Path(tb.config.vocab_file), tb.config.lowercase, tb.config.max_length, cfg.to_dict()
+    )
     return VideoTower(FrameEncoder(fb, pre.mean, pre.std), heads.video).eval(), TextTower(tb, heads.text).eval(), spec
 
 
@@ -118,10 +134,10 @@ def test_fresh_process_without_torch_reproduces_the_numbers(exported, tmp_path):
     script = BLOCK_TORCH + textwrap.dedent(f"""
         import json, numpy as np
         from finsta_rt.model import Model
-        m = Model({str(paths['custom'])!r}, device="cpu")
-        v = m.embed_frames(np.load({str(tmp_path / 'frames.npy')!r}))["video_embedding"]
+        m = Model({str(paths["custom"])!r}, device="cpu")
+        v = m.embed_frames(np.load({str(tmp_path / "frames.npy")!r}))["video_embedding"]
         t = m.embed_text({TEXTS!r})
-        np.savez({str(tmp_path / 'out.npz')!r}, v=v, t=t, s=m.score(v, t))
+        np.savez({str(tmp_path / "out.npz")!r}, v=v, t=t, s=m.score(v, t))
         assert "torch" not in sys.modules
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -134,6 +150,7 @@ def test_fresh_process_without_torch_reproduces_the_numbers(exported, tmp_path):
 
 
 # ---- integrity and safety ----
+
 
 def _copy(src: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "b"
@@ -155,19 +172,22 @@ def test_altered_file_fails_sha256_naming_the_file(exported, tmp_path):
         Bundle.load(b)
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda m: m["graphs"]["video"].update(file="../../etc/passwd"), "leaves the bundle directory"),
-    (lambda m: m["graphs"]["video"].update(file="/etc/passwd"), "leaves the bundle directory"),
-    (lambda m: m["files"].update({"../x": "0"}), "leaves the bundle directory"),
-    (lambda m: m.update(format_version=99), "format_version 99 is not supported"),
-    (lambda m: m.update(family="../clip"), "family must be a plain name"),
-    (lambda m: m.update(flavour="fast"), "flavour must be one of custom, portable, got str 'fast'"),
-    (lambda m: m["graphs"].pop("text"), "graphs.text is missing"),
-    (lambda m: m["files"].pop("video.onnx"), "video.onnx has no sha256"),
-    (lambda m: m.pop("tokenizer"), "tokenizer is missing"),
-    (lambda m: m["preprocess"].update(size=-3), r"preprocess\.size must be an integer in \[1, 65536\], got int -3"),
-    (lambda m: m["preprocess"].update(resize="zoom"), "preprocess: preprocess resize must be one of"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda m: m["graphs"]["video"].update(file="../../etc/passwd"), "leaves the bundle directory"),
+        (lambda m: m["graphs"]["video"].update(file="/etc/passwd"), "leaves the bundle directory"),
+        (lambda m: m["files"].update({"../x": "0"}), "leaves the bundle directory"),
+        (lambda m: m.update(format_version=99), "format_version 99 is not supported"),
+        (lambda m: m.update(family="../clip"), "family must be a plain name"),
+        (lambda m: m.update(flavour="fast"), "flavour must be one of custom, portable, got str 'fast'"),
+        (lambda m: m["graphs"].pop("text"), "graphs.text is missing"),
+        (lambda m: m["files"].pop("video.onnx"), "video.onnx has no sha256"),
+        (lambda m: m.pop("tokenizer"), "tokenizer is missing"),
+        (lambda m: m["preprocess"].update(size=-3), r"preprocess\.size must be an integer in \[1, 65536\], got int -3"),
+        (lambda m: m["preprocess"].update(resize="zoom"), "preprocess: preprocess resize must be one of"),
+    ],
+)
 def test_bad_manifest_gives_clear_error(exported, tmp_path, edit, message):
     b = _copy(exported[3]["custom"], tmp_path)
     m = yaml.safe_load((b / "bundle.yaml").read_text())

@@ -23,25 +23,49 @@ def _spec(name: str, dtype: str, shape: list) -> dict:
 
 
 MANIFEST = {
-    "format": "finsta-bundle", "format_version": 1, "name": "fake", "family": "stgt", "flavour": "custom",
+    "format": "finsta-bundle",
+    "format_version": 1,
+    "name": "fake",
+    "family": "stgt",
+    "flavour": "custom",
     "exporter": {"name": "finsta-export", "version": "0.1.0", "torch": "2.13.0+cpu", "opset": 18},
     "created": "2026-12-01T20:00:39+00:00",
-    "preprocess": {"size": 64, "resize": "shorter_side_then_center_crop", "interpolation": "bilinear",
-                   "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5], "colour": "RGB", "dtype": "uint8",
-                   "frames": 4, "sampling": "uniform"},
+    "preprocess": {
+        "size": 64,
+        "resize": "shorter_side_then_center_crop",
+        "interpolation": "bilinear",
+        "mean": [127.5, 127.5, 127.5],
+        "std": [127.5, 127.5, 127.5],
+        "colour": "RGB",
+        "dtype": "uint8",
+        "frames": 4,
+        "sampling": "uniform",
+    },
     "tokenizer": {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": True, "max_length": 32},
     "custom_ops": [{"domain": "finsta", "version": 1, "ops": ["STGraphAttention"], "required": True}],
     "graphs": {
-        "video": {"file": "video.onnx", "inputs": [_spec("frames", "uint8", ["B", "T", 64, 64, 3])],
-                  "outputs": [_spec("video_embedding", "float32", ["B", 4, 32]),
-                              _spec("video_global", "float32", ["B", 32]),
-                              _spec("video_tokens", "float32", ["B", "T*9", 64])]},
-        "text": {"file": "text.onnx", "inputs": [_spec("input_ids", "int64", ["B", "S"]),
-                                                 _spec("attention_mask", "int64", ["B", "S"])],
-                 "outputs": [_spec("text_embedding", "float32", ["B", 32])]},
-        "scorer": {"file": "scorer.onnx", "inputs": [_spec("video_embedding", "float32", ["Nv", 4, 32]),
-                                                     _spec("text_embedding", "float32", ["Nt", 32])],
-                   "outputs": [_spec("scores", "float32", ["Nt", "Nv"])]},
+        "video": {
+            "file": "video.onnx",
+            "inputs": [_spec("frames", "uint8", ["B", "T", 64, 64, 3])],
+            "outputs": [
+                _spec("video_embedding", "float32", ["B", 4, 32]),
+                _spec("video_global", "float32", ["B", 32]),
+                _spec("video_tokens", "float32", ["B", "T*9", 64]),
+            ],
+        },
+        "text": {
+            "file": "text.onnx",
+            "inputs": [_spec("input_ids", "int64", ["B", "S"]), _spec("attention_mask", "int64", ["B", "S"])],
+            "outputs": [_spec("text_embedding", "float32", ["B", 32])],
+        },
+        "scorer": {
+            "file": "scorer.onnx",
+            "inputs": [
+                _spec("video_embedding", "float32", ["Nv", 4, 32]),
+                _spec("text_embedding", "float32", ["Nt", 32]),
+            ],
+            "outputs": [_spec("scores", "float32", ["Nt", "Nv"])],
+        },
     },
     "model": {"dim": 64, "grid": [4, 4]},
     "files": {},
@@ -73,6 +97,7 @@ def test_fake_bundle_loads(tmp_path):
 
 def _set(path: str, value):
     """An edit setting the manifest key at ``path`` ("a.b[0].c") to ``value``."""
+
     def edit(m):
         keys = path.replace("[", ".[").split(".")
         node = m
@@ -83,6 +108,7 @@ def _set(path: str, value):
             node[int(last[1:-1])] = value
         else:
             node[last] = value
+
     return edit
 
 
@@ -93,6 +119,7 @@ def _pop(path: str):
         for k in parents:
             node = node[k]
         node.pop(last)
+
     return edit
 
 
@@ -102,7 +129,7 @@ BAD_VALUES = [
     (_set("graphs.video.inputs[0].shape", [2, -1]), r"graphs\.video\.inputs\[0\]\.shape\[1\]"),
     (_set("graphs.video.inputs[0].shape", [2, 1.5]), r"graphs\.video\.inputs\[0\]\.shape\[1\]"),
     (_set("graphs.video.inputs[0].shape", [True]), r"graphs\.video\.inputs\[0\]\.shape\[0\]"),
-    (_set("graphs.video.inputs[0].shape", [10 ** 30]), r"graphs\.video\.inputs\[0\]\.shape\[0\]"),
+    (_set("graphs.video.inputs[0].shape", [10**30]), r"graphs\.video\.inputs\[0\]\.shape\[0\]"),
     (_set("graphs.video.inputs[0].dtype", "float128"), r"graphs\.video\.inputs\[0\]\.dtype"),
     (_set("graphs.video.inputs[0].name", ["frames"]), r"graphs\.video\.inputs\[0\]\.name"),
     (_set("graphs.video.inputs", {"name": "frames"}), r"graphs\.video\.inputs"),
@@ -169,9 +196,11 @@ RAW = {
     "nested_braces": ("{a: " * 100_000, "nested deeper than"),
     "nested_block_lists": ("- " * 100_000 + "x\n", "nested deeper than"),
     "alias": ("a: &x [1, 2]\nb: *x\n", "alias"),
-    "billion_laughs": ("a: &a [x, x, x, x, x, x, x, x, x]\n"
-                       + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n"
-                                 for i in range(8)), "alias"),
+    "billion_laughs": (
+        "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)),
+        "alias",
+    ),
     "non_string_key": ("1: x\nformat: finsta-bundle\n", "key"),
 }
 
@@ -189,9 +218,11 @@ def test_hostile_yaml_is_refused_quickly(tmp_path, name):
 
 def test_alias_in_a_real_manifest_is_refused(tmp_path):
     """`custom_ops[0].ops` as an alias of another list: refused (bundles are written without aliases)."""
+
     def alias(text: str) -> str:
         out = text.replace("model:\n", "anchors: &ops [[STGraphAttention]]\nmodel:\n").replace(
-            "  ops:\n  - STGraphAttention\n", "  ops: *ops\n")
+            "  ops:\n  - STGraphAttention\n", "  ops: *ops\n"
+        )
         assert "*ops" in out
         return out
 

@@ -25,8 +25,19 @@ def test_ops_command_fails_when_library_missing(capsys, monkeypatch, tmp_path):
 
 def test_bench_ops_prints_a_table():
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_ops.py"), "--shape", "1,2,3,4,8,6", "--runs", "2", "--warmup", "1"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_ops.py"),
+            "--shape",
+            "1,2,3,4,8,6",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     lines = [l for l in proc.stdout.splitlines() if l.startswith("1,2,3,4,8,6")]

@@ -59,11 +59,17 @@ def _manifest_is_a_directory(d: Path) -> Path:
     return b
 
 
-REFUSED = {"empty_yaml": (_empty_yaml, "expected a mapping"), "bad_types": (_bad_types, "graphs.video.inputs[0].shape"),
-           "alias": (_alias, "alias"), "deep_nesting": (_deep, "nested deeper"),
-           "missing_file": (_missing_file, "text.onnx is missing"), "bad_sha256": (_bad_sha256, "sha256 check"),
-           "not_onnx": (_not_onnx, "cannot load"), "no_dir": (_no_dir, "does not exist"),
-           "manifest_is_a_directory": (_manifest_is_a_directory, "bundle.yaml is missing")}
+REFUSED = {
+    "empty_yaml": (_empty_yaml, "expected a mapping"),
+    "bad_types": (_bad_types, "graphs.video.inputs[0].shape"),
+    "alias": (_alias, "alias"),
+    "deep_nesting": (_deep, "nested deeper"),
+    "missing_file": (_missing_file, "text.onnx is missing"),
+    "bad_sha256": (_bad_sha256, "sha256 check"),
+    "not_onnx": (_not_onnx, "cannot load"),
+    "no_dir": (_no_dir, "does not exist"),
+    "manifest_is_a_directory": (_manifest_is_a_directory, "bundle.yaml is missing"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +78,15 @@ def video(tmp_path_factory) -> Path:
 
 
 def _argv(command: str, bundle: Path, video: Path, tmp: Path) -> list[str]:
-    return {"info": ["info", str(bundle)],
-            "embed-text": ["embed-text", str(bundle), "a dog"],
-            "score": ["score", str(bundle), "--video", str(video), "--text", "a dog"],
-            "extract": ["extract", str(bundle), str(video), "-o", str(tmp / "out"), "-q"],
-            "bench": ["bench", str(bundle), str(video)],
-            "ground": ["ground", str(bundle), "--video", str(video), "--text", "a dog", "-o", str(tmp / "g")],
-            "scenes": ["scenes", str(bundle), "--video", str(video)]}[command]
+    return {
+        "info": ["info", str(bundle)],
+        "embed-text": ["embed-text", str(bundle), "a dog"],
+        "score": ["score", str(bundle), "--video", str(video), "--text", "a dog"],
+        "extract": ["extract", str(bundle), str(video), "-o", str(tmp / "out"), "-q"],
+        "bench": ["bench", str(bundle), str(video)],
+        "ground": ["ground", str(bundle), "--video", str(video), "--text", "a dog", "-o", str(tmp / "g")],
+        "scenes": ["scenes", str(bundle), "--video", str(video)],
+    }[command]
 
 
 def assert_one_line_error(rc: int, err: str, command: str, message: str) -> None:
@@ -92,8 +100,9 @@ def assert_one_line_error(rc: int, err: str, command: str, message: str) -> None
 COMMANDS = ["info", "embed-text", "score", "extract", "bench", "ground", "scenes"]
 
 
-@pytest.mark.parametrize("command, case", [(c, k) for c in COMMANDS for k in REFUSED
-                                           if (c, k) != ("info", "not_onnx")])  # info opens no ONNX file
+@pytest.mark.parametrize(
+    "command, case", [(c, k) for c in COMMANDS for k in REFUSED if (c, k) != ("info", "not_onnx")]
+)  # info opens no ONNX file
 def test_refused_bundle_exits_2_with_one_line(tmp_path, video, capsys, command, case):
     make, message = REFUSED[case]
     bundle = make(tmp_path / "b")
@@ -103,19 +112,26 @@ def test_refused_bundle_exits_2_with_one_line(tmp_path, video, capsys, command, 
 
 def test_a_real_process_prints_no_traceback(tmp_path):
     bundle = _empty_yaml(tmp_path / "b")
-    proc = subprocess.run([sys.executable, "-m", "finsta_rt.cli", "embed-text", str(bundle), "x"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "finsta_rt.cli", "embed-text", str(bundle), "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert_one_line_error(proc.returncode, proc.stderr, "embed-text", "expected a mapping")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["extract", "{bundle}", "{video}", "-o", "{tmp}/o", "--sampling", "uniform:x"], "not a number"),
-    (["extract", "{bundle}", "{video}", "-o", "{tmp}/o", "--batch-size", "0"], "--batch-size"),
-    (["extract", "{bundle}", "{video}", "-o", "{tmp}/o", "--device", "tpu"], "device must be"),
-    (["score", "{bundle}", "--video", "{video}", "--text", "x", "--sampling", "every:0"], "whole number"),
-    (["search", "{tmp}/nothing", "--text", "x"], "not an extraction folder"),
-    (["search", "{video}", "--video", "x"], "not an extraction folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["extract", "{bundle}", "{video}", "-o", "{tmp}/o", "--sampling", "uniform:x"], "not a number"),
+        (["extract", "{bundle}", "{video}", "-o", "{tmp}/o", "--batch-size", "0"], "--batch-size"),
+        (["extract", "{bundle}", "{video}", "-o", "{tmp}/o", "--device", "tpu"], "device must be"),
+        (["score", "{bundle}", "--video", "{video}", "--text", "x", "--sampling", "every:0"], "whole number"),
+        (["search", "{tmp}/nothing", "--text", "x"], "not an extraction folder"),
+        (["search", "{video}", "--video", "x"], "not an extraction folder"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(tmp_path, video, capsys, argv, message):
     bundle = _not_onnx(tmp_path / "b")
     argv = [a.format(bundle=bundle, video=video, tmp=tmp_path) for a in argv]
@@ -131,9 +147,26 @@ HOSTILE = b"caf\xff \x1b[31mred\x1b[0m \x07bell\rback \xe2\x80\xaeevil"  # bad U
 def test_score_prints_hostile_text_safely(tiny_bundles, video, encoding):
     bundle = str(tiny_bundles[3]["custom"])
     env = {**os.environ, "PYTHONIOENCODING": encoding, "LC_ALL": "C.UTF-8"}
-    proc = subprocess.run([sys.executable, "-m", "finsta_rt.cli", "score", bundle, "--video", str(video),
-                           "--text", HOSTILE, "--text", "a plain text", "--device", "cpu"],
-                          capture_output=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finsta_rt.cli",
+            "score",
+            bundle,
+            "--video",
+            str(video),
+            "--text",
+            HOSTILE,
+            "--text",
+            "a plain text",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     out = proc.stdout
     for raw in (b"\x1b", b"\x07", b"\r", b"\xff", "\u202e".encode()):
@@ -148,8 +181,12 @@ def test_embed_text_json_keeps_hostile_text_exact(tiny_bundles):
 
     bundle = str(tiny_bundles[3]["custom"])
     env = {**os.environ, "PYTHONIOENCODING": "ascii:strict", "LC_ALL": "C.UTF-8"}
-    proc = subprocess.run([sys.executable, "-m", "finsta_rt.cli", "embed-text", bundle, HOSTILE, "--device", "cpu"],
-                          capture_output=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "finsta_rt.cli", "embed-text", bundle, HOSTILE, "--device", "cpu"],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     row = json.loads(proc.stdout)
     assert row["text"] == os.fsdecode(HOSTILE) and len(row["embedding"]) == 32
@@ -165,7 +202,22 @@ def test_error_messages_escape_file_names(tmp_path, capsys):
 def test_extract_log_lines_escape_file_names(tiny_bundles, tmp_path):
     bad = tmp_path / "evil\x1b[31mname.mp4"
     bad.write_bytes(b"\0" * 100)
-    proc = subprocess.run([sys.executable, "-m", "finsta_rt.cli", "extract", str(tiny_bundles[3]["custom"]), str(bad),
-                           "-o", str(tmp_path / "out"), "-q", "--device", "cpu"], capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finsta_rt.cli",
+            "extract",
+            str(tiny_bundles[3]["custom"]),
+            str(bad),
+            "-o",
+            str(tmp_path / "out"),
+            "-q",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr
     assert b"\x1b" not in proc.stderr and b"evil\\x1b[31mname.mp4: not a readable video" in proc.stderr, proc.stderr

@@ -10,15 +10,21 @@ import functools
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
-import finsta_rt
 import reference
 import test_edge_graph_attention as edge
 import test_gaussian_diff_graph_attention as gauss
-from helpers import (IR_VERSION, edge_graph_attention_model, gaussian_diff_graph_attention_model, max_rel_err, session,
-                     st_graph_attention_model)
+from helpers import (
+    IR_VERSION,
+    edge_graph_attention_model,
+    gaussian_diff_graph_attention_model,
+    max_rel_err,
+    session,
+    st_graph_attention_model,
+)
+from onnx import TensorProto, helper
 from test_st_graph_attention import SEED, TOL, make_case, random_cases
+
+import finsta_rt
 
 pytestmark = pytest.mark.gpu
 
@@ -32,8 +38,11 @@ def _cuda_device_problem() -> str | None:
         return "needs onnxruntime-gpu with the CUDA execution provider (this machine has none)"
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
-    probe = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 18)], ir_version=IR_VERSION)
+    probe = helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 18)],
+        ir_version=IR_VERSION,
+    )
     try:
         sess = ort.InferenceSession(probe.SerializeToString(), providers=["CUDAExecutionProvider"])
     except Exception as e:  # provider present, no usable device
@@ -66,8 +75,11 @@ def test_cuda_kernel_matches_cpu_kernel_and_reference(case):
     assert max_rel_err(out, ref) <= TOL and max_rel_err(out, cpu.astype(np.float64)) <= TOL
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"random{i}") for i, c in enumerate(edge.random_cases(50, SEED))]
-                         + [pytest.param(c, id=n) for n, c in edge.EDGE_CASES.items()])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=f"random{i}") for i, c in enumerate(edge.random_cases(50, SEED))]
+    + [pytest.param(c, id=n) for n, c in edge.EDGE_CASES.items()],
+)
 def test_edge_graph_attention_cuda_matches_cpu_kernel_and_reference(case):
     feeds, p = edge.make_case(np.random.default_rng([SEED, 19]), **case)
     model = edge_graph_attention_model(clamp=p["clamp"])
@@ -77,8 +89,11 @@ def test_edge_graph_attention_cuda_matches_cpu_kernel_and_reference(case):
         assert max_rel_err(out, ref) <= TOL and max_rel_err(out, c.astype(np.float64)) <= TOL
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"random{i}") for i, c in enumerate(gauss.random_cases(50, SEED))]
-                         + [pytest.param(c, id=n) for n, c in gauss.EDGE_CASES.items()])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=f"random{i}") for i, c in enumerate(gauss.random_cases(50, SEED))]
+    + [pytest.param(c, id=n) for n, c in gauss.EDGE_CASES.items()],
+)
 def test_gaussian_diff_graph_attention_cuda_matches_cpu_kernel_and_reference(case):
     feeds = gauss.make_case(np.random.default_rng([SEED, 23]), **case)
     model = gaussian_diff_graph_attention_model()
@@ -105,7 +120,9 @@ def test_cuda_kernels_reject_a_missing_self_loop(op):
 def test_cuda_kernel_rejects_bad_sigma():
     feeds = gauss.make_case(np.random.default_rng(0), 1, 2, 6, 8)
     feeds["sigma"][1, 2] = np.nan
-    with pytest.raises(Exception, match="GaussianDiffGraphAttention: input 'sigma' must be finite and > 0, got sigma\\[1, 2\\] = nan"):
+    with pytest.raises(
+        Exception, match="GaussianDiffGraphAttention: input 'sigma' must be finite and > 0, got sigma\\[1, 2\\] = nan"
+    ):
         _cuda_session(gaussian_diff_graph_attention_model()).run(None, feeds)
 
 
@@ -130,8 +147,12 @@ def test_cuda_kernel_keeps_huge_x_and_propagates_nan():
 
 def test_edge_graph_attention_cuda_is_exact_for_a_large_clamp():
     N, d = 4, 4
-    feeds = dict(q=np.full((1, 1, N, d), 4.5, np.float32), k=np.full((1, 1, N, d), 3.0, np.float32),
-                 v=np.ones((1, 1, N, d), np.float32), e=np.full((1, 1, N, N, d), 6.0, np.float32),
-                 adj=np.ones((1, N, N), bool))
+    feeds = dict(
+        q=np.full((1, 1, N, d), 4.5, np.float32),
+        k=np.full((1, 1, N, d), 3.0, np.float32),
+        v=np.ones((1, 1, N, d), np.float32),
+        e=np.full((1, 1, N, N, d), 6.0, np.float32),
+        adj=np.ones((1, N, N), bool),
+    )
     h = _cuda_session(edge_graph_attention_model(clamp=100.0)).run(None, feeds)[0]
     np.testing.assert_allclose(h, 1.0, rtol=1e-6)

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import reference
-from helpers import max_rel_err
 import test_edge_graph_attention as edge
 import test_gaussian_diff_graph_attention as gauss
-from test_st_graph_attention import EDGE_CASES, make_case, random_cases, SEED, TOL
+from helpers import max_rel_err
+from test_st_graph_attention import EDGE_CASES, SEED, TOL, make_case, random_cases
 
 TWIN = Path(__file__).resolve().parents[1] / "build" / "custom_ops" / "finsta_cuda_twin"
 
@@ -28,7 +27,7 @@ def run_twin(tmp_path, feeds, p):
     assert TWIN.is_file(), f"{TWIN} missing: build it with `make ops`"
     B, L, D = feeds["x"].shape
     _, H, _, d = feeds["q"].shape
-    scale = p["scale"] if p["scale"] is not None else d ** -0.5
+    scale = p["scale"] if p["scale"] is not None else d**-0.5
     inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
     with open(inp, "wb") as f:
         np.array([B, L, D, H, d, p["P"], p["r"]], np.int64).tofile(f)
@@ -54,7 +53,9 @@ def test_cuda_twin_matches_reference(case, tmp_path):
     assert max_rel_err(out, ref) <= TOL, f"FINSTA_TEST_SEED={SEED} case={case}"
 
 
-def run_graph_twin(tmp_path, op: str, header: list[int], floats: list[float], arrays: list[np.ndarray], adj: np.ndarray):
+def run_graph_twin(
+    tmp_path, op: str, header: list[int], floats: list[float], arrays: list[np.ndarray], adj: np.ndarray
+):
     """Runs the twin for a graph op; returns (exit status, stderr, raw float32 output)."""
     assert TWIN.is_file(), f"{TWIN} missing: build it with `make ops`"
     inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
@@ -70,16 +71,28 @@ def run_graph_twin(tmp_path, op: str, header: list[int], floats: list[float], ar
 
 def run_edge_twin(tmp_path, feeds, clamp):
     B, H, N, d = feeds["q"].shape
-    rc, err, raw = run_graph_twin(tmp_path, "EdgeGraphAttention", [B, H, N, d], [clamp, d ** -0.5 if d else 1.0],
-                                  [feeds[n] for n in ("q", "k", "v", "e")], feeds["adj"])
+    rc, err, raw = run_graph_twin(
+        tmp_path,
+        "EdgeGraphAttention",
+        [B, H, N, d],
+        [clamp, d**-0.5 if d else 1.0],
+        [feeds[n] for n in ("q", "k", "v", "e")],
+        feeds["adj"],
+    )
     assert rc == 0, err
-    return raw[:B * H * N * d].reshape(B, H, N, d), raw[B * H * N * d:].reshape(B, H, N, N, d)
+    return raw[: B * H * N * d].reshape(B, H, N, d), raw[B * H * N * d :].reshape(B, H, N, N, d)
 
 
 def run_gaussian_twin(tmp_path, feeds):
     B, H, N, d = feeds["q"].shape
-    rc, err, raw = run_graph_twin(tmp_path, "GaussianDiffGraphAttention", [B, H, N, d], [d ** -0.5 if d else 1.0],
-                                  [feeds[n] for n in ("q", "k", "v", "pos", "sigma")], feeds["adj"])
+    rc, err, raw = run_graph_twin(
+        tmp_path,
+        "GaussianDiffGraphAttention",
+        [B, H, N, d],
+        [d**-0.5 if d else 1.0],
+        [feeds[n] for n in ("q", "k", "v", "pos", "sigma")],
+        feeds["adj"],
+    )
     assert rc == 0, err
     return raw.reshape(B, H, N, 2 * d)
 
@@ -120,11 +133,14 @@ def test_twin_self_loop_check_names_the_smallest_missing_node(op, tmp_path):
     if op == "EdgeGraphAttention":
         rc, err, _ = run_graph_twin(tmp_path, op, [B, H, N, d], [5.0, 0.5], [q, q, q, np.ones((B, H, N, N, d))], adj)
     else:
-        rc, err, _ = run_graph_twin(tmp_path, op, [B, H, N, d], [0.5], [q, q, q, np.ones((B, N, 3)), np.ones((H, 3))], adj)
+        rc, err, _ = run_graph_twin(
+            tmp_path, op, [B, H, N, d], [0.5], [q, q, q, np.ones((B, N, 3)), np.ones((H, 3))], adj
+        )
     assert rc == 3 and "missing self-loop: node 4 in batch 1" in err, (rc, err)
 
 
 # --- The host side's checks and the non-finite policy, as the CUDA path applies them (issue 14).
+
 
 @pytest.mark.parametrize("r", [2**63 - 1, 2**63 - 2, 2**40])
 def test_twin_clamps_a_huge_frame_radius(r, tmp_path):
@@ -147,9 +163,13 @@ def test_twin_keeps_the_graph_of_huge_x_and_propagates_nan(tmp_path):
 @pytest.mark.parametrize("clamp", [100.0, 300.0])
 def test_twin_edge_attention_is_exact_for_a_large_clamp(clamp, tmp_path):
     N, d = 4, 4
-    feeds = dict(q=np.full((1, 1, N, d), 4.5, np.float32), k=np.full((1, 1, N, d), 3.0, np.float32),
-                 v=np.ones((1, 1, N, d), np.float32), e=np.full((1, 1, N, N, d), 6.0, np.float32),
-                 adj=np.ones((1, N, N), bool))
+    feeds = dict(
+        q=np.full((1, 1, N, d), 4.5, np.float32),
+        k=np.full((1, 1, N, d), 3.0, np.float32),
+        v=np.ones((1, 1, N, d), np.float32),
+        e=np.full((1, 1, N, N, d), 6.0, np.float32),
+        adj=np.ones((1, N, N), bool),
+    )
     h, _ = run_edge_twin(tmp_path, feeds, clamp)
     np.testing.assert_allclose(h, 1.0, rtol=1e-6)  # was NaN: exp(clamp) overflowed float32
     feeds["q"] *= -1  # every logit at -clamp: exp(-clamp) / 1e-6 must not overflow either
@@ -160,6 +180,12 @@ def test_twin_edge_attention_is_exact_for_a_large_clamp(clamp, tmp_path):
 @pytest.mark.parametrize("clamp,rc", [(0.0, 5), (float("nan"), 5)])
 def test_twin_refuses_what_the_host_side_refuses(clamp, rc, tmp_path):
     q = np.ones((1, 1, 2, 2), np.float32)
-    got, err, _ = run_graph_twin(tmp_path, "EdgeGraphAttention", [1, 1, 2, 2], [clamp, 0.5], [q, q, q, np.ones((1, 1, 2, 2, 2))],
-                                 np.ones((1, 2, 2), bool))
+    got, err, _ = run_graph_twin(
+        tmp_path,
+        "EdgeGraphAttention",
+        [1, 1, 2, 2],
+        [clamp, 0.5],
+        [q, q, q, np.ones((1, 1, 2, 2, 2))],
+        np.ones((1, 2, 2), bool),
+    )
     assert got == rc, (got, err)

@@ -24,8 +24,8 @@ def random_adjacency(rng: np.random.Generator, B: int, N: int, density: float, p
     """[B, N, N] bool with every self-loop; the last ``padded`` nodes have only their self-loop."""
     adj = rng.random((B, N, N)) < density
     if padded:
-        adj[:, N - padded:, :] = False
-        adj[:, :, N - padded:] = False
+        adj[:, N - padded :, :] = False
+        adj[:, :, N - padded :] = False
     adj[:, np.arange(N), np.arange(N)] = True
     return adj
 
@@ -33,26 +33,36 @@ def random_adjacency(rng: np.random.Generator, B: int, N: int, density: float, p
 def make_case(rng: np.random.Generator, B, H, N, d, density, clamp=5.0, q_scale=1.0, padded=0, e_kind="normal"):
     q, k, v = (rng.standard_normal((B, H, N, d)).astype(np.float32) for _ in range(3))
     q *= np.float32(q_scale)
-    e = {"normal": lambda: rng.standard_normal((B, H, N, N, d)),
-         "zero": lambda: np.zeros((B, H, N, N, d)),
-         "positive": lambda: rng.uniform(0.5, 2.0, (B, H, N, N, d))}[e_kind]().astype(np.float32)
+    e = {
+        "normal": lambda: rng.standard_normal((B, H, N, N, d)),
+        "zero": lambda: np.zeros((B, H, N, N, d)),
+        "positive": lambda: rng.uniform(0.5, 2.0, (B, H, N, N, d)),
+    }[e_kind]().astype(np.float32)
     padded = min(padded, N - 1) if N > 1 else 0
     if padded:  # padded nodes: zero features, only their self-loop
         for t in (q, k, v):
-            t[:, :, N - padded:] = 0
-        e[:, :, N - padded:] = 0
-        e[:, :, :, N - padded:] = 0
+            t[:, :, N - padded :] = 0
+        e[:, :, N - padded :] = 0
+        e[:, :, :, N - padded :] = 0
     adj = random_adjacency(rng, B, N, density, padded)
     return dict(q=q, k=k, v=v, e=e, adj=adj), dict(clamp=clamp)
 
 
 def random_cases(n: int, seed) -> list:
     rng = np.random.default_rng(seed)
-    return [dict(
-        B=int(rng.integers(1, 4)), H=int(rng.integers(1, 9)), N=int(rng.integers(1, 41)), d=int(rng.integers(1, 65)),
-        density=float(rng.uniform(0, 1)), clamp=float(rng.choice([5.0, rng.uniform(0.3, 8.0)])),
-        q_scale=float(rng.choice([1.0, rng.uniform(2.0, 6.0)])), padded=int(rng.integers(0, 4)),
-    ) for _ in range(n)]
+    return [
+        dict(
+            B=int(rng.integers(1, 4)),
+            H=int(rng.integers(1, 9)),
+            N=int(rng.integers(1, 41)),
+            d=int(rng.integers(1, 65)),
+            density=float(rng.uniform(0, 1)),
+            clamp=float(rng.choice([5.0, rng.uniform(0.3, 8.0)])),
+            q_scale=float(rng.choice([1.0, rng.uniform(2.0, 6.0)])),
+            padded=int(rng.integers(0, 4)),
+        )
+        for _ in range(n)
+    ]
 
 
 EDGE_CASES = {
@@ -100,6 +110,7 @@ def test_clamp_is_reached_and_bounds_the_weights():
 
 # ---- bad inputs: each must give an ORT error naming the op and the input, never a crash ----
 
+
 def _feeds(B=2, H=2, N=5, d=8, **override):
     feeds, _ = make_case(np.random.default_rng(0), B, H, N, d, density=0.5)
     return {**feeds, **override}
@@ -123,17 +134,28 @@ BAD_RUN_INPUTS = {
     "e_shape_d": (dict(e=f32(2, 2, 5, 5, 3)), "input 'e' must have shape \\[B, H, N, N, d\\] = \\[2, 2, 5, 5, 8\\]"),
     "e_shape_B": (dict(e=f32(1, 2, 5, 5, 8)), "input 'e' must have shape .* got \\[1, 2, 5, 5, 8\\]"),
     "adj_rank": (dict(adj=np.ones((5, 5), bool)), "input 'adj' must have rank 3 \\[B, N, N\\], got shape \\[5, 5\\]"),
-    "adj_shape_N": (dict(adj=np.ones((2, 5, 6), bool)), "input 'adj' must have shape \\[B, N, N\\] = \\[2, 5, 5\\], got \\[2, 5, 6\\]"),
-    "adj_shape_B": (dict(adj=np.ones((3, 5, 5), bool)), "input 'adj' must have shape \\[B, N, N\\] = \\[2, 5, 5\\], got \\[3, 5, 5\\]"),
+    "adj_shape_N": (
+        dict(adj=np.ones((2, 5, 6), bool)),
+        "input 'adj' must have shape \\[B, N, N\\] = \\[2, 5, 5\\], got \\[2, 5, 6\\]",
+    ),
+    "adj_shape_B": (
+        dict(adj=np.ones((3, 5, 5), bool)),
+        "input 'adj' must have shape \\[B, N, N\\] = \\[2, 5, 5\\], got \\[3, 5, 5\\]",
+    ),
     "adj_float": (dict(adj=np.ones((2, 5, 5), np.float32)), "input 'adj' must be bool, got float32"),
     "adj_uint8": (dict(adj=np.ones((2, 5, 5), np.uint8)), "input 'adj' must be bool, got uint8"),
     "q_float64": (dict(q=np.ones((2, 2, 5, 8))), "input 'q' must be float32, got float64"),
     "e_float64": (dict(e=np.ones((2, 2, 5, 5, 8))), "input 'e' must be float32, got float64"),
     "k_int64": (dict(k=np.ones((2, 2, 5, 8), np.int64)), "input 'k' must be float32, got int64"),
-    "missing_self_loop": (dict(adj=_no_self_loop(1, 3)), "input 'adj' lacks the self-loop of node 3 in batch 1 \\(adj\\[1, 3, 3\\] is false\\)"),
+    "missing_self_loop": (
+        dict(adj=_no_self_loop(1, 3)),
+        "input 'adj' lacks the self-loop of node 3 in batch 1 \\(adj\\[1, 3, 3\\] is false\\)",
+    ),
     "missing_self_loop_first": (dict(adj=_no_self_loop(0, 0)), "input 'adj' lacks the self-loop of node 0 in batch 0"),
-    "missing_self_loop_padded": (dict(adj=np.eye(5, dtype=bool)[None].repeat(2, 0) & ~np.eye(5, dtype=bool)[4]),
-                                 "input 'adj' lacks the self-loop of node 4 in batch 0"),
+    "missing_self_loop_padded": (
+        dict(adj=np.eye(5, dtype=bool)[None].repeat(2, 0) & ~np.eye(5, dtype=bool)[4]),
+        "input 'adj' lacks the self-loop of node 4 in batch 0",
+    ),
     "no_edges_at_all": (dict(adj=np.zeros((2, 5, 5), bool)), "input 'adj' lacks the self-loop of node 0 in batch 0"),
 }
 
@@ -174,8 +196,10 @@ CASES = OpCases(
         (dict(clamps=5.0), "unknown attribute\\(s\\) \\['clamps'\\]; known: \\['clamp'\\]"),
     ],
     kernel_rejects=_kernel_rejects,
-    empty_cases={f"{B}-{H}-{N}-{d}": dict(B=B, H=H, N=N, d=d, density=0.5)
-                 for B, H, N, d in [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)]},
+    empty_cases={
+        f"{B}-{H}-{N}-{d}": dict(B=B, H=H, N=N, d=d, density=0.5)
+        for B, H, N, d in [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)]
+    },
     output_shapes=lambda feeds: [feeds["q"].shape, feeds["e"].shape],
 )
 

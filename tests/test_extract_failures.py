@@ -68,8 +68,10 @@ def tmpfs(tmp_path):
         opts = f"size={size}" + (",ro" if ro else "")
         proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)], capture_output=True, text=True)
         if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}); "
-                        "test_disk_full_while_writing_features covers ENOSPC by patching the writer")
+            pytest.skip(
+                f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}); "
+                "test_disk_full_while_writing_features covers ENOSPC by patching the writer"
+            )
         mounted.append(d)
         return d
 
@@ -116,8 +118,9 @@ def test_disk_fills_up_during_extraction(bundle, videos, tmpfs, tmp_path, pages)
     _fill(d, pages * 4096)
     out = d / "out"
     missing = tmp_path / "missing.mp4"  # fails first: errors.jsonl gets its page before the disk is full
-    proc = run("extract", bundle, str(missing), *map(str, videos), "-o", str(out), "-q", "--batch-size", "1",
-               "--workers", "1")
+    proc = run(
+        "extract", bundle, str(missing), *map(str, videos), "-o", str(out), "-q", "--batch-size", "1", "--workers", "1"
+    )
     assert proc.returncode in (1, 2), proc.stderr
     assert "Traceback" not in proc.stderr and "No space left on device" in proc.stderr, proc.stderr
     if proc.returncode == 2:
@@ -150,8 +153,9 @@ def test_disk_full_while_writing_features(tiny_bundles, videos, tmp_path, monkey
 
     monkeypatch.setattr(np, "save", save)
     out = tmp_path / "out"
-    s = extract(Model(tiny_bundles[3]["custom"], device="cpu"), videos[:4], out, batch_size=1, workers=1,
-                progress=False)
+    s = extract(
+        Model(tiny_bundles[3]["custom"], device="cpu"), videos[:4], out, batch_size=1, workers=1, progress=False
+    )
     assert (s.done, s.failed) == (3, 1), s
     assert "No space left on device" in s.failures[0][1]
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
@@ -195,9 +199,15 @@ def test_two_extracts_into_one_folder_lose_nothing(bundle, tmp_path):
     d.mkdir()
     vids = [write_video(d / f"c{i:02d}.mp4", moving_frames(8, seed=i), fps=8) for i in range(12)]
     out = tmp_path / "out"
-    procs = [subprocess.Popen([*CLI, "extract", bundle, *map(str, half), "-o", str(out), "-q", "--batch-size", "1",
-                               "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for half in (vids[:6], vids[6:])]
+    procs = [
+        subprocess.Popen(
+            [*CLI, "extract", bundle, *map(str, half), "-o", str(out), "-q", "--batch-size", "1", "--workers", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for half in (vids[:6], vids[6:])
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     for _, err in results:
         assert "Traceback" not in err, err

@@ -17,6 +17,7 @@ from finsta.families import FAMILIES, Family, parse_config
 from finsta.train.config import ConfigError
 from finsta.train.setup import TrainResult
 
+
 def test_every_family_is_in_the_table_with_all_its_pieces():
     assert set(FAMILIES) == {"stgt", "finsta", "svilm"}
     for name, fam in FAMILIES.items():
@@ -43,8 +44,13 @@ def test_a_new_family_is_one_table_entry(monkeypatch, tmp_path):
 
     toy = Family("toy", validate, train, load=lambda run: None, export_parts=lambda run: None)
     monkeypatch.setitem(FAMILIES, "toy", toy)
-    raw = {"name": "t", "family": "toy", "frame_backbone": "tiny_vit", "text_backbone": "tiny_text",
-           "output": str(tmp_path / "toy")}
+    raw = {
+        "name": "t",
+        "family": "toy",
+        "frame_backbone": "tiny_vit",
+        "text_backbone": "tiny_text",
+        "output": str(tmp_path / "toy"),
+    }
     cfg = parse_config(raw, "toy.yaml")
     assert cfg.family == "toy" and seen == [("validate", "toy.yaml")]
     with pytest.raises(ConfigError, match="toy.yaml: model: bad is bad"):
@@ -57,9 +63,13 @@ def test_a_new_family_is_one_table_entry(monkeypatch, tmp_path):
 
 def test_exporter_noise_is_silenced_only_while_exporting(caplog):
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
-    noise = [("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning),
-             ("# The axis name: B will not be used, since it shares the same shape constraints with another axis: B.",
-              UserWarning)]
+    noise = [
+        ("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning),
+        (
+            "# The axis name: B will not be used, since it shares the same shape constraints with another axis: B.",
+            UserWarning,
+        ),
+    ]
     with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as got:
         warnings.simplefilter("always")
         with _exporter_noise_silenced():
@@ -73,4 +83,6 @@ def test_exporter_noise_is_silenced_only_while_exporting(caplog):
         registration.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
     assert [str(w.message) for w in got] == ["something else"] + [m for m, _ in noise]
     assert [r.getMessage() for r in caplog.records if r.name == registration.name] == [
-        "a real registration problem", "torchvision is not installed. Skipping torchvision::nms"]
+        "a real registration problem",
+        "torchvision is not installed. Skipping torchvision::nms",
+    ]

@@ -17,9 +17,19 @@ from finsta.export.bundle import ExportSpec, export_bundle
 from finsta.families.finsta import finsta_text_feed
 from finsta.families.finsta import graphs as finsta_graphs
 from finsta.models import backbones as bb
-from finsta.models.finsta import (SCORER_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS, VIDEO_OUTPUTS, FinstaConfig,
-                                  FinstaScorer, FinstaScorerTower, FinstaText, FinstaTextTower, FinstaVideo,
-                                  FinstaVideoTower)
+from finsta.models.finsta import (
+    SCORER_OUTPUTS,
+    TEXT_INPUTS,
+    TEXT_OUTPUTS,
+    VIDEO_OUTPUTS,
+    FinstaConfig,
+    FinstaScorer,
+    FinstaScorerTower,
+    FinstaText,
+    FinstaTextTower,
+    FinstaVideo,
+    FinstaVideoTower,
+)
 from finsta.models.stgt import STGTConfig, STGTHeads
 from finsta.models.towers import FrameEncoder
 from finsta_rt.model import Model
@@ -27,8 +37,11 @@ from finsta_rt.preprocess import Preprocess
 from finsta_rt.scene_graph import rule_parse
 
 T, K, N = 4, 3, 12
-TEXTS = ["first a small red circle moves left, then a large blue square appears",
-         "a large green triangle moves up past a small yellow diamond", "the cat"]
+TEXTS = [
+    "first a small red circle moves left, then a large blue square appears",
+    "a large green triangle moves up past a small yellow diamond",
+    "the cat",
+]
 
 
 def finsta_towers():
@@ -36,20 +49,46 @@ def finsta_towers():
     fb = bb.tiny_vit()
     tb = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
     fp = fb.preprocess
-    pre = Preprocess(size=fp.size, resize=fp.resize, interpolation=fp.interpolation, mean=tuple(fp.mean),
-                     std=tuple(fp.std), frames=T)
-    scfg = STGTConfig(backbone_dim=fb.out_dim, text_dim=tb.out_dim, grid=tuple(fb.grid), frames=T, dim=64, heads=4,
-                      queries=4, embed_dim=32, sim_threshold=0.0)
+    pre = Preprocess(
+        size=fp.size, resize=fp.resize, interpolation=fp.interpolation, mean=tuple(fp.mean), std=tuple(fp.std), frames=T
+    )
+    scfg = STGTConfig(
+        backbone_dim=fb.out_dim,
+        text_dim=tb.out_dim,
+        grid=tuple(fb.grid),
+        frames=T,
+        dim=64,
+        heads=4,
+        queries=4,
+        embed_dim=32,
+        sim_threshold=0.0,
+    )
     host = STGTHeads(scfg)
-    fcfg = FinstaConfig(backbone_dim=fb.out_dim, text_dim=tb.out_dim, grid=tuple(fb.grid), frames=T, host_embed_dim=32,
-                        dim=32, heads=4, slots=K, max_nodes=N)
+    fcfg = FinstaConfig(
+        backbone_dim=fb.out_dim,
+        text_dim=tb.out_dim,
+        grid=tuple(fb.grid),
+        frames=T,
+        host_embed_dim=32,
+        dim=32,
+        heads=4,
+        slots=K,
+        max_nodes=N,
+    )
     fv, ft, fs = FinstaVideo(fcfg), FinstaText(fcfg), FinstaScorer(fcfg)
     with torch.no_grad():  # the fusion starts as the host; move it so that the test sees Finsta's effect
         for fusion in (fv.fusion, ft.fusion):
             fusion.proj.weight.normal_(0, 0.3)
         fs.weights_raw.fill_(0.5)
-    spec = ExportSpec("finsta", "tiny-finsta", pre, Path(tb.config.vocab_file), tb.config.lowercase,
-                      tb.config.max_length, {"finsta": fcfg.to_dict()})
+    spec = ExportSpec(
+        "finsta",
+        "tiny-finsta",
+        pre,
+        Path(tb.config.vocab_file),
+        tb.config.lowercase,
+        tb.config.max_length,
+        {"finsta": fcfg.to_dict()},
+    )
     video = FinstaVideoTower(FrameEncoder(fb, pre.mean, pre.std), host.video, fv).eval()
     text = FinstaTextTower(tb, host.text, ft).eval()
     return video, text, FinstaScorerTower(fs).eval(), spec
@@ -59,8 +98,10 @@ def finsta_towers():
 def finsta_bundles(tmp_path_factory):
     video, text, scorer, spec = finsta_towers()
     root = tmp_path_factory.mktemp("finsta")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer, graphs=finsta_graphs)
-             for fl in ("custom", "portable")}
+    paths = {
+        fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer, graphs=finsta_graphs)
+        for fl in ("custom", "portable")
+    }
     return video, text, scorer, spec, paths
 
 
@@ -95,11 +136,27 @@ def test_every_output_equals_pytorch(finsta_bundles, flavour, seed):
     tok = model.tokenizer
     feed = finsta_text_feed(TEXTS, tok, N, "rules")  # the exporter's own feed builder, checked below too
     with torch.no_grad():
-        ref_v = dict(zip(VIDEO_OUTPUTS, video(torch.from_numpy(frames), *(torch.from_numpy(ug[k]) for k in
-                                                                         ("slot_box", "slot_mask", "slot_adj")))))
+        ref_v = dict(
+            zip(
+                VIDEO_OUTPUTS,
+                video(
+                    torch.from_numpy(frames), *(torch.from_numpy(ug[k]) for k in ("slot_box", "slot_mask", "slot_adj"))
+                ),
+            )
+        )
         ref_t = dict(zip(TEXT_OUTPUTS, text(*(feed[k] for k in TEXT_INPUTS))))
-        ref_s = dict(zip(SCORER_OUTPUTS, scorer(ref_v["video_embedding"], ref_v["video_tracks"], ref_v["video_frames"],
-                                                ref_v["video_graph"], *(ref_t[k] for k in TEXT_OUTPUTS))))
+        ref_s = dict(
+            zip(
+                SCORER_OUTPUTS,
+                scorer(
+                    ref_v["video_embedding"],
+                    ref_v["video_tracks"],
+                    ref_v["video_frames"],
+                    ref_v["video_graph"],
+                    *(ref_t[k] for k in TEXT_OUTPUTS),
+                ),
+            )
+        )
     for name, ref in {**ref_v, **ref_t}.items():
         got = got_v.get(name, got_t.get(name))
         if ref.dtype.is_floating_point:
@@ -124,12 +181,12 @@ def test_runtime_parses_texts_like_the_parser(finsta_bundles):
         objects = [n for n in g.nodes if n.kind == "object"]
         assert int((feed["node_type"][b] == 1).sum()) == len(objects)
         ids, offsets = model.tokenizer.encode_with_offsets(t)
-        assert feed["input_ids"][b][:len(ids)].tolist() == ids
+        assert feed["input_ids"][b][: len(ids)].tolist() == ids
         for n, node in zip(np.flatnonzero(feed["node_type"][b] == 1), objects):
             s, e = feed["node_span"][b, n]
             # the node's tokens are exactly those whose characters lie inside the node's words
             assert offsets[s][0] == node.start and offsets[e - 1][1] == node.end, (t, node)
-            assert t[offsets[s][0]:offsets[e - 1][1]] == node.text
+            assert t[offsets[s][0] : offsets[e - 1][1]] == node.text
         assert feed["adj"][b].diagonal().all() and (feed["adj"][b] == feed["adj"][b].T).all()
 
 
@@ -139,8 +196,14 @@ def test_misuse_gives_clear_errors(finsta_bundles, tiny_bundles):
     S = model.bundle.preprocess.size
     frames = np.zeros((1, T, S, S, 3), np.uint8)
     with pytest.raises(ValueError, match="slot_box must be float32 \\[1, 4, 3, 4\\].*got shape"):
-        model.embed_frames(frames, user_graph={"slot_box": np.zeros((1, T, K + 1, 4)), "slot_mask": np.zeros((1, T, K), bool),
-                                               "slot_adj": np.ones((1, T, K, K), bool)})
+        model.embed_frames(
+            frames,
+            user_graph={
+                "slot_box": np.zeros((1, T, K + 1, 4)),
+                "slot_mask": np.zeros((1, T, K), bool),
+                "slot_adj": np.ones((1, T, K, K), bool),
+            },
+        )
     with pytest.raises(ValueError, match="exactly T=4 frames"):
         model.embed_frames(np.zeros((1, T + 1, S, S, 3), np.uint8))
     with pytest.raises(ValueError, match="use score_parts"):
@@ -162,23 +225,41 @@ def clip(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     frames = np.zeros((16, 64, 64, 3), np.uint8)
     for i in range(16):
-        frames[i, 20:40, 4 * i:4 * i + 12] = (255, 0, 0)
+        frames[i, 20:40, 4 * i : 4 * i + 12] = (255, 0, 0)
     write_video(path, frames, fps=8)
     return path
 
 
 def test_score_command_prints_the_parts_and_takes_user_graphs(finsta_bundles, clip, tmp_path):
     *_, paths = finsta_bundles
-    graph = {"units": "normalized", "frames": [
-        {"t": 0, "objects": [{"id": "a", "box": [0.1, 0.3, 0.3, 0.6]}, {"id": "b", "box": [0.6, 0.6, 0.9, 0.9]}],
-         "relations": [{"subject": "a", "predicate": "left of", "object": "b"}]},
-        {"t": 3, "objects": [{"id": "a", "box": [0.6, 0.3, 0.8, 0.6]}]}]}
+    graph = {
+        "units": "normalized",
+        "frames": [
+            {
+                "t": 0,
+                "objects": [{"id": "a", "box": [0.1, 0.3, 0.3, 0.6]}, {"id": "b", "box": [0.6, 0.6, 0.9, 0.9]}],
+                "relations": [{"subject": "a", "predicate": "left of", "object": "b"}],
+            },
+            {"t": 3, "objects": [{"id": "a", "box": [0.6, 0.3, 0.8, 0.6]}]},
+        ],
+    }
     gpath = tmp_path / "graph.json"
     gpath.write_text(json.dumps(graph))
     texts = ["a red square moves right", "a blue circle appears"]
     for extra in ([], ["--graph", str(gpath)]):
-        proc = run_cli("score", str(paths["custom"]), "--video", str(clip), "--text", texts[0], "--text", texts[1],
-                       "--device", "cpu", *extra)
+        proc = run_cli(
+            "score",
+            str(paths["custom"]),
+            "--video",
+            str(clip),
+            "--text",
+            texts[0],
+            "--text",
+            texts[1],
+            "--device",
+            "cpu",
+            *extra,
+        )
         assert proc.returncode == 0, proc.stderr
         lines = proc.stdout.splitlines()
         assert lines[0].split() == ["rank", "score", "global", "spatial", "temporal", "holistic", "text"]
@@ -188,17 +269,40 @@ def test_score_command_prints_the_parts_and_takes_user_graphs(finsta_bundles, cl
         assert scores == sorted(scores, reverse=True)
     # malformed user graphs: the problem is named, nothing runs
     bad = {
-        "unknown id": ({"units": "normalized", "frames": [{"t": 0, "objects": [{"id": "a", "box": [0.1, 0.1, 0.2, 0.2]}],
-                                                          "relations": [{"subject": "a", "predicate": "on", "object": "zz"}]}]},
-                       "zz"),
-        "outside": ({"units": "normalized", "frames": [{"t": 0, "objects": [{"id": "a", "box": [0.1, 0.1, 1.2, 0.2]}]}]},
-                    "outside the frame"),
-        "too many": ({"units": "normalized", "frames": [{"t": 0, "objects": [
-            {"id": str(i), "box": [0.1 * i, 0.1, 0.1 * i + 0.05, 0.2]} for i in range(K + 1)]}]}, "more"),
+        "unknown id": (
+            {
+                "units": "normalized",
+                "frames": [
+                    {
+                        "t": 0,
+                        "objects": [{"id": "a", "box": [0.1, 0.1, 0.2, 0.2]}],
+                        "relations": [{"subject": "a", "predicate": "on", "object": "zz"}],
+                    }
+                ],
+            },
+            "zz",
+        ),
+        "outside": (
+            {"units": "normalized", "frames": [{"t": 0, "objects": [{"id": "a", "box": [0.1, 0.1, 1.2, 0.2]}]}]},
+            "outside the frame",
+        ),
+        "too many": (
+            {
+                "units": "normalized",
+                "frames": [
+                    {
+                        "t": 0,
+                        "objects": [{"id": str(i), "box": [0.1 * i, 0.1, 0.1 * i + 0.05, 0.2]} for i in range(K + 1)],
+                    }
+                ],
+            },
+            "more",
+        ),
         "frame": ({"units": "normalized", "frames": [{"t": T, "objects": []}]}, "out of range"),
     }
     for name, (doc, needle) in bad.items():
         gpath.write_text(json.dumps(doc))
-        proc = run_cli("score", str(paths["custom"]), "--video", str(clip), "--text", "x", "--graph", str(gpath),
-                       "--device", "cpu")
+        proc = run_cli(
+            "score", str(paths["custom"]), "--video", str(clip), "--text", "x", "--graph", str(gpath), "--device", "cpu"
+        )
         assert proc.returncode == 2 and needle in proc.stderr and str(gpath) in proc.stderr, (name, proc.stderr)

@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from finsta.models.finsta import (FinstaConfig, FinstaScorer, GatedFusion, GaussianDiffGraphTransformer,
-                                  TextGraphOutputs, TextGraphTransformer, VideoGraphOutputs, VideoSceneGraph)
 from finsta.families import parse_config
+from finsta.models.finsta import (
+    FinstaConfig,
+    FinstaScorer,
+    GatedFusion,
+    GaussianDiffGraphTransformer,
+    TextGraphOutputs,
+    TextGraphTransformer,
+    VideoGraphOutputs,
+    VideoSceneGraph,
+)
 from finsta.train.config import ConfigError
+
 
 @pytest.fixture(autouse=True)
 def _float64():
@@ -70,14 +79,18 @@ def random_outputs(rng, Nt: int, Nv: int, N: int, K: int, T: int, E: int):
     text = TextGraphOutputs(
         objects=torch.from_numpy(unit(rng.standard_normal((Nt, N, E)))),
         predicates=torch.from_numpy(unit(rng.standard_normal((Nt, N, E)))),
-        object_mask=torch.from_numpy(types == 1), pred_order=torch.from_numpy(order),
+        object_mask=torch.from_numpy(types == 1),
+        pred_order=torch.from_numpy(order),
         graph=torch.from_numpy(unit(rng.standard_normal((Nt, E)))),
-        fused=torch.from_numpy(unit(rng.standard_normal((Nt, 7)))))
+        fused=torch.from_numpy(unit(rng.standard_normal((Nt, 7)))),
+    )
     video = VideoGraphOutputs(
         tracks=torch.from_numpy(unit(rng.standard_normal((Nv, K, E)))),
         frames=torch.from_numpy(unit(rng.standard_normal((Nv, T, E)))),
         graph=torch.from_numpy(unit(rng.standard_normal((Nv, E)))),
-        fused=torch.from_numpy(unit(rng.standard_normal((Nv, 3, 7)))), assign=torch.zeros(1))
+        fused=torch.from_numpy(unit(rng.standard_normal((Nv, 3, 7)))),
+        assign=torch.zeros(1),
+    )
     return text, video
 
 
@@ -113,8 +126,15 @@ def reference_scores(text, video, tau: float, gain: float, w: np.ndarray) -> dic
 def test_scores_match_reference(seed):
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    text, video = random_outputs(rng, Nt=int(rng.integers(1, 5)), Nv=int(rng.integers(1, 5)), N=int(rng.integers(1, 9)),
-                                 K=int(rng.integers(1, 5)), T=int(rng.integers(2, 9)), E=6)
+    text, video = random_outputs(
+        rng,
+        Nt=int(rng.integers(1, 5)),
+        Nv=int(rng.integers(1, 5)),
+        N=int(rng.integers(1, 9)),
+        K=int(rng.integers(1, 5)),
+        T=int(rng.integers(2, 9)),
+        E=6,
+    )
     scorer = FinstaScorer(small_cfg()).double()
     with torch.no_grad():
         scorer.weights_raw.copy_(torch.from_numpy(rng.standard_normal(3)))
@@ -143,10 +163,17 @@ def test_temporal_score_sees_the_order_of_predicates():
         scorer.log_tau.fill_(np.log(0.02))
 
     def score(order):
-        text = TextGraphOutputs(torch.from_numpy(preds), torch.from_numpy(preds), torch.tensor([[False, False, True]]),
-                                torch.tensor([order]), torch.zeros(1, 2), torch.zeros(1, 2))
-        video = VideoGraphOutputs(torch.zeros(1, 1, E), torch.from_numpy(frames), torch.zeros(1, 2), torch.zeros(1, 1, 2),
-                                  torch.zeros(1))
+        text = TextGraphOutputs(
+            torch.from_numpy(preds),
+            torch.from_numpy(preds),
+            torch.tensor([[False, False, True]]),
+            torch.tensor([order]),
+            torch.zeros(1, 2),
+            torch.zeros(1, 2),
+        )
+        video = VideoGraphOutputs(
+            torch.zeros(1, 1, E), torch.from_numpy(frames), torch.zeros(1, 2), torch.zeros(1, 1, 2), torch.zeros(1)
+        )
         return float(scorer.temporal(video, text).detach())
 
     told, swapped = score([0, 1, -1]), score([1, 0, -1])

@@ -22,19 +22,34 @@ def scene_graph_adjacency(B: int, T: int, K: int) -> np.ndarray:
     """The video scene graph (docs/families.md, Finsta): slots of one frame all linked (spatial edges), slot m
     linked to slot m of the next and previous frame (temporal edges); N = T * K."""
     frame, slot = np.divmod(np.arange(T * K), K)
-    adj = (frame[:, None] == frame[None]) | ((np.abs(frame[:, None] - frame[None]) == 1) & (slot[:, None] == slot[None]))
+    adj = (frame[:, None] == frame[None]) | (
+        (np.abs(frame[:, None] - frame[None]) == 1) & (slot[:, None] == slot[None])
+    )
     return np.broadcast_to(adj, (B, T * K, T * K)).copy()
 
 
-def make_case(rng: np.random.Generator, B, H, N, d, density=0.5, sigma=None, log_sigma=(-2.0, 2.0), padded=0,
-              frames=None, q_scale=1.0):
+def make_case(
+    rng: np.random.Generator,
+    B,
+    H,
+    N,
+    d,
+    density=0.5,
+    sigma=None,
+    log_sigma=(-2.0, 2.0),
+    padded=0,
+    frames=None,
+    q_scale=1.0,
+):
     """Inputs for one case; ``frames`` lays nodes out as frames x (N / frames) slots with the
     scene-graph adjacency, else the adjacency is random with ``density``."""
     q, k, v = (rng.standard_normal((B, H, N, d)).astype(np.float32) for _ in range(3))
     q *= np.float32(q_scale)
     slots = N // frames if frames else max(1, int(np.sqrt(N)))
     t = (np.arange(N) // slots).astype(np.float32)
-    pos = np.concatenate([rng.uniform(0, 1, (B, N, 2)), np.broadcast_to(t[None, :, None], (B, N, 1))], -1).astype(np.float32)
+    pos = np.concatenate([rng.uniform(0, 1, (B, N, 2)), np.broadcast_to(t[None, :, None], (B, N, 1))], -1).astype(
+        np.float32
+    )
     if sigma is None:
         sigma = np.exp(rng.uniform(*log_sigma, (H, 3)))
     sigma = np.broadcast_to(np.asarray(sigma, np.float32), (H, 3)).copy()
@@ -46,8 +61,8 @@ def make_case(rng: np.random.Generator, B, H, N, d, density=0.5, sigma=None, log
         adj = random_adjacency(rng, B, N, density, padded)
     if padded:  # padded nodes: zero features and position, only their self-loop
         for a in (q, k, v):
-            a[:, :, N - padded:] = 0
-        pos[:, N - padded:] = 0
+            a[:, :, N - padded :] = 0
+        pos[:, N - padded :] = 0
     return dict(q=q, k=k, v=v, pos=pos, adj=adj, sigma=sigma)
 
 
@@ -55,9 +70,16 @@ def random_cases(n: int, seed) -> list:
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(n):
-        c = dict(B=int(rng.integers(1, 4)), H=int(rng.integers(1, 9)), N=int(rng.integers(1, 41)),
-                 d=int(rng.integers(1, 65)), density=float(rng.uniform(0, 1)), padded=int(rng.integers(0, 4)),
-                 log_sigma=(-3.0, 3.0), q_scale=float(rng.choice([1.0, rng.uniform(2.0, 4.0)])))
+        c = dict(
+            B=int(rng.integers(1, 4)),
+            H=int(rng.integers(1, 9)),
+            N=int(rng.integers(1, 41)),
+            d=int(rng.integers(1, 65)),
+            density=float(rng.uniform(0, 1)),
+            padded=int(rng.integers(0, 4)),
+            log_sigma=(-3.0, 3.0),
+            q_scale=float(rng.choice([1.0, rng.uniform(2.0, 4.0)])),
+        )
         if rng.random() < 0.3:  # the scene-graph layout: frames x slots
             frames = int(rng.integers(1, 6))
             c.update(N=frames * int(rng.integers(1, 9)), frames=frames, padded=0)
@@ -100,10 +122,11 @@ def test_tiny_sigma_leaves_only_the_self_loop():
     feeds = make_case(np.random.default_rng(3), 2, 3, 10, 8, density=1.0, sigma=1e-30)
     out = session(gaussian_diff_graph_attention_model()).run(None, feeds)[0]
     np.testing.assert_array_equal(out[..., :8], feeds["v"])  # context = own value
-    np.testing.assert_array_equal(out[..., 8:], 0.0)          # no change
+    np.testing.assert_array_equal(out[..., 8:], 0.0)  # no change
 
 
 # ---- bad inputs: each must give an ORT error naming the op and the input, never a crash ----
+
 
 def _feeds(B=2, H=2, N=5, d=8, **override):
     return {**make_case(np.random.default_rng(0), B, H, N, d), **override}
@@ -128,23 +151,47 @@ BAD_RUN_INPUTS = {
     "k_shape": (dict(k=f32(2, 3, 5, 8)), "input 'k' has shape \\[2, 3, 5, 8\\] but 'q' has shape \\[2, 2, 5, 8\\]"),
     "v_shape": (dict(v=f32(2, 2, 6, 8)), "input 'v' has shape \\[2, 2, 6, 8\\] but 'q' has shape \\[2, 2, 5, 8\\]"),
     "pos_rank": (dict(pos=f32(5, 3)), "input 'pos' must have rank 3 \\[B, N, 3\\], got shape \\[5, 3\\]"),
-    "pos_two_coords": (dict(pos=f32(2, 5, 2)), "input 'pos' must have shape \\[B, N, 3\\] = \\[2, 5, 3\\] \\(x, y, t of each node\\), got \\[2, 5, 2\\]"),
+    "pos_two_coords": (
+        dict(pos=f32(2, 5, 2)),
+        "input 'pos' must have shape \\[B, N, 3\\] = \\[2, 5, 3\\] \\(x, y, t of each node\\), got \\[2, 5, 2\\]",
+    ),
     "pos_shape_N": (dict(pos=f32(2, 4, 3)), "input 'pos' must have shape \\[B, N, 3\\] = \\[2, 5, 3\\]"),
     "pos_float64": (dict(pos=np.ones((2, 5, 3))), "input 'pos' must be float32, got float64"),
     "adj_rank": (dict(adj=np.ones((5, 5), bool)), "input 'adj' must have rank 3 \\[B, N, N\\], got shape \\[5, 5\\]"),
-    "adj_shape": (dict(adj=np.ones((2, 6, 6), bool)), "input 'adj' must have shape \\[B, N, N\\] = \\[2, 5, 5\\], got \\[2, 6, 6\\]"),
+    "adj_shape": (
+        dict(adj=np.ones((2, 6, 6), bool)),
+        "input 'adj' must have shape \\[B, N, N\\] = \\[2, 5, 5\\], got \\[2, 6, 6\\]",
+    ),
     "adj_int32": (dict(adj=np.ones((2, 5, 5), np.int32)), "input 'adj' must be bool, got int32"),
     "sigma_rank": (dict(sigma=f32(6)), "input 'sigma' must have rank 2 \\[H, 3\\], got shape \\[6\\]"),
     "sigma_heads": (dict(sigma=f32(3, 3)), "input 'sigma' must have shape \\[H, 3\\] = \\[2, 3\\], got \\[3, 3\\]"),
     "sigma_two_axes": (dict(sigma=f32(2, 2)), "input 'sigma' must have shape \\[H, 3\\] = \\[2, 3\\], got \\[2, 2\\]"),
     "sigma_float64": (dict(sigma=np.ones((2, 3))), "input 'sigma' must be float32, got float64"),
-    "sigma_zero": (dict(sigma=_sigma_with(1, 0, 0.0)), "input 'sigma' must be finite and > 0, got sigma\\[1, 0\\] = 0(?![\\d.])"),
-    "sigma_negative": (dict(sigma=_sigma_with(0, 2, -0.5)), "input 'sigma' must be finite and > 0, got sigma\\[0, 2\\] = -0.5(?![\\d.])"),
-    "sigma_nan": (dict(sigma=_sigma_with(1, 1, np.nan)), "input 'sigma' must be finite and > 0, got sigma\\[1, 1\\] = nan(?![\\d.])"),
-    "sigma_inf": (dict(sigma=_sigma_with(0, 0, np.inf)), "input 'sigma' must be finite and > 0, got sigma\\[0, 0\\] = inf(?![\\d.])"),
-    "sigma_minus_zero": (dict(sigma=_sigma_with(0, 1, -0.0)), "input 'sigma' must be finite and > 0, got sigma\\[0, 1\\] = -0(?![\\d.])"),
+    "sigma_zero": (
+        dict(sigma=_sigma_with(1, 0, 0.0)),
+        "input 'sigma' must be finite and > 0, got sigma\\[1, 0\\] = 0(?![\\d.])",
+    ),
+    "sigma_negative": (
+        dict(sigma=_sigma_with(0, 2, -0.5)),
+        "input 'sigma' must be finite and > 0, got sigma\\[0, 2\\] = -0.5(?![\\d.])",
+    ),
+    "sigma_nan": (
+        dict(sigma=_sigma_with(1, 1, np.nan)),
+        "input 'sigma' must be finite and > 0, got sigma\\[1, 1\\] = nan(?![\\d.])",
+    ),
+    "sigma_inf": (
+        dict(sigma=_sigma_with(0, 0, np.inf)),
+        "input 'sigma' must be finite and > 0, got sigma\\[0, 0\\] = inf(?![\\d.])",
+    ),
+    "sigma_minus_zero": (
+        dict(sigma=_sigma_with(0, 1, -0.0)),
+        "input 'sigma' must be finite and > 0, got sigma\\[0, 1\\] = -0(?![\\d.])",
+    ),
     "q_int64": (dict(q=np.ones((2, 2, 5, 8), np.int64)), "input 'q' must be float32, got int64"),
-    "missing_self_loop": (dict(adj=_no_self_loop(1, 4)), "input 'adj' lacks the self-loop of node 4 in batch 1 \\(adj\\[1, 4, 4\\] is false\\)"),
+    "missing_self_loop": (
+        dict(adj=_no_self_loop(1, 4)),
+        "input 'adj' lacks the self-loop of node 4 in batch 1 \\(adj\\[1, 4, 4\\] is false\\)",
+    ),
     "no_edges_at_all": (dict(adj=np.zeros((2, 5, 5), bool)), "input 'adj' lacks the self-loop of node 0 in batch 0"),
 }
 
@@ -173,7 +220,10 @@ CASES = OpCases(
         (dict(sigma=1.0, scale=2), "takes no attributes, got \\['scale', 'sigma'\\]"),
     ],
     kernel_rejects=_kernel_rejects,
-    empty_cases={f"{B}-{H}-{N}-{d}": dict(B=B, H=H, N=N, d=d) for B, H, N, d in [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)]},
+    empty_cases={
+        f"{B}-{H}-{N}-{d}": dict(B=B, H=H, N=N, d=d)
+        for B, H, N, d in [(0, 2, 5, 8), (2, 0, 5, 8), (2, 3, 0, 8), (2, 3, 5, 0)]
+    },
     output_shapes=lambda feeds: [(*feeds["q"].shape[:3], 2 * feeds["q"].shape[3])],
 )
 

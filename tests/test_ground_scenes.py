@@ -10,11 +10,11 @@ import zlib
 import av
 import numpy as np
 import pytest
+from media import moving_frames, write_bytes, write_video
 
 from finsta_rt import ground, scenes
 from finsta_rt.cli import main as finsta_cli
 from finsta_rt.ground import GroundError, heat_maps, noun_phrases, peak_patches, upsample, write_png
-from media import moving_frames, write_bytes, write_video
 
 
 def cli(argv: list[str]) -> int:
@@ -22,12 +22,17 @@ def cli(argv: list[str]) -> int:
 
 
 # ----------------------------------------------------------------------------- nouns and heat maps
-@pytest.mark.parametrize("text, want", [
-    ("first a large red circle moves left, after that the small blue square appears",
-     ["large red circle", "small blue square"]),
-    ("a man rides a bike on the road", ["man", "bike", "road"]),
-    ("the red circle hits the Red Circle", ["red circle"]),  # duplicates removed, case-insensitively
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        (
+            "first a large red circle moves left, after that the small blue square appears",
+            ["large red circle", "small blue square"],
+        ),
+        ("a man rides a bike on the road", ["man", "bike", "road"]),
+        ("the red circle hits the Red Circle", ["red circle"]),  # duplicates removed, case-insensitively
+    ],
+)
 def test_noun_phrases(text, want):
     assert noun_phrases(text) == want
 
@@ -80,8 +85,9 @@ def test_upsample_matches_float64_bilinear():
             y0, y1, fy = coord(y, 3, H)
             for x in range(W):
                 x0, x1, fx = coord(x, 4, W)
-                want = ((1 - fy) * ((1 - fx) * src[b, y0, x0] + fx * src[b, y0, x1])
-                        + fy * ((1 - fx) * src[b, y1, x0] + fx * src[b, y1, x1]))
+                want = (1 - fy) * ((1 - fx) * src[b, y0, x0] + fx * src[b, y0, x1]) + fy * (
+                    (1 - fx) * src[b, y1, x0] + fx * src[b, y1, x1]
+                )
                 assert abs(got[b, y, x] - want) < 1e-5
     np.testing.assert_allclose(upsample(np.full((1, 4), 0.3), (2, 2), 5, 5), 0.3, atol=1e-6)
 
@@ -129,11 +135,21 @@ class PairDiffModel:
         from finsta_rt.preprocess import Preprocess
 
         outs = lambda *names: [type("O", (), {"name": n}) for n in names]  # noqa: E731
-        self.bundle = type("B", (), {
-            "preprocess": Preprocess(size=size, frames=T), "name": "fake", "family": "svilm",
-            "graphs": {"video": type("G", (), {"outputs": outs("group_features", "group_assignment", "group_probs",
-                                                                "scene_change")}),
-                       "text": type("G", (), {"outputs": outs("noun_embedding")})}})()
+        self.bundle = type(
+            "B",
+            (),
+            {
+                "preprocess": Preprocess(size=size, frames=T),
+                "name": "fake",
+                "family": "svilm",
+                "graphs": {
+                    "video": type(
+                        "G", (), {"outputs": outs("group_features", "group_assignment", "group_probs", "scene_change")}
+                    ),
+                    "text": type("G", (), {"outputs": outs("noun_embedding")}),
+                },
+            },
+        )()
         self.calls: list[int] = []
 
     def embed_frames(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -213,8 +229,15 @@ def test_boundaries_match_the_reference(seed):
     assert got == reference_boundaries(t, s, ratio, window, min_score)
 
 
-@pytest.mark.parametrize("kw, msg", [({"ratio": -1.0}, "ratio"), ({"window": float("nan")}, "window"),
-                                     ({"min_score": 2.5}, "min_score"), ({"min_score": float("inf")}, "min_score")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"ratio": -1.0}, "ratio"),
+        ({"window": float("nan")}, "window"),
+        ({"min_score": 2.5}, "min_score"),
+        ({"min_score": float("inf")}, "min_score"),
+    ],
+)
 def test_scene_rule_rejects_bad_values(kw, msg):
     with pytest.raises(ValueError, match=msg):
         scenes.SceneRule(**kw)
@@ -237,8 +260,24 @@ def two_scene_video(path, n=24, fps=8):
 def test_scenes_json(svilm_bundles, tmp_path, capsys):  # noqa: F811
     _, _, spec, paths = svilm_bundles
     video = two_scene_video(tmp_path / "v.mp4")
-    assert cli(["scenes", str(paths["custom"]), "--video", str(video), "--sampling", "fps:4", "--ratio", "0",
-                "--min-score", "0", "--json"]) == 0
+    assert (
+        cli(
+            [
+                "scenes",
+                str(paths["custom"]),
+                "--video",
+                str(video),
+                "--sampling",
+                "fps:4",
+                "--ratio",
+                "0",
+                "--min-score",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     times = np.array([s["time"] for s in r["scores"]])
     assert r["frames"] == len(times) == 12 and np.all(np.diff(times) > 0)  # 3 s at 4 fps
@@ -268,8 +307,22 @@ def test_ground_writes_overlays(svilm_bundles, tmp_path, capsys):  # noqa: F811
     _, _, spec, paths = svilm_bundles
     video = two_scene_video(tmp_path / "v.mp4")
     out = tmp_path / "heat"
-    assert cli(["ground", str(paths["portable"]), "--video", str(video), "--text", "a red circle and a blue square",
-                "-o", str(out), "--json"]) == 0
+    assert (
+        cli(
+            [
+                "ground",
+                str(paths["portable"]),
+                "--video",
+                str(video),
+                "--text",
+                "a red circle and a blue square",
+                "-o",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     T, S = spec.preprocess.frames, spec.preprocess.size
     assert [n["noun"] for n in r["nouns"]] == ["red circle", "blue square"]
@@ -280,10 +333,13 @@ def test_ground_writes_overlays(svilm_bundles, tmp_path, capsys):  # noqa: F811
     assert all(0 <= y < 4 and 0 <= x < 4 for n in r["nouns"] for y, x in n["peak_patch"])  # tiny_vit: 4 x 4 patches
 
 
-@pytest.mark.parametrize("make, msg", [
-    (lambda d: d / "missing.mp4", "missing.mp4"),
-    (lambda d: write_bytes(d / "junk.mp4", b"not a video at all" * 50), "junk.mp4"),
-])
+@pytest.mark.parametrize(
+    "make, msg",
+    [
+        (lambda d: d / "missing.mp4", "missing.mp4"),
+        (lambda d: write_bytes(d / "junk.mp4", b"not a video at all" * 50), "junk.mp4"),
+    ],
+)
 @pytest.mark.parametrize("command", ["ground", "scenes"])
 def test_bad_video_is_a_clear_error(svilm_bundles, tmp_path, capsys, make, msg, command):  # noqa: F811
     _, _, _, paths = svilm_bundles
@@ -295,8 +351,9 @@ def test_bad_video_is_a_clear_error(svilm_bundles, tmp_path, capsys, make, msg, 
     assert err.startswith(f"finsta-rt {command}: ") and msg in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("text, msg", [("", "the text is empty"), ("  ", "the text is empty"),
-                                       ("moves left quickly", "found no nouns")])
+@pytest.mark.parametrize(
+    "text, msg", [("", "the text is empty"), ("  ", "the text is empty"), ("moves left quickly", "found no nouns")]
+)
 def test_ground_bad_text_is_a_clear_error(svilm_bundles, tmp_path, capsys, text, msg):  # noqa: F811
     _, _, _, paths = svilm_bundles
     video = two_scene_video(tmp_path / "v.mp4")

@@ -47,27 +47,34 @@ def csal_ref(s_t2v: np.ndarray, zv: np.ndarray, zt: np.ndarray, tau: float, eps:
     return 0.5 * (soft_ce(s_t2v.T / tau, y) + soft_ce(s_t2v / tau, y))
 
 
-def embeddings(rng: np.random.Generator, B: int, Q: int, E: int, groups: int,
-               opposed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def embeddings(
+    rng: np.random.Generator, B: int, Q: int, E: int, groups: int, opposed: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised zv [B, Q, E], zt [B, E] in ``groups`` clusters: items of one cluster are alike in
     video and text, so that CSAL's cross pairs (off-diagonal credit) occur. ``opposed``: cluster
     k + 1 is the negation of cluster k in both, so that both similarities of such a pair are
     negative while their product is not (the ReLUs must zero them)."""
     centre_v, centre_t = rng.standard_normal((groups, E)), rng.standard_normal((groups, E))
     if opposed:
-        centre_v[1::2], centre_t[1::2] = -centre_v[0::2][:groups // 2], -centre_t[0::2][:groups // 2]
+        centre_v[1::2], centre_t[1::2] = -centre_v[0::2][: groups // 2], -centre_t[0::2][: groups // 2]
     g = rng.integers(0, groups, size=B)
     zv = centre_v[g][:, None] + 0.6 * rng.standard_normal((B, Q, E))
     zt = centre_t[g] + 0.6 * rng.standard_normal((B, E))
     return zv / np.linalg.norm(zv, axis=-1, keepdims=True), zt / np.linalg.norm(zt, axis=-1, keepdims=True)
 
 
-CASES = [dict(B=6, Q=3, E=8, groups=2, tau=0.07), dict(B=9, Q=1, E=16, groups=3, tau=0.2),
-         dict(B=2, Q=4, E=4, groups=1, tau=0.5), dict(B=12, Q=2, E=32, groups=12, tau=0.05),
-         dict(B=8, Q=2, E=8, groups=2, tau=0.1, opposed=True)]
+CASES = [
+    dict(B=6, Q=3, E=8, groups=2, tau=0.07),
+    dict(B=9, Q=1, E=16, groups=3, tau=0.2),
+    dict(B=2, Q=4, E=4, groups=1, tau=0.5),
+    dict(B=12, Q=2, E=32, groups=12, tau=0.05),
+    dict(B=8, Q=2, E=8, groups=2, tau=0.1, opposed=True),
+]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c['B']}-g{c['groups']}" + ("-opposed" if c.get("opposed") else ""))
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"B{c['B']}-g{c['groups']}" + ("-opposed" if c.get("opposed") else "")
+)
 def test_itc_and_csal_equal_the_float64_reference(case):
     with replay_hint(repr(case)):
         rng = case_rng(SEED, {"test": "losses", **case})

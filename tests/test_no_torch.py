@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 import numpy as np
-
 import reference
 from helpers import st_graph_attention_model
 
@@ -27,8 +26,10 @@ def test_finsta_rt_without_torch(tmp_path):
     model_path = tmp_path / "sga.onnx"
     model_path.write_bytes(st_graph_attention_model(tokens_per_frame=4, sim_threshold=0.2).SerializeToString())
     rng = np.random.default_rng()
-    feeds = dict(x=rng.standard_normal((2, 12, 5)).astype(np.float32),
-                 **{n: rng.standard_normal((2, 3, 12, 8)).astype(np.float32) for n in "qkv"})
+    feeds = dict(
+        x=rng.standard_normal((2, 12, 5)).astype(np.float32),
+        **{n: rng.standard_normal((2, 3, 12, 8)).astype(np.float32) for n in "qkv"},
+    )
     np.savez(tmp_path / "feeds.npz", **feeds)
     script = BLOCK_TORCH + textwrap.dedent(
         f"""
@@ -42,9 +43,9 @@ def test_finsta_rt_without_torch(tmp_path):
         import finsta_rt
         so = ort.SessionOptions()
         finsta_rt.register(so)
-        feeds = dict(np.load({str(tmp_path / 'feeds.npz')!r}))
+        feeds = dict(np.load({str(tmp_path / "feeds.npz")!r}))
         out = ort.InferenceSession({str(model_path)!r}, so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-        np.save({str(tmp_path / 'out.npy')!r}, out)
+        np.save({str(tmp_path / "out.npy")!r}, out)
         assert "torch" not in sys.modules
         """
     )

@@ -39,7 +39,9 @@ def test_library_reports_its_op_table():
 def test_library_of_another_domain_is_refused(monkeypatch):
     real = ops.library_info
     monkeypatch.setattr(ops, "library_info", lambda p, m=0: {**real(p, m), "domain": "finsta2"})
-    with pytest.raises(finsta_rt.OpsLibraryError, match="registers domain 'finsta2' version '1', finsta-rt expects 'finsta'"):
+    with pytest.raises(
+        finsta_rt.OpsLibraryError, match="registers domain 'finsta2' version '1', finsta-rt expects 'finsta'"
+    ):
         finsta_rt.library_path("cpu")
 
 
@@ -47,7 +49,9 @@ def test_library_that_does_not_report_its_domain_is_refused(monkeypatch):
     real = ops.library_info
     strip = lambda p, m=0: {k: v for k, v in real(p, m).items() if k not in ("domain", "opset")}  # noqa: E731
     monkeypatch.setattr(ops, "library_info", strip)
-    with pytest.raises(finsta_rt.OpsLibraryError, match="stale finsta op library .* does not report its domain .*make ops"):
+    with pytest.raises(
+        finsta_rt.OpsLibraryError, match="stale finsta op library .* does not report its domain .*make ops"
+    ):
         finsta_rt.library_path("cpu")
 
 
@@ -97,7 +101,9 @@ def test_override_dir_is_used(monkeypatch, tmp_path):
 
 def test_stale_library_is_refused(monkeypatch):
     monkeypatch.setattr(finsta_rt, "__version__", "99.0.0")
-    with pytest.raises(finsta_rt.OpsLibraryError, match="stale finsta op library .* built for finsta-rt 0.1.0.*make ops"):
+    with pytest.raises(
+        finsta_rt.OpsLibraryError, match="stale finsta op library .* built for finsta-rt 0.1.0.*make ops"
+    ):
         finsta_rt.library_path("cpu")
 
 

@@ -15,8 +15,17 @@ def torch_resize(frames: np.ndarray, h: int, w: int) -> np.ndarray:
     return y.movedim(-3, -1).numpy()
 
 
-@pytest.mark.parametrize("src,dst", [((144, 176), (224, 274)), ((720, 1280), (224, 398)), ((2160, 3840), (224, 398)),
-                                     ((112, 112), (224, 224)), ((37, 53), (11, 29)), ((1, 7), (5, 3))])
+@pytest.mark.parametrize(
+    "src,dst",
+    [
+        ((144, 176), (224, 274)),
+        ((720, 1280), (224, 398)),
+        ((2160, 3840), (224, 398)),
+        ((112, 112), (224, 224)),
+        ((37, 53), (11, 29)),
+        ((1, 7), (5, 3)),
+    ],
+)
 def test_resize_matches_torch_antialiased_bilinear(src, dst):
     rng = np.random.default_rng()
     frames = rng.integers(0, 256, size=(2, *src, 3), dtype=np.uint8)
@@ -34,7 +43,7 @@ def test_shorter_side_then_center_crop(h, w):
     nh, nw = (224, round(w * 224 / h)) if h <= w else (round(h * 224 / w), 224)
     full = torch_resize(frames, nh, nw)
     top, left = (nh - 224) // 2, (nw - 224) // 2
-    assert np.abs(out - full[:, top:top + 224, left:left + 224]).max() <= 0.51 + 1e-3
+    assert np.abs(out - full[:, top : top + 224, left : left + 224]).max() <= 0.51 + 1e-3
 
 
 def test_bad_inputs_and_config():

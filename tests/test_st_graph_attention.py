@@ -29,7 +29,9 @@ def safe_threshold(x: np.ndarray, P: int, r: int, tau: float) -> float:
     if vals.size == 0 or np.min(np.abs(vals - tau)) >= MARGIN:
         return tau
     gaps = np.diff(vals)
-    cands = np.concatenate([[vals[0] - 2 * MARGIN], ((vals[:-1] + vals[1:]) / 2)[gaps > 4 * MARGIN], [vals[-1] + 2 * MARGIN]])
+    cands = np.concatenate(
+        [[vals[0] - 2 * MARGIN], ((vals[:-1] + vals[1:]) / 2)[gaps > 4 * MARGIN], [vals[-1] + 2 * MARGIN]]
+    )
     return float(cands[np.argmin(np.abs(cands - tau))])
 
 
@@ -49,12 +51,19 @@ def random_cases(n: int, seed) -> list:
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(n):
-        cases.append(dict(
-            B=int(rng.integers(1, 4)), H=int(rng.integers(1, 9)), T=int(rng.integers(1, 10)),
-            P=int(rng.integers(1, 65)), d=int(rng.integers(8, 65)), D=int(rng.integers(4, 97)),
-            r=int(rng.integers(0, 4)), tau=float(rng.uniform(-1.0, 1.2)),
-            zero_tokens=int(rng.integers(0, 3)),
-        ))
+        cases.append(
+            dict(
+                B=int(rng.integers(1, 4)),
+                H=int(rng.integers(1, 9)),
+                T=int(rng.integers(1, 10)),
+                P=int(rng.integers(1, 65)),
+                d=int(rng.integers(8, 65)),
+                D=int(rng.integers(4, 97)),
+                r=int(rng.integers(0, 4)),
+                tau=float(rng.uniform(-1.0, 1.2)),
+                zero_tokens=int(rng.integers(0, 3)),
+            )
+        )
     return cases
 
 
@@ -87,8 +96,11 @@ def inputs(rng: np.random.Generator, case: dict) -> tuple[dict, dict]:
 
 
 def run_reference(feeds: dict, a: dict) -> list[np.ndarray]:
-    return [reference.st_graph_attention(**feeds, P=a["tokens_per_frame"], r=a.get("frame_radius", 1),
-                                         tau=a["sim_threshold"], scale=a.get("scale"))]
+    return [
+        reference.st_graph_attention(
+            **feeds, P=a["tokens_per_frame"], r=a.get("frame_radius", 1), tau=a["sim_threshold"], scale=a.get("scale")
+        )
+    ]
 
 
 def run_torch(feeds: dict, a: dict) -> list[np.ndarray]:
@@ -97,15 +109,25 @@ def run_torch(feeds: dict, a: dict) -> list[np.ndarray]:
     from finsta.nn import st_graph_attention
 
     t = {k: torch.from_numpy(v) for k, v in feeds.items()}
-    out = st_graph_attention(t["x"], t["q"], t["k"], t["v"], a["tokens_per_frame"], a["sim_threshold"],
-                             a.get("frame_radius", 1), a.get("scale"))
+    out = st_graph_attention(
+        t["x"],
+        t["q"],
+        t["k"],
+        t["v"],
+        a["tokens_per_frame"],
+        a["sim_threshold"],
+        a.get("frame_radius", 1),
+        a.get("scale"),
+    )
     return [out.numpy()]
 
 
 def _feeds(B=1, L=6, D=4, H=2, d=8, *, qshape=None, kshape=None, vshape=None, xshape=None, dtype=np.float32):
     rng = np.random.default_rng(0)
     f = lambda s: rng.standard_normal(s).astype(dtype)  # noqa: E731
-    return dict(x=f(xshape or (B, L, D)), q=f(qshape or (B, H, L, d)), k=f(kshape or (B, H, L, d)), v=f(vshape or (B, H, L, d)))
+    return dict(
+        x=f(xshape or (B, L, D)), q=f(qshape or (B, H, L, d)), k=f(kshape or (B, H, L, d)), v=f(vshape or (B, H, L, d))
+    )
 
 
 def _kernel_rejects() -> tuple[dict, dict, str]:
@@ -130,10 +152,16 @@ CASES = OpCases(
         "L_not_multiple_of_P": (_feeds(L=7), "L=7 tokens is not a multiple of tokens_per_frame=3"),
         "batch_mismatch": (_feeds(xshape=(2, 6, 4)), "batch mismatch: 'x' has B=2 but 'q' has B=1"),
         "token_mismatch": (_feeds(xshape=(1, 9, 4)), "token-count mismatch: 'x' has L=9 but 'q' has L=6"),
-        "heads_mismatch": (_feeds(kshape=(1, 3, 6, 8)), "input 'k' has shape \\[1, 3, 6, 8\\] but 'q' has shape \\[1, 2, 6, 8\\]"),
+        "heads_mismatch": (
+            _feeds(kshape=(1, 3, 6, 8)),
+            "input 'k' has shape \\[1, 3, 6, 8\\] but 'q' has shape \\[1, 2, 6, 8\\]",
+        ),
         "head_dim_mismatch": (_feeds(vshape=(1, 2, 6, 4)), "input 'v' has shape \\[1, 2, 6, 4\\]"),
         "k_batch_mismatch": (_feeds(kshape=(2, 2, 6, 8)), "input 'k' has shape \\[2, 2, 6, 8\\]"),
-        "x_rank": (dict(_feeds(), x=np.ones((6, 4), np.float32)), "input 'x' must have rank 3 \\[B, L, D\\], got shape \\[6, 4\\]"),
+        "x_rank": (
+            dict(_feeds(), x=np.ones((6, 4), np.float32)),
+            "input 'x' must have rank 3 \\[B, L, D\\], got shape \\[6, 4\\]",
+        ),
         "q_rank": (dict(_feeds(), q=np.ones((1, 6, 8), np.float32)), "input 'q' must have rank 4 \\[B, H, L, d\\]"),
         "dtype_int64": (_feeds(dtype=np.int64), "input 'x' must be float32, got int64"),
         "dtype_int32": (_feeds(dtype=np.int32), "input 'x' must be float32, got int32"),
@@ -158,8 +186,10 @@ CASES = OpCases(
         (dict(tokens_per_frame=3, sim_threshold=0.1, scale=float("inf")), "scale must be finite and > 0, got inf"),
         (dict(tokens_per_frame=3.0, sim_threshold=0.1), "attribute 'tokens_per_frame' must be an int, got a float"),
         (dict(tokens_per_frame=3, sim_threshold=1), "attribute 'sim_threshold' must be a float, got an int"),
-        (dict(tokens_per_frame=3, sim_threshold=0.1, frame_radious=1),
-         "unknown attribute\\(s\\) \\['frame_radious'\\]; known: \\['frame_radius', 'scale', 'sim_threshold', 'tokens_per_frame'\\]"),
+        (
+            dict(tokens_per_frame=3, sim_threshold=0.1, frame_radious=1),
+            "unknown attribute\\(s\\) \\['frame_radious'\\]; known: \\['frame_radius', 'scale', 'sim_threshold', 'tokens_per_frame'\\]",
+        ),
     ],
     kernel_rejects=_kernel_rejects,
     empty_cases={"batch_0": dict(B=0, H=2, T=2, P=3, d=8, D=4, r=1, tau=0.1)},

@@ -45,8 +45,13 @@ def mha(x: np.ndarray, kv: np.ndarray, m, heads: int) -> np.ndarray:
     """Multi-head attention of x [N, D] over kv [M, Dkv], one sequence, with q/k/v/o biases."""
     q, k, v = lin(x, m.q), lin(kv, m.k), lin(kv, m.v)
     d = q.shape[-1] // heads
-    out = np.concatenate([softmax(q[:, h * d:(h + 1) * d] @ k[:, h * d:(h + 1) * d].T / np.sqrt(d))
-                          @ v[:, h * d:(h + 1) * d] for h in range(heads)], axis=-1)
+    out = np.concatenate(
+        [
+            softmax(q[:, h * d : (h + 1) * d] @ k[:, h * d : (h + 1) * d].T / np.sqrt(d)) @ v[:, h * d : (h + 1) * d]
+            for h in range(heads)
+        ],
+        axis=-1,
+    )
     return lin(out, m.o)
 
 
@@ -70,7 +75,7 @@ def graph_attention(u: np.ndarray, m, cfg: STGTConfig) -> np.ndarray:
     d = D // cfg.heads
     heads = []
     for h in range(cfg.heads):
-        q, k, v = (qkv[:, j * D + h * d:j * D + (h + 1) * d] for j in range(3))
+        q, k, v = (qkv[:, j * D + h * d : j * D + (h + 1) * d] for j in range(3))
         logits = np.where(A == 0, -np.inf, q @ k.T / np.sqrt(d) * A)
         heads.append(softmax(logits) @ v)
     return lin(np.concatenate(heads, axis=-1), m.o)
@@ -118,8 +123,20 @@ def head_ref(tokens: np.ndarray, head: STGTVideoHead) -> tuple[np.ndarray, np.nd
 
 
 def small_cfg(**kw) -> STGTConfig:
-    base = dict(backbone_dim=12, text_dim=8, grid=(2, 3), frames=4, dim=16, heads=4, layers=1, sim_threshold=0.2,
-                frame_radius=1, queries=3, query_layers=2, embed_dim=8)
+    base = dict(
+        backbone_dim=12,
+        text_dim=8,
+        grid=(2, 3),
+        frames=4,
+        dim=16,
+        heads=4,
+        layers=1,
+        sim_threshold=0.2,
+        frame_radius=1,
+        queries=3,
+        query_layers=2,
+        embed_dim=8,
+    )
     return STGTConfig(**{**base, **kw})
 
 
@@ -178,7 +195,9 @@ def test_video_head_matches_the_reference(T):
             zv, mem = (t.numpy() for t in head(torch.from_numpy(tokens)))
         for b in range(2):
             ref_zv, ref_mem = head_ref(tokens[b], head)
-            assert rel_err(mem[b], ref_mem) < TOL and rel_err(zv[b], ref_zv) < TOL, (rel_err(mem[b], ref_mem),
-                                                                                      rel_err(zv[b], ref_zv))
+            assert rel_err(mem[b], ref_mem) < TOL and rel_err(zv[b], ref_zv) < TOL, (
+                rel_err(mem[b], ref_mem),
+                rel_err(zv[b], ref_zv),
+            )
         assert zv.shape == (2, cfg.queries, cfg.embed_dim) and mem.shape == (2, T * (1 + 2 + 3), cfg.dim)
         np.testing.assert_allclose(np.linalg.norm(zv, axis=-1), 1.0, rtol=1e-12)

@@ -13,8 +13,7 @@ import yaml
 
 from finsta.export.bundle import ExportSpec
 from finsta.models import backbones as bb
-from finsta.models.svilm import (TEXT_OUTPUTS, VIDEO_OUTPUTS, SViLMConfig, SViLMHeads, SViLMTextTower,
-                                 SViLMVideoTower)
+from finsta.models.svilm import TEXT_OUTPUTS, VIDEO_OUTPUTS, SViLMConfig, SViLMHeads, SViLMTextTower, SViLMVideoTower
 from finsta.models.towers import FrameEncoder
 from finsta_rt.bundle import Bundle
 from finsta_rt.model import Model
@@ -28,15 +27,43 @@ def tiny_svilm_towers(frames: int = 4, seed: int = 0):
     fb = bb.tiny_vit()
     tb = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
     fp = fb.preprocess
-    pre = Preprocess(size=fp.size, resize=fp.resize, interpolation=fp.interpolation, mean=tuple(fp.mean),
-                     std=tuple(fp.std), frames=frames)
-    cfg = SViLMConfig(backbone_dim=fb.out_dim, text_dim=tb.out_dim, grid=tuple(fb.grid), frames=frames, dim=32,
-                      heads=4, layers=2, group_at=[1, 2], groups=4, embed_dim=16, scene_threshold=0.25)
+    pre = Preprocess(
+        size=fp.size,
+        resize=fp.resize,
+        interpolation=fp.interpolation,
+        mean=tuple(fp.mean),
+        std=tuple(fp.std),
+        frames=frames,
+    )
+    cfg = SViLMConfig(
+        backbone_dim=fb.out_dim,
+        text_dim=tb.out_dim,
+        grid=tuple(fb.grid),
+        frames=frames,
+        dim=32,
+        heads=4,
+        layers=2,
+        group_at=[1, 2],
+        groups=4,
+        embed_dim=16,
+        scene_threshold=0.25,
+    )
     heads = SViLMHeads(cfg).eval()
-    spec = ExportSpec("svilm", "tiny-svilm", pre, Path(tb.config.vocab_file), tb.config.lowercase,
-                      tb.config.max_length, {"svilm": cfg.to_dict()})
-    return (SViLMVideoTower(FrameEncoder(fb, pre.mean, pre.std), heads.video).eval(),
-            SViLMTextTower(tb, heads.text).eval(), spec, heads)
+    spec = ExportSpec(
+        "svilm",
+        "tiny-svilm",
+        pre,
+        Path(tb.config.vocab_file),
+        tb.config.lowercase,
+        tb.config.max_length,
+        {"svilm": cfg.to_dict()},
+    )
+    return (
+        SViLMVideoTower(FrameEncoder(fb, pre.mean, pre.std), heads.video).eval(),
+        SViLMTextTower(tb, heads.text).eval(),
+        spec,
+        heads,
+    )
 
 
 def _cos_rows(a, b) -> np.ndarray:
@@ -71,8 +98,9 @@ def test_every_output_matches_pytorch(svilm_bundles, flavour):
         else:
             assert got.dtype == np.int64 and np.array_equal(got, ref), name
     scores = model.score(got_v["video_embedding"], got_t["text_embedding"])
-    ref_scores = np.einsum("vqe,te->tvq", ref_v["video_embedding"].astype(np.float64),
-                           ref_t["text_embedding"].astype(np.float64)).max(-1)
+    ref_scores = np.einsum(
+        "vqe,te->tvq", ref_v["video_embedding"].astype(np.float64), ref_t["text_embedding"].astype(np.float64)
+    ).max(-1)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-4)
 
 
@@ -124,12 +152,29 @@ def test_export_from_a_run_dispatches_on_family(tmp_path):
     from finsta.families import parse_config, towers_and_scorer_from_run
     from finsta.train.fit import save_checkpoint
 
-    cfg = parse_config({"family": "svilm", "name": "s", "frame_backbone": "tiny_vit", "text_backbone": "tiny_text",
-                        "model": {"dim": 32, "heads": 4, "groups": 4, "embed_dim": 16},
-                        "data": {"frames": 4, "size": 64}, "output": str(tmp_path)})
+    cfg = parse_config(
+        {
+            "family": "svilm",
+            "name": "s",
+            "frame_backbone": "tiny_vit",
+            "text_backbone": "tiny_text",
+            "model": {"dim": 32, "heads": 4, "groups": 4, "embed_dim": 16},
+            "data": {"frames": 4, "size": 64},
+            "output": str(tmp_path),
+        }
+    )
     fb, tb = bb.tiny_vit(), bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
-    scfg = SViLMConfig(backbone_dim=fb.out_dim, text_dim=tb.out_dim, grid=tuple(fb.grid), frames=4, dim=32, heads=4,
-                       groups=4, embed_dim=16, scene_threshold=0.3)
+    scfg = SViLMConfig(
+        backbone_dim=fb.out_dim,
+        text_dim=tb.out_dim,
+        grid=tuple(fb.grid),
+        frames=4,
+        dim=32,
+        heads=4,
+        groups=4,
+        embed_dim=16,
+        scene_threshold=0.3,
+    )
     heads = SViLMHeads(scfg)
     opt = torch.optim.AdamW(heads.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)

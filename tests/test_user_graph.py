@@ -10,19 +10,29 @@ import numpy as np
 import pytest
 
 from finsta_rt.user_graph import (
-    UserGraphError, UserVideoGraph, load_user_graph, parse_user_graph, user_graph_tensors,
+    UserGraphError,
+    UserVideoGraph,
+    load_user_graph,
+    parse_user_graph,
+    user_graph_tensors,
 )
 
 VALID = {
-    "width": 200, "height": 100,
+    "width": 200,
+    "height": 100,
     "frames": [
-        {"t": 0,
-         "objects": [{"id": "car1", "box": [0, 0, 50, 20], "label": "car"},
-                     {"id": "p2", "box": [100, 50, 200, 100], "label": "person"}],
-         "relations": [{"subject": "car1", "predicate": "left of", "object": "p2"}]},
-        {"t": 2,
-         "objects": [{"id": "p2", "box": [90, 50, 190, 100]},
-                     {"id": 7, "box": [10, 10, 30, 30], "label": "dog"}]},
+        {
+            "t": 0,
+            "objects": [
+                {"id": "car1", "box": [0, 0, 50, 20], "label": "car"},
+                {"id": "p2", "box": [100, 50, 200, 100], "label": "person"},
+            ],
+            "relations": [{"subject": "car1", "predicate": "left of", "object": "p2"}],
+        },
+        {
+            "t": 2,
+            "objects": [{"id": "p2", "box": [90, 50, 190, 100]}, {"id": 7, "box": [10, 10, 30, 30], "label": "dog"}],
+        },
     ],
 }
 
@@ -63,8 +73,11 @@ def test_valid_file_round_trips(tmp_path):
 
 
 def test_normalised_units_and_dict_input():
-    doc = {"units": "normalized", "num_frames": 2,
-           "frames": [{"t": 1, "objects": [{"id": "a", "box": [0.1, 0.2, 0.3, 0.4]}]}]}
+    doc = {
+        "units": "normalized",
+        "num_frames": 2,
+        "frames": [{"t": 1, "objects": [{"id": "a", "box": [0.1, 0.2, 0.3, 0.4]}]}],
+    }
     g = parse_user_graph(doc)
     assert g.frames[0].objects[0].box == (0.1, 0.2, 0.3, 0.4)
     out = user_graph_tensors(g, frames=2, slots=1)
@@ -72,9 +85,13 @@ def test_normalised_units_and_dict_input():
 
 
 def test_more_tracks_than_slots_fill_slots_in_file_order():
-    doc = {"units": "normalized", "frames": [
-        {"t": 0, "objects": [{"id": "a", "box": [0, 0, .1, .1]}, {"id": "b", "box": [0, 0, .2, .2]}]},
-        {"t": 1, "objects": [{"id": "c", "box": [0, 0, .3, .3]}, {"id": "a", "box": [0, 0, .4, .4]}]}]}
+    doc = {
+        "units": "normalized",
+        "frames": [
+            {"t": 0, "objects": [{"id": "a", "box": [0, 0, 0.1, 0.1]}, {"id": "b", "box": [0, 0, 0.2, 0.2]}]},
+            {"t": 1, "objects": [{"id": "c", "box": [0, 0, 0.3, 0.3]}, {"id": "a", "box": [0, 0, 0.4, 0.4]}]},
+        ],
+    }
     out = parse_user_graph(doc).to_tensors(frames=2, slots=2)
     np.testing.assert_array_equal(out["track"], [[0, 1], [2, 0]])
     np.testing.assert_allclose(out["slot_box"][1, 1, 2], 0.4)
@@ -92,36 +109,60 @@ def _set(path, value):
         for k in path[:-1]:
             d = d[k]
         d[path[-1]] = value
+
     return fn
 
 
 MALFORMED = [
     # (case, document, words the message must contain)
-    ("unknown subject id", mutated(_set(["frames", 0, "relations", 0, "subject"], "car9")),
-     ["frame t=0", "relations[0].subject", "unknown object id 'car9'"]),
-    ("unknown object id", mutated(_set(["frames", 0, "relations", 0, "object"], "nobody")),
-     ["frame t=0", "relations[0].object", "'nobody'"]),
-    ("box right of the frame", mutated(_set(["frames", 1, "objects", 0, "box"], [90, 50, 201, 100])),
-     ["frame t=2", "object 'p2'", "box", "outside the frame"]),
-    ("box with a negative corner", mutated(_set(["frames", 0, "objects", 0, "box"], [-1, 0, 50, 20])),
-     ["frame t=0", "object 'car1'", "outside the frame"]),
-    ("inverted box", mutated(_set(["frames", 0, "objects", 1, "box"], [100, 50, 100, 100])),
-     ["frame t=0", "object 'p2'", "x1 > x0"]),
-    ("box of 3 numbers", mutated(_set(["frames", 0, "objects", 1, "box"], [1, 2, 3])),
-     ["frame t=0", "object 'p2'", "box", "4 finite numbers"]),
-    ("box with a string", mutated(_set(["frames", 0, "objects", 1, "box"], [1, 2, "3", 4])),
-     ["object 'p2'", "box"]),
+    (
+        "unknown subject id",
+        mutated(_set(["frames", 0, "relations", 0, "subject"], "car9")),
+        ["frame t=0", "relations[0].subject", "unknown object id 'car9'"],
+    ),
+    (
+        "unknown object id",
+        mutated(_set(["frames", 0, "relations", 0, "object"], "nobody")),
+        ["frame t=0", "relations[0].object", "'nobody'"],
+    ),
+    (
+        "box right of the frame",
+        mutated(_set(["frames", 1, "objects", 0, "box"], [90, 50, 201, 100])),
+        ["frame t=2", "object 'p2'", "box", "outside the frame"],
+    ),
+    (
+        "box with a negative corner",
+        mutated(_set(["frames", 0, "objects", 0, "box"], [-1, 0, 50, 20])),
+        ["frame t=0", "object 'car1'", "outside the frame"],
+    ),
+    (
+        "inverted box",
+        mutated(_set(["frames", 0, "objects", 1, "box"], [100, 50, 100, 100])),
+        ["frame t=0", "object 'p2'", "x1 > x0"],
+    ),
+    (
+        "box of 3 numbers",
+        mutated(_set(["frames", 0, "objects", 1, "box"], [1, 2, 3])),
+        ["frame t=0", "object 'p2'", "box", "4 finite numbers"],
+    ),
+    ("box with a string", mutated(_set(["frames", 0, "objects", 1, "box"], [1, 2, "3", 4])), ["object 'p2'", "box"]),
     ("box with a boolean", mutated(_set(["frames", 0, "objects", 1, "box"], [0, 0, True, 1])), ["box"]),
-    ("duplicate id", mutated(_set(["frames", 0, "objects", 1, "id"], "car1")),
-     ["frame t=0", "object 'car1'", "duplicate id"]),
+    (
+        "duplicate id",
+        mutated(_set(["frames", 0, "objects", 1, "id"], "car1")),
+        ["frame t=0", "object 'car1'", "duplicate id"],
+    ),
     ("negative frame index", mutated(_set(["frames", 1, "t"], -1)), ["frames[1].t", "out of range"]),
     ("frame index past num_frames", mutated(lambda d: d.update(num_frames=2)), ["frames[1].t", "frame index 2"]),
     ("duplicate frame index", mutated(_set(["frames", 1, "t"], 0)), ["frames[1].t", "listed twice"]),
     ("frame index as a string", mutated(_set(["frames", 1, "t"], "2")), ["frames[1].t", "integer"]),
     ("id as a list", mutated(_set(["frames", 0, "objects", 0, "id"], ["car"])), ["objects[0].id", "string"]),
     ("label as a number", mutated(_set(["frames", 0, "objects", 0, "label"], 3)), ["object 'car1'", "label"]),
-    ("predicate missing", mutated(lambda d: d["frames"][0]["relations"][0].pop("predicate")),
-     ["relations[0]", "missing field 'predicate'"]),
+    (
+        "predicate missing",
+        mutated(lambda d: d["frames"][0]["relations"][0].pop("predicate")),
+        ["relations[0]", "missing field 'predicate'"],
+    ),
     ("predicate empty", mutated(_set(["frames", 0, "relations", 0, "predicate"], " ")), ["predicate"]),
     ("objects not a list", mutated(_set(["frames", 0, "objects"], {"id": "a"})), ["frame t=0", "objects", "array"]),
     ("frames not a list", mutated(_set(["frames"], {})), ["'frames'", "array"]),
@@ -130,10 +171,16 @@ MALFORMED = [
     ("missing width", mutated(lambda d: d.pop("width")), ["missing field 'width'"]),
     ("zero height", mutated(_set(["height"], 0)), ["'height'", "positive"]),
     ("unknown units", mutated(_set(["units"], "inches")), ["'units'"]),
-    ("unknown field", mutated(_set(["frames", 0, "objects", 0, "colour"], "red")),
-     ["objects[0]", "unknown field", "colour"]),
-    ("normalised box above 1", {"units": "normalized", "frames": [{"t": 0, "objects": [
-        {"id": "a", "box": [0.5, 0.5, 1.5, 0.9]}]}]}, ["object 'a'", "outside the frame ([0, 1])"]),
+    (
+        "unknown field",
+        mutated(_set(["frames", 0, "objects", 0, "colour"], "red")),
+        ["objects[0]", "unknown field", "colour"],
+    ),
+    (
+        "normalised box above 1",
+        {"units": "normalized", "frames": [{"t": 0, "objects": [{"id": "a", "box": [0.5, 0.5, 1.5, 0.9]}]}]},
+        ["object 'a'", "outside the frame ([0, 1])"],
+    ),
     ("top level not an object", [1, 2], ["top level", "JSON object"]),
 ]
 
@@ -150,13 +197,16 @@ def test_malformed_files_name_the_problem(tmp_path, case, doc, words):
     assert isinstance(ei.value, ValueError)
 
 
-@pytest.mark.parametrize("text,words", [
-    ('{"width": 10, "height": 10, "frames": [', ["invalid JSON", "line 1"]),
-    ("{'frames': []}", ["invalid JSON"]),
-    ("", ["invalid JSON"]),
-    ("[" * 100_000, ["nested deeper than"]),  # RecursionError in json.loads before
-    ('{"frames": [' + "[" * 200 + "]" * 200 + "]}", ["nested deeper than"]),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ('{"width": 10, "height": 10, "frames": [', ["invalid JSON", "line 1"]),
+        ("{'frames': []}", ["invalid JSON"]),
+        ("", ["invalid JSON"]),
+        ("[" * 100_000, ["nested deeper than"]),  # RecursionError in json.loads before
+        ('{"frames": [' + "[" * 200 + "]" * 200 + "]}", ["nested deeper than"]),
+    ],
+)
 def test_invalid_json(tmp_path, text, words):
     path = write(tmp_path, text)
     with pytest.raises(UserGraphError) as ei:
@@ -187,8 +237,11 @@ def test_not_utf8_and_missing_file(tmp_path):
 
 def test_conversion_errors_name_the_frame(tmp_path):
     g = load_user_graph(write(tmp_path, VALID))
-    with pytest.raises(UserGraphError, match=r"graph\.json: frame t=0 \(frames\[0\]\): 2 objects, more than the 1 "
-                                             "slots"):
+    with pytest.raises(
+        UserGraphError,
+        match=r"graph\.json: frame t=0 \(frames\[0\]\): 2 objects, more than the 1 "
+        "slots",
+    ):
         g.to_tensors(frames=4, slots=1)
     with pytest.raises(UserGraphError, match=r"frame t=2 \(frames\[1\]\): frame index out of range for 2 frames"):
         g.to_tensors(frames=2, slots=3)

@@ -26,8 +26,14 @@ from finsta_rt.video import Sampling, VideoError, iter_frames, read_frames, targ
 def test_sampling_parse_and_errors():
     assert Sampling.parse("uniform:8") == Sampling("uniform", 8)
     assert str(Sampling.parse("fps:2.5")) == "fps:2.5"
-    for bad, msg in [("uniform", "must be one of"), ("uniform:0", "whole number >= 1"), ("every:1.5", "whole number"),
-                     ("fps:-1", "fps must be > 0"), ("fps:x", "not a number"), ("random:3", "must be one of")]:
+    for bad, msg in [
+        ("uniform", "must be one of"),
+        ("uniform:0", "whole number >= 1"),
+        ("every:1.5", "whole number"),
+        ("fps:-1", "fps must be > 0"),
+        ("fps:x", "not a number"),
+        ("random:3", "must be one of"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             Sampling.parse(bad)
 
@@ -99,8 +105,16 @@ def test_rotation_metadata_is_applied(tmp_path, degrees):
         assert f.shape[:2] == (64, 32) and f[36:].mean() > 200 and f[:28].mean() < 50
 
 
-@pytest.mark.parametrize("codec,pix_fmt", [("libx264", "yuv444p"), ("libx264", "yuv420p10le"), ("mpeg4", "yuv420p"),
-                                           ("ffv1", "gray"), ("libx264rgb", "rgb24")])
+@pytest.mark.parametrize(
+    "codec,pix_fmt",
+    [
+        ("libx264", "yuv444p"),
+        ("libx264", "yuv420p10le"),
+        ("mpeg4", "yuv420p"),
+        ("ffv1", "gray"),
+        ("libx264rgb", "rgb24"),
+    ],
+)
 def test_odd_pixel_formats_become_rgb(tmp_path, codec, pix_fmt):
     frames = moving_frames(10)
     p = write_video(tmp_path / "x.mkv", frames, codec=codec, pix_fmt=pix_fmt)
@@ -142,7 +156,10 @@ BAD = {
     "empty": (lambda d: write_bytes(d / "empty.mp4", b""), "empty file"),
     "audio_only": (lambda d: write_audio_only(d / "audio.m4a"), "no video stream \\(streams: audio\\)"),
     "still_image": (lambda d: write_png(d / "still.png", np.zeros((8, 8, 3), np.uint8)), "is a still image"),
-    "zero_frames": (lambda d: write_zero_frame_video(d / "zero.mkv"), "has no (decodable )?video frames|ends before any video data"),
+    "zero_frames": (
+        lambda d: write_zero_frame_video(d / "zero.mkv"),
+        "has no (decodable )?video frames|ends before any video data",
+    ),
     "missing": (lambda d: d / "missing.mp4", "file not found"),
     "directory": (lambda d: (d / "dir.mp4").mkdir() or d / "dir.mp4", "is a directory"),
     # moov at the end (bikes.mp4): nothing to read; moov first: frames stop early
@@ -187,8 +204,13 @@ def test_random_bytes_are_refused_cleanly(tmp_path):
     for k in range(12):
         data = case_rng(seed, {"draw": k}).bytes(20000)
         path = write_bytes(tmp_path / f"noise{k}.mp4", data)
-        reasons.add(assert_clean_refusal(lambda p: read_frames(p, "uniform:4", timeout=30), path,
-                                         f"replay with FINSTA_TEST_SEED={seed} (draw {k})").split(" (")[0])
+        reasons.add(
+            assert_clean_refusal(
+                lambda p: read_frames(p, "uniform:4", timeout=30),
+                path,
+                f"replay with FINSTA_TEST_SEED={seed} (draw {k})",
+            ).split(" (")[0]
+        )
     path = write_bytes(tmp_path / "subtitles.mp4", np.random.default_rng(NO_VIDEO_STREAM_SEED).bytes(20000))
     reasons.add(assert_clean_refusal(lambda p: read_frames(p, "uniform:4"), path, "fixed draw").split(" (")[0])
     assert "no video stream" in reasons and "not a readable video" in reasons, reasons

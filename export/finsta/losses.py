@@ -11,8 +11,10 @@ def itc_loss(sim_t2v: Tensor, temperature: Tensor, label_smoothing: float = 0.1)
     """Symmetric InfoNCE over a batch: sim_t2v [B, B] (text j, video i), positives on the diagonal."""
     logits = sim_t2v / temperature
     target = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-                  + F.cross_entropy(logits.t(), target, label_smoothing=label_smoothing))
+    return 0.5 * (
+        F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+        + F.cross_entropy(logits.t(), target, label_smoothing=label_smoothing)
+    )
 
 
 def csal_targets(zv: Tensor, zt: Tensor) -> Tensor:
@@ -34,5 +36,7 @@ def csal_loss(sim_t2v: Tensor, zv: Tensor, zt: Tensor, temperature: Tensor, labe
     if label_smoothing:
         target = target * (1 - label_smoothing) + label_smoothing / target.shape[-1]
     logits = sim_t2v / temperature
-    return 0.5 * (torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
-                  + torch.sum(-target * F.log_softmax(logits.t(), dim=-1), dim=-1).mean())
+    return 0.5 * (
+        torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
+        + torch.sum(-target * F.log_softmax(logits.t(), dim=-1), dim=-1).mean()
+    )

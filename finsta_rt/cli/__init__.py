@@ -46,18 +46,25 @@ class _SafeFormatter(logging.Formatter):
 
 def add_command(subparsers, command: ModuleType) -> argparse.ArgumentParser:
     """Adds one command module to ``subparsers``; ``args.func`` is its guarded ``run``."""
-    p = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
-                              epilog=getattr(command, "EPILOG", None),
-                              formatter_class=argparse.RawDescriptionHelpFormatter
-                              if getattr(command, "RAW_HELP", False) else argparse.HelpFormatter)
+    p = subparsers.add_parser(
+        command.NAME,
+        help=command.HELP,
+        description=command.DESCRIPTION,
+        epilog=getattr(command, "EPILOG", None),
+        formatter_class=argparse.RawDescriptionHelpFormatter
+        if getattr(command, "RAW_HELP", False)
+        else argparse.HelpFormatter,
+    )
     command.add_arguments(p)
     p.set_defaults(func=guarded(command.NAME, command.run))
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="finsta-rt",
-                 description="Run structural video-language model bundles with ONNX Runtime (no PyTorch needed).")
+    ap = _Parser(
+        prog="finsta-rt",
+        description="Run structural video-language model bundles with ONNX Runtime (no PyTorch needed).",
+    )
     ap.add_argument("--version", action="version", version=f"finsta-rt {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="log debug messages (and tracebacks)")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)

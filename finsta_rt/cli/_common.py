@@ -37,8 +37,12 @@ def printable(text: object) -> str:
 
     def sub(m: re.Match) -> str:
         ch = m.group()
-        if ord(ch) > 0x9F and ch not in "\u2028\u2029" and not 0xD800 <= ord(ch) <= 0xDFFF \
-                and unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp"):
+        if (
+            ord(ch) > 0x9F
+            and ch not in "\u2028\u2029"
+            and not 0xD800 <= ord(ch) <= 0xDFFF
+            and unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp")
+        ):
             return ch
         return _escape(ch)
 
@@ -57,16 +61,18 @@ def safe_streams() -> None:
 
 def error(command: str, message: object) -> None:
     """The one line a refused command prints."""
-    print(f"finsta-rt {command}: {printable(' '.join(str(message).split()) or type(message).__name__)}",
-          file=sys.stderr)
+    print(
+        f"finsta-rt {command}: {printable(' '.join(str(message).split()) or type(message).__name__)}", file=sys.stderr
+    )
 
 
 def _is_runtime_error(e: BaseException) -> bool:
     """Refusals of bad input (bundle, video, folder, option, device) rather than bugs."""
     from ..video import VideoError
 
-    return isinstance(e, (ValueError, OSError, RuntimeError, VideoError, MemoryError, UnicodeError)) \
-        or type(e).__module__.startswith("onnxruntime")
+    return isinstance(e, (ValueError, OSError, RuntimeError, VideoError, MemoryError, UnicodeError)) or type(
+        e
+    ).__module__.startswith("onnxruntime")
 
 
 def guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -116,8 +122,11 @@ def seconds(text: str) -> float:
 
 
 def add_model_args(p: argparse.ArgumentParser, device: str = "auto") -> None:
-    p.add_argument("--device", default=device, help="auto (CUDA if onnxruntime-gpu and a GPU are there), cpu, cuda[:N]"
-                                                    f" (default {device})")
+    p.add_argument(
+        "--device",
+        default=device,
+        help=f"auto (CUDA if onnxruntime-gpu and a GPU are there), cpu, cuda[:N] (default {device})",
+    )
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
 
 

@@ -29,6 +29,14 @@ def run(args: argparse.Namespace) -> int:
     if not found.paths:
         error(NAME, "no videos to benchmark")
         return EXIT_FAILED
-    print(run_bench(load_model(args), found.paths, sampling=args.sampling, batch_size=args.batch_size,
-                    workers=args.workers, repeat=args.repeat))
+    print(
+        run_bench(
+            load_model(args),
+            found.paths,
+            sampling=args.sampling,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            repeat=args.repeat,
+        )
+    )
     return 0

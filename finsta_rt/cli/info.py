@@ -8,8 +8,10 @@ from ._common import printable
 
 NAME = "info"
 HELP = "show what a bundle holds (and verify its files)"
-DESCRIPTION = ("Load a bundle, verify every file's sha256, and print its family, flavour, preprocessing, tokenizer, "
-               "required custom ops and graph signatures.")
+DESCRIPTION = (
+    "Load a bundle, verify every file's sha256, and print its family, flavour, preprocessing, tokenizer, "
+    "required custom ops and graph signatures."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,19 +25,23 @@ def run(args: argparse.Namespace) -> int:
     m = b.manifest
     p = b.preprocess
     exporter = m.get("exporter") or {}
-    lines = [f"bundle    {b.root}  (all {len(b.files)} files pass their sha256 check)",
-             f"name      {b.name}   family {b.family}   flavour {b.flavour}   format {m['format_version']}",
-             f"exporter  {exporter.get('name')} {exporter.get('version')}, created {m.get('created')}",
-             f"frames    T={p.frames} ({p.sampling}), {p.size}x{p.size} {p.colour} {p.dtype}, resize {p.resize} "
-             f"({p.interpolation}), mean {list(p.mean)}, std {list(p.std)}"]
+    lines = [
+        f"bundle    {b.root}  (all {len(b.files)} files pass their sha256 check)",
+        f"name      {b.name}   family {b.family}   flavour {b.flavour}   format {m['format_version']}",
+        f"exporter  {exporter.get('name')} {exporter.get('version')}, created {m.get('created')}",
+        f"frames    T={p.frames} ({p.sampling}), {p.size}x{p.size} {p.colour} {p.dtype}, resize {p.resize} "
+        f"({p.interpolation}), mean {list(p.mean)}, std {list(p.std)}",
+    ]
     t = b.tokenizer_spec
     lines.append(f"tokenizer {t.kind}, {t.vocab.name}, lowercase={t.lowercase}, max_length={t.max_length}")
     need = "required" if b.requires_op_library else "optional (portable functions included)"
     for op in b.custom_ops:
         lines.append(f"ops       domain {op['domain']} v{op['version']}: {', '.join(op['ops'])}  [{need}]")
     for g in b.graphs.values():
+
         def sig(specs):
             return ", ".join(f"{s.name} {s.dtype}{s.shape}" for s in specs)
+
         lines.append(f"graph     {g.name:<6} {g.path.name}: ({sig(g.inputs)}) -> ({sig(g.outputs)})")
     print("\n".join(printable(line) for line in lines))
     return 0

@@ -6,8 +6,10 @@ import argparse
 
 NAME = "ops"
 HELP = "show the custom-op libraries and the execution providers"
-DESCRIPTION = ("Show where the finsta op libraries are, their version and ops, and which ONNX Runtime execution "
-               "providers this machine offers. Exit status 1 if the CPU library is missing or stale.")
+DESCRIPTION = (
+    "Show where the finsta op libraries are, their version and ops, and which ONNX Runtime execution "
+    "providers this machine offers. Exit status 1 if the CPU library is missing or stale."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,9 +8,11 @@ from ._common import EXIT_FAILED, EXIT_USAGE, add_model_args, error, load_model,
 
 NAME = "score"
 HELP = "score texts against one video"
-DESCRIPTION = ("Rank texts by how well they describe the video (the bundle's similarity). A finsta bundle parses "
-               "each text into a scene graph and also prints the parts of the score: global (host), spatial "
-               "(objects), temporal (predicates), holistic.")
+DESCRIPTION = (
+    "Rank texts by how well they describe the video (the bundle's similarity). A finsta bundle parses "
+    "each text into a scene graph and also prints the parts of the score: global (host), spatial "
+    "(objects), temporal (predicates), holistic."
+)
 EPILOG = 'example: finsta-rt score bundles/stgt --video clip.mp4 --text "a dog runs" --text "a car"'
 
 
@@ -20,10 +22,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", action="append", required=True, help="repeatable")
     p.add_argument("--sampling", help="default uniform:T of the bundle")
     p.add_argument("--timeout", type=seconds, default=120.0, help="seconds allowed to decode the video (0: no limit)")
-    p.add_argument("--graph", metavar="FILE",
-                   help="family finsta: a user video scene graph (JSON: per-frame boxes, labels, relations; "
-                        "frame t = the t-th of the bundle's T sampled frames; format in finsta_rt/user_graph.py) "
-                        "used instead of the learned object slots")
+    p.add_argument(
+        "--graph",
+        metavar="FILE",
+        help="family finsta: a user video scene graph (JSON: per-frame boxes, labels, relations; "
+        "frame t = the t-th of the bundle's T sampled frames; format in finsta_rt/user_graph.py) "
+        "used instead of the learned object slots",
+    )
     add_model_args(p)
 
 
@@ -47,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
             error(NAME, f"--graph: {e}")
             return EXIT_USAGE
     try:
-        clip = read_frames(args.video, sampling, transform=pre, frames_per_clip=pre.frames,
-                           timeout=args.timeout or None)
+        clip = read_frames(
+            args.video, sampling, transform=pre, frames_per_clip=pre.frames, timeout=args.timeout or None
+        )
     except VideoError as e:  # like extract: a video that fails is status 1, a bad request 2
         error(NAME, e)
         return EXIT_FAILED
@@ -59,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     order = np.argsort(-scores)
     print(f"{'rank':>4}  {'score':>7}  " + "".join(f"{n.removeprefix('score_'):>9}  " for n in names) + "text")
     for r, i in enumerate(order, 1):
-        print(f"{r:>4}  {scores[i]:>7.4f}  " + "".join(f"{parts[n][i, 0]:>9.4f}  " for n in names)
-              + printable(args.text[i]))
+        print(
+            f"{r:>4}  {scores[i]:>7.4f}  "
+            + "".join(f"{parts[n][i, 0]:>9.4f}  " for n in names)
+            + printable(args.text[i])
+        )
     return 0

@@ -9,8 +9,10 @@ from ._common import EXIT_USAGE, add_model_args, error, positive_int, printable
 NAME = "search"
 HELP = "search extracted features by text or by video"
 DESCRIPTION = "Exact cosine top-k over a folder made by finsta-rt extract."
-EPILOG = ('examples:\n  finsta-rt search features/ --text "a man rides a bike" -k 5\n'
-          '  finsta-rt search features/ --video videos/a.mp4')
+EPILOG = (
+    'examples:\n  finsta-rt search features/ --text "a man rides a bike" -k 5\n'
+    "  finsta-rt search features/ --video videos/a.mp4"
+)
 RAW_HELP = True
 
 

@@ -18,8 +18,18 @@ numpy and the standard library only (never torch): this runs inside ``finsta_rt`
 """
 
 from .encode import encode_text_graphs, text_graph_feed
-from .graph import (EDGE_KINDS, EDGE_TYPE_IDS, NODE_KINDS, NODE_TYPE_IDS, SELF_EDGE, GraphBuilder, GraphEdge,
-                    GraphNode, SceneGraphError, TextSceneGraph)
+from .graph import (
+    EDGE_KINDS,
+    EDGE_TYPE_IDS,
+    NODE_KINDS,
+    NODE_TYPE_IDS,
+    SELF_EDGE,
+    GraphBuilder,
+    GraphEdge,
+    GraphNode,
+    SceneGraphError,
+    TextSceneGraph,
+)
 from .parse import PARSERS, parse_text_graph, parse_text_graphs
 from .rules import rule_parse
 from .spacy_parser import SPACY_MODEL, spacy_available, spacy_parse
@@ -27,7 +37,23 @@ from .spacy_parser import SPACY_MODEL, spacy_available, spacy_parse
 _Builder = GraphBuilder  # the old private name (finsta.data.text_graph_truth used it); use GraphBuilder
 
 __all__ = [
-    "NODE_KINDS", "EDGE_KINDS", "NODE_TYPE_IDS", "EDGE_TYPE_IDS", "SELF_EDGE", "PARSERS", "SPACY_MODEL", "GraphNode",
-    "GraphEdge", "GraphBuilder", "TextSceneGraph", "SceneGraphError", "parse_text_graph", "parse_text_graphs",
-    "rule_parse", "spacy_parse", "spacy_available", "encode_text_graphs", "text_graph_feed",
+    "NODE_KINDS",
+    "EDGE_KINDS",
+    "NODE_TYPE_IDS",
+    "EDGE_TYPE_IDS",
+    "SELF_EDGE",
+    "PARSERS",
+    "SPACY_MODEL",
+    "GraphNode",
+    "GraphEdge",
+    "GraphBuilder",
+    "TextSceneGraph",
+    "SceneGraphError",
+    "parse_text_graph",
+    "parse_text_graphs",
+    "rule_parse",
+    "spacy_parse",
+    "spacy_available",
+    "encode_text_graphs",
+    "text_graph_feed",
 ]

@@ -40,8 +40,13 @@ def _token_span(spans: list[tuple[int, int]], start: int, end: int, limit: int) 
     return (hit[0], hit[-1] + 1) if hit else None
 
 
-def text_graph_feed(texts: Sequence[str], tokenizer: WordPieceTokenizer, max_nodes: int, parser: str = "auto",
-                    graphs: Sequence[TextSceneGraph] | None = None) -> dict[str, np.ndarray]:
+def text_graph_feed(
+    texts: Sequence[str],
+    tokenizer: WordPieceTokenizer,
+    max_nodes: int,
+    parser: str = "auto",
+    graphs: Sequence[TextSceneGraph] | None = None,
+) -> dict[str, np.ndarray]:
     """Everything a text graph that takes scene graphs is fed: ``input_ids`` and ``attention_mask``
     (padded to the longest text) and the padded graph tensors of :func:`encode_text_graphs`, whose
     spans point into those ids. The runtime and the exporter both build their feed here."""
@@ -108,12 +113,23 @@ def encode_text_graphs(
             keep.append(i)
         if lost:  # one summary warning per call (a training set has thousands of texts)
             truncated.append(b)
-            log.debug("text %d (%.40r): %d scene-graph node(s) lie past max_length=%d tokens and were dropped",
-                      b, text, lost, limit)
+            log.debug(
+                "text %d (%.40r): %d scene-graph node(s) lie past max_length=%d tokens and were dropped",
+                b,
+                text,
+                lost,
+                limit,
+            )
         if len(keep) > N:
             crowded.append(b)
-            log.debug("text %d (%.40r): %d scene-graph nodes, max_nodes=%d: the last %d (caption order) were "
-                      "dropped", b, text, len(keep), N, len(keep) - N)
+            log.debug(
+                "text %d (%.40r): %d scene-graph nodes, max_nodes=%d: the last %d (caption order) were dropped",
+                b,
+                text,
+                len(keep),
+                N,
+                len(keep) - N,
+            )
             keep = sorted(keep, key=lambda i: (g.nodes[i].start, i))[:N]
             keep.sort()
         slot = {old: new for new, old in enumerate(keep)}
@@ -130,10 +146,29 @@ def encode_text_graphs(
         for k, i in enumerate(p for p in g.predicate_order if p in slot):
             pred_order[b, slot[i]] = k
     if truncated:
-        log.warning("%d of %d texts (e.g. text %d, %.40r) lost scene-graph nodes past max_length=%d tokens",
-                    len(truncated), B, truncated[0], texts[truncated[0]], limit)
+        log.warning(
+            "%d of %d texts (e.g. text %d, %.40r) lost scene-graph nodes past max_length=%d tokens",
+            len(truncated),
+            B,
+            truncated[0],
+            texts[truncated[0]],
+            limit,
+        )
     if crowded:
-        log.warning("%d of %d texts (e.g. text %d, %.40r) have more than max_nodes=%d nodes; the last ones in "
-                    "caption order were dropped", len(crowded), B, crowded[0], texts[crowded[0]], N)
-    return {"node_span": node_span, "node_type": node_type, "node_mask": node_mask, "adj": edge_type != 0,
-            "edge_type": edge_type, "pred_order": pred_order}
+        log.warning(
+            "%d of %d texts (e.g. text %d, %.40r) have more than max_nodes=%d nodes; the last ones in "
+            "caption order were dropped",
+            len(crowded),
+            B,
+            crowded[0],
+            texts[crowded[0]],
+            N,
+        )
+    return {
+        "node_span": node_span,
+        "node_type": node_type,
+        "node_mask": node_mask,
+        "adj": edge_type != 0,
+        "edge_type": edge_type,
+        "pred_order": pred_order,
+    }

@@ -59,9 +59,10 @@ class TextSceneGraph:
         for i, n in enumerate(self.nodes):
             if n.kind not in NODE_KINDS:
                 raise SceneGraphError(f"node {i}: unknown kind {n.kind!r} (expected one of {NODE_KINDS})")
-            if not (0 <= n.start < n.end <= len(self.text)) or self.text[n.start:n.end] != n.text:
-                raise SceneGraphError(f"node {i} ({n.text!r}): span [{n.start}, {n.end}) does not hold its text "
-                                      f"in {self.text!r}")
+            if not (0 <= n.start < n.end <= len(self.text)) or self.text[n.start : n.end] != n.text:
+                raise SceneGraphError(
+                    f"node {i} ({n.text!r}): span [{n.start}, {n.end}) does not hold its text in {self.text!r}"
+                )
         want = {"subj": ("object", "predicate"), "obj": ("predicate", "object"), "attr": ("object", "attribute")}
         for e in self.edges:
             if e.kind not in want:
@@ -70,8 +71,10 @@ class TextSceneGraph:
                 raise SceneGraphError(f"edge {e}: node index out of range (graph has {len(self.nodes)} nodes)")
             kinds = (self.nodes[e.source].kind, self.nodes[e.target].kind)
             if kinds != want[e.kind]:
-                raise SceneGraphError(f"edge {e}: a {e.kind} edge joins {want[e.kind][0]} -> {want[e.kind][1]}, "
-                                      f"not {kinds[0]} -> {kinds[1]}")
+                raise SceneGraphError(
+                    f"edge {e}: a {e.kind} edge joins {want[e.kind][0]} -> {want[e.kind][1]}, "
+                    f"not {kinds[0]} -> {kinds[1]}"
+                )
 
     def triples(self) -> list[tuple[str, str, str | None]]:
         """(subject, predicate, object-or-None) texts, one per subject of each predicate, for reading."""
@@ -81,20 +84,31 @@ class TextSceneGraph:
             objs = [e.target for e in self.edges if e.kind == "obj" and e.source == p] or [None]
             for s in subs:
                 for o in objs:
-                    out.append((self.nodes[s].text if s is not None else "?", self.nodes[p].text,
-                                self.nodes[o].text if o is not None else None))
+                    out.append(
+                        (
+                            self.nodes[s].text if s is not None else "?",
+                            self.nodes[p].text,
+                            self.nodes[o].text if o is not None else None,
+                        )
+                    )
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "parser": self.parser,
-                "nodes": [{"kind": n.kind, "text": n.text, "start": n.start, "end": n.end} for n in self.nodes],
-                "edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.edges]}
+        return {
+            "text": self.text,
+            "parser": self.parser,
+            "nodes": [{"kind": n.kind, "text": n.text, "start": n.start, "end": n.end} for n in self.nodes],
+            "edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.edges],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TextSceneGraph:
-        g = cls(str(d["text"]), [GraphNode(n["kind"], n["text"], int(n["start"]), int(n["end"])) for n in d["nodes"]],
-                [GraphEdge(int(e["source"]), int(e["target"]), e["kind"]) for e in d["edges"]],
-                str(d.get("parser", "manual")))
+        g = cls(
+            str(d["text"]),
+            [GraphNode(n["kind"], n["text"], int(n["start"]), int(n["end"])) for n in d["nodes"]],
+            [GraphEdge(int(e["source"]), int(e["target"]), e["kind"]) for e in d["edges"]],
+            str(d.get("parser", "manual")),
+        )
         g.validate()
         return g
 
@@ -116,11 +130,12 @@ class GraphBuilder:
 
     def build(self) -> TextSceneGraph:
         kind_rank = {k: i for i, k in enumerate(NODE_KINDS)}
-        order = sorted(range(len(self.nodes)),
-                       key=lambda i: (self.nodes[i].start, kind_rank[self.nodes[i].kind], i))
+        order = sorted(range(len(self.nodes)), key=lambda i: (self.nodes[i].start, kind_rank[self.nodes[i].kind], i))
         new = {old: new for new, old in enumerate(order)}
-        edges = sorted({GraphEdge(new[e.source], new[e.target], e.kind) for e in self.edges},
-                       key=lambda e: (e.source, e.target, e.kind))
+        edges = sorted(
+            {GraphEdge(new[e.source], new[e.target], e.kind) for e in self.edges},
+            key=lambda e: (e.source, e.target, e.kind),
+        )
         return TextSceneGraph(self.text, [self.nodes[i] for i in order], edges, self.parser)
 
 
@@ -130,4 +145,3 @@ def check_text(text: Any) -> None:
         raise TypeError(f"text must be str, got {type(text).__name__}")
     if not text.strip():
         raise SceneGraphError("cannot parse a scene graph from an empty text")
-

@@ -12,56 +12,106 @@ def _words(s: str) -> frozenset[str]:
 
 
 DET = _words("a an the this these those some each every another his her its their my your our no any")
-NUM = _words("one two three four five six seven eight nine ten eleven twelve several many few both "
-              "couple dozen")
+NUM = _words("one two three four five six seven eight nine ten eleven twelve several many few both couple dozen")
 PRON_SUBJ = _words("it they he she we")  # resolve to the previous clause's subject
 PRON_OBJ = _words("it them him her itself themselves himself herself us")
 PRON = PRON_SUBJ | PRON_OBJ | _words("i you me")
 REL = _words("who which whom whose")  # "that" is decided in context
-SEQ = _words("first then finally next afterwards afterward later meanwhile lastly eventually subsequently "
-              "initially suddenly also")
+SEQ = _words(
+    "first then finally next afterwards afterward later meanwhile lastly eventually subsequently "
+    "initially suddenly also"
+)
 SUBORD = _words("while when whereas as once until before after")  # clause-initial: a clause boundary
 SEQ_MULTI: tuple[tuple[str, ...], ...] = (
-    ("after", "that"), ("after", "this"), ("and", "then"), ("and", "finally"), ("and", "later"), ("at", "first"),
-    ("at", "the", "end"), ("in", "the", "end"), ("at", "the", "same", "time"), ("after", "which"),
-    ("but", "then"), ("and", "next"), ("and", "afterwards"), ("and", "meanwhile"), ("and", "also"),
-    ("right", "after", "that"), ("soon", "after"), ("shortly", "after"), ("and", "after", "that"),
+    ("after", "that"),
+    ("after", "this"),
+    ("and", "then"),
+    ("and", "finally"),
+    ("and", "later"),
+    ("at", "first"),
+    ("at", "the", "end"),
+    ("in", "the", "end"),
+    ("at", "the", "same", "time"),
+    ("after", "which"),
+    ("but", "then"),
+    ("and", "next"),
+    ("and", "afterwards"),
+    ("and", "meanwhile"),
+    ("and", "also"),
+    ("right", "after", "that"),
+    ("soon", "after"),
+    ("shortly", "after"),
+    ("and", "after", "that"),
 )
 CONJ = _words("and or but nor plus")
-AUX = _words("is are was were be been being am has have had does do did will would can could may might "
-              "should must shall gets get got")
+AUX = _words(
+    "is are was were be been being am has have had does do did will would can could may might "
+    "should must shall gets get got"
+)
 COPULA = _words("is are was were be been being am")
 PREP = _words(
     "past toward towards into onto on in at to from with without under over above below behind beside besides "
     "near by of off across through throughout around along among amongst between against beneath underneath "
     "inside outside within upon via beyond despite during like unlike than up down out opposite alongside "
-    "atop")
+    "atop"
+)
 PREP_MULTI: tuple[tuple[str, ...], ...] = (
-    ("next", "to"), ("in", "front", "of"), ("on", "top", "of"), ("away", "from"), ("out", "of"), ("close", "to"),
-    ("because", "of"), ("instead", "of"), ("in", "the", "middle", "of"), ("on", "the", "left", "of"),
-    ("on", "the", "right", "of"), ("to", "the", "left", "of"), ("to", "the", "right", "of"), ("left", "of"),
-    ("right", "of"), ("in", "between"), ("together", "with"), ("apart", "from"), ("ahead", "of"),
-    ("on", "the", "side", "of"), ("at", "the", "edge", "of"), ("in", "the", "back", "of"), ("far", "from"),
-    ("along", "with"), ("up", "to"), ("next", "door", "to"), ("all", "over"),
+    ("next", "to"),
+    ("in", "front", "of"),
+    ("on", "top", "of"),
+    ("away", "from"),
+    ("out", "of"),
+    ("close", "to"),
+    ("because", "of"),
+    ("instead", "of"),
+    ("in", "the", "middle", "of"),
+    ("on", "the", "left", "of"),
+    ("on", "the", "right", "of"),
+    ("to", "the", "left", "of"),
+    ("to", "the", "right", "of"),
+    ("left", "of"),
+    ("right", "of"),
+    ("in", "between"),
+    ("together", "with"),
+    ("apart", "from"),
+    ("ahead", "of"),
+    ("on", "the", "side", "of"),
+    ("at", "the", "edge", "of"),
+    ("in", "the", "back", "of"),
+    ("far", "from"),
+    ("along", "with"),
+    ("up", "to"),
+    ("next", "door", "to"),
+    ("all", "over"),
 )
 # Direction words and adverbs that stay with the verb: "moves left", "turns around quickly".
 PARTICLE = _words(
     "left right up down away back forward forwards backward backwards around off out over together apart "
     "along aside upward upwards downward downwards sideways inside outside in on home again too still "
     "quickly slowly fast rapidly gently suddenly steadily smoothly briefly repeatedly clockwise "
-    "counterclockwise anticlockwise diagonally horizontally vertically straight there here")
+    "counterclockwise anticlockwise diagonally horizontally vertically straight there here"
+)
 # "-ly" words that are not adverbs (any other "-ly" word after a verb stays with it).
-LY_NOT_ADVERB = _words("family fly belly jelly lily bully ally rally holly reply supply assembly july italy "
-                        "butterfly dragonfly jolly silly ugly only friendly lonely lovely curly")
-COLOURS = _words("red green blue yellow purple cyan orange white black grey gray brown pink magenta violet "
-                  "golden silver dark light beige navy teal turquoise")
+LY_NOT_ADVERB = _words(
+    "family fly belly jelly lily bully ally rally holly reply supply assembly july italy "
+    "butterfly dragonfly jolly silly ugly only friendly lonely lovely curly"
+)
+COLOURS = _words(
+    "red green blue yellow purple cyan orange white black grey gray brown pink magenta violet "
+    "golden silver dark light beige navy teal turquoise"
+)
 SIZES = _words("small large big tiny huge little tall short long wide narrow giant medium")
-ADJ = COLOURS | SIZES | _words(
-    "young old new old-fashioned happy sad angry wooden metal plastic glass empty full open closed "
-    "hot cold wet dry round square striped colorful colourful bright shiny smiling sitting standing "
-    "running walking heavy fat thin pretty beautiful ugly elderly other same different first last second "
-    "third whole half busy crowded quiet loud little clean dirty soft hard fresh rotten ripe blond blonde "
-    "bald curly straight asian african european male female adult baby wild calm front back side rear")
+ADJ = (
+    COLOURS
+    | SIZES
+    | _words(
+        "young old new old-fashioned happy sad angry wooden metal plastic glass empty full open closed "
+        "hot cold wet dry round square striped colorful colourful bright shiny smiling sitting standing "
+        "running walking heavy fat thin pretty beautiful ugly elderly other same different first last second "
+        "third whole half busy crowded quiet loud little clean dirty soft hard fresh rotten ripe blond blonde "
+        "bald curly straight asian african european male female adult baby wild calm front back side rear"
+    )
+)
 # Verb bases: common in video captions; inflections are derived (see verb_base).
 VERBS = _words(
     "move appear disappear vanish emerge hit pass approach collide touch bounce roll slide spin rotate "
@@ -84,29 +134,110 @@ VERBS = _words(
     "buy sell pay order serve demonstrate explain present introduce describe interview film record "
     "photograph sit rest approach depart land crash tumble stumble trip slip skid drag shove pat rub "
     "scratch tap knock ring press squeeze pinch grip release drop pick bounce juggle balance wobble "
-    "shake vibrate swing sway rock spin whirl twirl flip")
+    "shake vibrate swing sway rock spin whirl twirl flip"
+)
 IRREGULAR = {
-    "ran": "run", "sat": "sit", "stood": "stand", "held": "hold", "threw": "throw", "thrown": "throw",
-    "caught": "catch", "took": "take", "taken": "take", "went": "go", "gone": "go", "came": "come",
-    "fell": "fall", "fallen": "fall", "flew": "fly", "flown": "fly", "rode": "ride", "ridden": "ride",
-    "ate": "eat", "eaten": "eat", "drank": "drink", "drunk": "drink", "gave": "give", "given": "give",
-    "got": "get", "saw": "see", "seen": "see", "wore": "wear", "worn": "wear", "drove": "drive",
-    "driven": "drive", "swam": "swim", "rose": "rise", "risen": "rise", "spoke": "speak", "spoken": "speak",
-    "sang": "sing", "sung": "sing", "told": "tell", "said": "say", "made": "make", "built": "build",
-    "drew": "draw", "drawn": "draw", "wrote": "write", "written": "write", "led": "lead", "met": "meet",
-    "fought": "fight", "shook": "shake", "shaken": "shake", "struck": "strike", "broke": "break",
-    "broken": "break", "tore": "tear", "torn": "tear", "hid": "hide", "hidden": "hide", "began": "begin",
-    "begun": "begin", "lay": "lie", "lain": "lie", "laid": "lay", "knelt": "kneel", "dug": "dig",
-    "slid": "slide", "spun": "spin", "sank": "sink", "sunk": "sink", "swung": "swing", "blew": "blow",
-    "blown": "blow", "froze": "freeze", "frozen": "freeze", "slept": "sleep", "woke": "wake", "kept": "keep",
-    "taught": "teach", "won": "win", "lost": "lose", "shot": "shoot", "bought": "buy", "sold": "sell",
-    "paid": "pay", "sent": "send", "fed": "feed", "hung": "hang", "grew": "grow", "grown": "grow",
-    "does": "do", "did": "do", "done": "do", "has": "have", "had": "have",
+    "ran": "run",
+    "sat": "sit",
+    "stood": "stand",
+    "held": "hold",
+    "threw": "throw",
+    "thrown": "throw",
+    "caught": "catch",
+    "took": "take",
+    "taken": "take",
+    "went": "go",
+    "gone": "go",
+    "came": "come",
+    "fell": "fall",
+    "fallen": "fall",
+    "flew": "fly",
+    "flown": "fly",
+    "rode": "ride",
+    "ridden": "ride",
+    "ate": "eat",
+    "eaten": "eat",
+    "drank": "drink",
+    "drunk": "drink",
+    "gave": "give",
+    "given": "give",
+    "got": "get",
+    "saw": "see",
+    "seen": "see",
+    "wore": "wear",
+    "worn": "wear",
+    "drove": "drive",
+    "driven": "drive",
+    "swam": "swim",
+    "rose": "rise",
+    "risen": "rise",
+    "spoke": "speak",
+    "spoken": "speak",
+    "sang": "sing",
+    "sung": "sing",
+    "told": "tell",
+    "said": "say",
+    "made": "make",
+    "built": "build",
+    "drew": "draw",
+    "drawn": "draw",
+    "wrote": "write",
+    "written": "write",
+    "led": "lead",
+    "met": "meet",
+    "fought": "fight",
+    "shook": "shake",
+    "shaken": "shake",
+    "struck": "strike",
+    "broke": "break",
+    "broken": "break",
+    "tore": "tear",
+    "torn": "tear",
+    "hid": "hide",
+    "hidden": "hide",
+    "began": "begin",
+    "begun": "begin",
+    "lay": "lie",
+    "lain": "lie",
+    "laid": "lay",
+    "knelt": "kneel",
+    "dug": "dig",
+    "slid": "slide",
+    "spun": "spin",
+    "sank": "sink",
+    "sunk": "sink",
+    "swung": "swing",
+    "blew": "blow",
+    "blown": "blow",
+    "froze": "freeze",
+    "frozen": "freeze",
+    "slept": "sleep",
+    "woke": "wake",
+    "kept": "keep",
+    "taught": "teach",
+    "won": "win",
+    "lost": "lose",
+    "shot": "shoot",
+    "bought": "buy",
+    "sold": "sell",
+    "paid": "pay",
+    "sent": "send",
+    "fed": "feed",
+    "hung": "hang",
+    "grew": "grow",
+    "grown": "grow",
+    "does": "do",
+    "did": "do",
+    "done": "do",
+    "has": "have",
+    "had": "have",
 }
 # Words that look like inflected verbs but are nouns in captions ("the waves", "a bus").
-NOT_VERB = _words("bus glass grass dress gas class boss moss process address kiss news series species "
-                   "lens pants jeans shorts clothes glasses goggles scissors stairs waves rocks plants "
-                   "flowers trees cars balls boxes dishes watches this his its is was has does")
+NOT_VERB = _words(
+    "bus glass grass dress gas class boss moss process address kiss news series species "
+    "lens pants jeans shorts clothes glasses goggles scissors stairs waves rocks plants "
+    "flowers trees cars balls boxes dishes watches this his its is was has does"
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,7 +270,7 @@ def verb_base(w: str) -> str | None:
 
 
 def verb_form(w: str) -> str | None:
-    """"3sg" | "ing" | "ed" | "base" for a word that can be a verb, else None."""
+    """ "3sg" | "ing" | "ed" | "base" for a word that can be a verb, else None."""
     if w in NOT_VERB:
         return None
     base = verb_base(w)

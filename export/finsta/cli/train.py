@@ -28,18 +28,31 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="finsta-train", description=__doc__, epilog=EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="finsta-train", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("config", help="training config (YAML); see configs/")
-    ap.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
-                    help="override a config value, dotted keys for sections (optim.epochs=5)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, dotted keys for sections (optim.epochs=5)",
+    )
     ap.add_argument("--output", help="run directory (default: the config's output)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
-    ap.add_argument("-q", "--quiet", action="store_true",
-                    help="only warnings and the final metrics (default: a line per epoch with the loss and time left)")
+    ap.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only warnings and the final metrics (default: a line per epoch with the loss and time left)",
+    )
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     overrides = dict(args.overrides)
     if args.output:
         overrides["output"] = args.output
@@ -57,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"finsta-train: {e}", file=sys.stderr)
         return 2
     m = result.metrics
-    print(f"run {result.run_dir}: {result.epochs} epochs in {result.train_seconds / 60:.1f} min; held-out "
-          f"R@1 {m['r1']:.3f} (chance {m['chance_r1']:.3f}) R@5 {m['r5']:.3f} R@10 {m['r10']:.3f} "
-          f"order-swap acc {m['order_acc']:.3f} attribute-swap acc {m['attribute_acc']:.3f}")
+    print(
+        f"run {result.run_dir}: {result.epochs} epochs in {result.train_seconds / 60:.1f} min; held-out "
+        f"R@1 {m['r1']:.3f} (chance {m['chance_r1']:.3f}) R@5 {m['r5']:.3f} R@10 {m['r10']:.3f} "
+        f"order-swap acc {m['order_acc']:.3f} attribute-swap acc {m['attribute_acc']:.3f}"
+    )
     if "host_r1" in m:  # finsta: the frozen host alone on the same held-out videos
-        print(f"host {cfg.host} alone: R@1 {m['host_r1']:.3f} R@5 {m['host_r5']:.3f} R@10 {m['host_r10']:.3f} "
-              f"order-swap acc {m['host_order_acc']:.3f} attribute-swap acc {m['host_attribute_acc']:.3f}")
+        print(
+            f"host {cfg.host} alone: R@1 {m['host_r1']:.3f} R@5 {m['host_r5']:.3f} R@10 {m['host_r10']:.3f} "
+            f"order-swap acc {m['host_order_acc']:.3f} attribute-swap acc {m['host_attribute_acc']:.3f}"
+        )
     return 0
 
 

@@ -19,8 +19,12 @@ from .scene import ATTRIBUTES, COLOURS, SHAPES, SIZES, Event, Infeasible, SceneG
 
 TEMPLATES: dict[int, tuple[str, ...]] = {
     2: ("{0}, then {1}", "first {0}, after that {1}", "{0}, and then {1}", "first {0}, then {1}"),
-    3: ("{0}, then {1}, then {2}", "first {0}, after that {1}, and finally {2}", "{0}, then {1}, and then {2}",
-        "first {0}, then {1}, finally {2}"),
+    3: (
+        "{0}, then {1}, then {2}",
+        "first {0}, after that {1}, and finally {2}",
+        "{0}, then {1}, and then {2}",
+        "first {0}, then {1}, finally {2}",
+    ),
 }
 # the words after "moves {direction}" of each interaction ("moves left past ...")
 INTERACTION_WORDS = {"approach": "toward", "pass": "past", "collide": "and hits"}
@@ -64,8 +68,9 @@ class AttributeNegative:
     word_index: int
 
 
-def compose(graph: SceneGraph, order: Sequence[int],
-             template: str) -> tuple[str, list[Mention], list[tuple[int, int, str]]]:
+def compose(
+    graph: SceneGraph, order: Sequence[int], template: str
+) -> tuple[str, list[Mention], list[tuple[int, int, str]]]:
     """Caption text from events in ``order``; also the mentions and attribute-word slots
     (word index, object id, attribute). First mention of an object takes "a"; a re-mention is "it"
     when the previous phrase named only that object (unambiguous), else "the" + its attributes.
@@ -85,7 +90,7 @@ def compose(graph: SceneGraph, order: Sequence[int],
         if oid in seen and oid == prev_only:
             text += "it"
             return
-        text += ("the " if oid in seen else "a ")
+        text += "the " if oid in seen else "a "
         seen.add(oid)
         start = len(text)
         for attr in ATTRIBUTES:
@@ -150,8 +155,13 @@ def order_negative(rng: np.random.Generator, graph: SceneGraph, template: str, c
     return OrderNegative(text, tuple(order), plausible)
 
 
-def attribute_negative(rng: np.random.Generator, graph: SceneGraph, caption: str, mentions: list[Mention],
-                        slots: list[tuple[int, int, str]]) -> AttributeNegative:
+def attribute_negative(
+    rng: np.random.Generator,
+    graph: SceneGraph,
+    caption: str,
+    mentions: list[Mention],
+    slots: list[tuple[int, int, str]],
+) -> AttributeNegative:
     values = {"size": list(SIZES), "colour": list(COLOURS), "shape": list(SHAPES)}
     existing = {o.triple for o in graph.objects}
     named = [m.object_id for m in mentions]
@@ -167,12 +177,17 @@ def attribute_negative(rng: np.random.Generator, graph: SceneGraph, caption: str
     words = caption.split(" ")
     old = getattr(graph.objects[oid], a)
     assert words[wi].startswith(old)
-    words[wi] = v + words[wi][len(old):]  # keeps a trailing comma after a shape noun
+    words[wi] = v + words[wi][len(old) :]  # keeps a trailing comma after a shape noun
     return AttributeNegative(" ".join(words), oid, a, old, v, wi)
 
 
-def _attribute_candidates(graph: SceneGraph, slots: list[tuple[int, int, str]], attr: str, values: dict[str, list[str]],
-                          existing: set[tuple[str, str, str]]) -> list[tuple[int, int, str, str]]:
+def _attribute_candidates(
+    graph: SceneGraph,
+    slots: list[tuple[int, int, str]],
+    attr: str,
+    values: dict[str, list[str]],
+    existing: set[tuple[str, str, str]],
+) -> list[tuple[int, int, str, str]]:
     cands = []
     for wi, oid, a in slots:
         if a != attr:
@@ -190,4 +205,3 @@ def _attribute_candidates(graph: SceneGraph, slots: list[tuple[int, int, str]], 
 def duplicate_rate(captions: Sequence[str]) -> float:
     """Fraction of captions that repeat an earlier caption."""
     return 1.0 - len(set(captions)) / len(captions) if captions else 0.0
-

@@ -15,8 +15,9 @@ class HasFrames(Protocol):
     frames: np.ndarray
 
 
-def cut_and_paste(video_a: HasFrames | np.ndarray, video_b: HasFrames | np.ndarray,
-                  cut_frame: int) -> tuple[np.ndarray, int]:
+def cut_and_paste(
+    video_a: HasFrames | np.ndarray, video_b: HasFrames | np.ndarray, cut_frame: int
+) -> tuple[np.ndarray, int]:
     """S-ViLM's artificial scene change: frames [0, cut_frame) of a, then [cut_frame, T) of b.
 
     Returns the spliced uint8 [T, H, W, 3] frames and the index of the first frame from b (the true
@@ -29,7 +30,6 @@ def cut_and_paste(video_a: HasFrames | np.ndarray, video_b: HasFrames | np.ndarr
         raise ValueError(f"cut_frame must be in [1, {a.shape[0] - 1}], got {cut_frame}")
     out = np.concatenate([a[:cut_frame], b[cut_frame:]])
     return out, int(cut_frame)
-
 
 
 def cell_coverage(labels: np.ndarray, object_id: int, grid: tuple[int, int]) -> np.ndarray:

@@ -37,7 +37,6 @@ class Background:
         return cls(rgb, waves, int(d["noise"]), int(d["seed"]))  # type: ignore[arg-type]
 
 
-
 def _shape_masks(graph: SceneGraph) -> Iterator[tuple[ObjectSpec, np.ndarray]]:
     """(object, bool [T, H, W]) in drawing order (ids ascending: later ids are drawn on top).
 
@@ -97,6 +96,13 @@ def render(graph: SceneGraph, background: Background) -> np.ndarray:
 def sample_background(rng: np.random.Generator) -> Background:
     grey = int(rng.integers(45, 106))
     rgb = tuple(int(np.clip(grey + rng.integers(-10, 11), 0, 255)) for _ in range(3))
-    waves = tuple((float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5)), float(rng.uniform(0, 2 * np.pi)),
-                   float(rng.uniform(3, 8))) for _ in range(3))
+    waves = tuple(
+        (
+            float(rng.uniform(-5, 5)),
+            float(rng.uniform(-5, 5)),
+            float(rng.uniform(0, 2 * np.pi)),
+            float(rng.uniform(3, 8)),
+        )
+        for _ in range(3)
+    )
     return Background(rgb, waves, noise=6, seed=int(rng.integers(2**63 - 1)))  # type: ignore[arg-type]

@@ -13,8 +13,14 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
 # Saturated colours, all far (> 60 levels in some channel) from the grey background, so a pixel's
 # owner is recoverable from its colour despite the noise.
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (235, 220, 50),
-    "purple": (150, 60, 200), "cyan": (40, 210, 220), "orange": (245, 140, 30), "white": (245, 245, 245),
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 80, 230),
+    "yellow": (235, 220, 50),
+    "purple": (150, 60, 200),
+    "cyan": (40, 210, 220),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
 }
 # Half-extent in normalised units (fraction of the frame side): boxes of 17 and 28 pixels at 112.
 SIZES: dict[str, float] = {"small": 0.075, "large": 0.125}
@@ -113,27 +119,61 @@ class SceneGraph:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "frames": self.frames, "size": self.size,
+            "frames": self.frames,
+            "size": self.size,
             "objects": [{"id": o.id, "shape": o.shape, "colour": o.colour, "size": o.size} for o in self.objects],
-            "states": [[{"visible": s.visible, "box": list(s.box), "centre": list(s.centre)} for s in row]
-                       for row in self.states],
-            "relations": [{"frame": r.frame, "subject": r.subject, "predicate": r.predicate, "object": r.object}
-                          for r in self.relations],
-            "events": [{"kind": e.kind, "subject": e.subject, "object": e.object, "direction": e.direction,
-                        "start_frame": e.start_frame, "end_frame": e.end_frame} for e in self.events],
+            "states": [
+                [{"visible": s.visible, "box": list(s.box), "centre": list(s.centre)} for s in row]
+                for row in self.states
+            ],
+            "relations": [
+                {"frame": r.frame, "subject": r.subject, "predicate": r.predicate, "object": r.object}
+                for r in self.relations
+            ],
+            "events": [
+                {
+                    "kind": e.kind,
+                    "subject": e.subject,
+                    "object": e.object,
+                    "direction": e.direction,
+                    "start_frame": e.start_frame,
+                    "end_frame": e.end_frame,
+                }
+                for e in self.events
+            ],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SceneGraph:
         return cls(
-            frames=int(d["frames"]), size=int(d["size"]),
+            frames=int(d["frames"]),
+            size=int(d["size"]),
             objects=[ObjectSpec(int(o["id"]), o["shape"], o["colour"], o["size"]) for o in d["objects"]],
-            states=[[ObjectState(bool(s["visible"]), tuple(float(v) for v in s["box"]),  # type: ignore[arg-type]
-                                 tuple(float(v) for v in s["centre"])) for s in row] for row in d["states"]],
-            relations=[Relation(int(r["frame"]), int(r["subject"]), r["predicate"], int(r["object"]))
-                       for r in d["relations"]],
-            events=[Event(e["kind"], int(e["subject"]), None if e["object"] is None else int(e["object"]),
-                          e["direction"], int(e["start_frame"]), int(e["end_frame"])) for e in d["events"]],
+            states=[
+                [
+                    ObjectState(
+                        bool(s["visible"]),
+                        tuple(float(v) for v in s["box"]),  # type: ignore[arg-type]
+                        tuple(float(v) for v in s["centre"]),
+                    )
+                    for s in row
+                ]
+                for row in d["states"]
+            ],
+            relations=[
+                Relation(int(r["frame"]), int(r["subject"]), r["predicate"], int(r["object"])) for r in d["relations"]
+            ],
+            events=[
+                Event(
+                    e["kind"],
+                    int(e["subject"]),
+                    None if e["object"] is None else int(e["object"]),
+                    e["direction"],
+                    int(e["start_frame"]),
+                    int(e["end_frame"]),
+                )
+                for e in d["events"]
+            ],
         )
 
 
@@ -142,4 +182,3 @@ def box_gap(ca: Sequence[float], ra: float, cb: Sequence[float], rb: float) -> f
 
     The larger of the per-axis gaps: boxes are apart iff they are apart along at least one axis."""
     return max(abs(ca[0] - cb[0]) - ra - rb, abs(ca[1] - cb[1]) - ra - rb)
-

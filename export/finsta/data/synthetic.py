@@ -46,20 +46,68 @@ from typing import Any
 
 import numpy as np
 
-from .captions import (AttributeNegative, Mention, OrderNegative, TEMPLATES, attribute_negative, compose,
-                       duplicate_rate, order_negative)
+from .captions import (
+    TEMPLATES,
+    AttributeNegative,
+    Mention,
+    OrderNegative,
+    attribute_negative,
+    compose,
+    duplicate_rate,
+    order_negative,
+)
 from .rendering import Background, object_masks, render, sample_background
-from .scene import (ATTRIBUTES, COLOURS, DIRECTIONS, EVENT_KINDS, MOTION_KINDS, PREDICATES, REL_EPS, SHAPES, SIZES,
-                    TOUCH_EPS, Event, Infeasible, ObjectSpec, ObjectState, Relation, SceneGraph, box_gap)
+from .scene import (
+    ATTRIBUTES,
+    COLOURS,
+    DIRECTIONS,
+    EVENT_KINDS,
+    MOTION_KINDS,
+    PREDICATES,
+    REL_EPS,
+    SHAPES,
+    SIZES,
+    TOUCH_EPS,
+    Event,
+    Infeasible,
+    ObjectSpec,
+    ObjectState,
+    Relation,
+    SceneGraph,
+    box_gap,
+)
 from .world import build_graph, realise, sample_objects, sample_plan, touch_explained
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SHAPES", "COLOURS", "SIZES", "DIRECTIONS", "EVENT_KINDS", "PREDICATES", "TOUCH_EPS", "REL_EPS",
-    "ObjectSpec", "ObjectState", "Relation", "Event", "SceneGraph", "Mention", "OrderNegative",
-    "AttributeNegative", "Background", "SyntheticVideo", "SyntheticVideoDataset", "generate",
-    "generate_video", "render", "object_masks", "box_gap", "duplicate_rate", "ATTRIBUTES", "MOTION_KINDS",
+    "SHAPES",
+    "COLOURS",
+    "SIZES",
+    "DIRECTIONS",
+    "EVENT_KINDS",
+    "PREDICATES",
+    "TOUCH_EPS",
+    "REL_EPS",
+    "ObjectSpec",
+    "ObjectState",
+    "Relation",
+    "Event",
+    "SceneGraph",
+    "Mention",
+    "OrderNegative",
+    "AttributeNegative",
+    "Background",
+    "SyntheticVideo",
+    "SyntheticVideoDataset",
+    "generate",
+    "generate_video",
+    "render",
+    "object_masks",
+    "box_gap",
+    "duplicate_rate",
+    "ATTRIBUTES",
+    "MOTION_KINDS",
 ]
 
 
@@ -91,13 +139,23 @@ class SyntheticVideo:
         """Plain JSON (no pixels: ``from_dict`` re-renders them bit-exactly from graph + background)."""
         o, a = self.order_negative, self.attribute_negative
         return {
-            "seed": self.seed, "index": self.index, "caption": self.caption, "template": self.template,
-            "mentions": [{"object_id": m.object_id, "start": m.start, "end": m.end, "text": m.text}
-                         for m in self.mentions],
+            "seed": self.seed,
+            "index": self.index,
+            "caption": self.caption,
+            "template": self.template,
+            "mentions": [
+                {"object_id": m.object_id, "start": m.start, "end": m.end, "text": m.text} for m in self.mentions
+            ],
             "negatives": {
                 "order": {"text": o.text, "event_order": list(o.event_order), "plausible": o.plausible},
-                "attribute": {"text": a.text, "object_id": a.object_id, "attribute": a.attribute, "old": a.old,
-                              "new": a.new, "word_index": a.word_index},
+                "attribute": {
+                    "text": a.text,
+                    "object_id": a.object_id,
+                    "attribute": a.attribute,
+                    "old": a.old,
+                    "new": a.new,
+                    "word_index": a.word_index,
+                },
             },
             "background": self.background.to_dict(),
             "graph": self.graph.to_dict(),
@@ -109,12 +167,18 @@ class SyntheticVideo:
         bg = Background.from_dict(d["background"])
         o, a = d["negatives"]["order"], d["negatives"]["attribute"]
         return cls(
-            seed=int(d["seed"]), index=int(d["index"]), graph=graph, caption=d["caption"], template=int(d["template"]),
+            seed=int(d["seed"]),
+            index=int(d["index"]),
+            graph=graph,
+            caption=d["caption"],
+            template=int(d["template"]),
             mentions=[Mention(int(m["object_id"]), int(m["start"]), int(m["end"]), m["text"]) for m in d["mentions"]],
             order_negative=OrderNegative(o["text"], tuple(int(i) for i in o["event_order"]), bool(o["plausible"])),
-            attribute_negative=AttributeNegative(a["text"], int(a["object_id"]), a["attribute"], a["old"], a["new"],
-                                                 int(a["word_index"])),
-            background=bg, frames=render(graph, bg),
+            attribute_negative=AttributeNegative(
+                a["text"], int(a["object_id"]), a["attribute"], a["old"], a["new"], int(a["word_index"])
+            ),
+            background=bg,
+            frames=render(graph, bg),
         )
 
 

@@ -134,8 +134,13 @@ def score_graph(parsed: TextSceneGraph, truth: TextSceneGraph) -> GraphScore:
     for i in sorted(range(len(parsed.nodes)), key=lambda i: (parsed.nodes[i].start, i)):
         a = parsed.nodes[i]
         for j, t in enumerate(truth.nodes):
-            if (j not in taken and a.kind == t.kind and normalise(a.text) == normalise(t.text)
-                    and a.start < t.end and t.start < a.end):
+            if (
+                j not in taken
+                and a.kind == t.kind
+                and normalise(a.text) == normalise(t.text)
+                and a.start < t.end
+                and t.start < a.end
+            ):
                 match[i] = j
                 taken.add(j)
                 break

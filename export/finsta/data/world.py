@@ -9,8 +9,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene import (CLEARANCE, COLOURS, DIRECTIONS, EVENT_KINDS, MARGIN, MIN_TRAVEL, MOTION_KINDS, REL_EPS, SHAPES,
-                    SIZES, TOUCH_EPS, Event, Infeasible, ObjectSpec, ObjectState, Relation, SceneGraph, box_gap)
+from .scene import (
+    CLEARANCE,
+    COLOURS,
+    DIRECTIONS,
+    EVENT_KINDS,
+    MARGIN,
+    MIN_TRAVEL,
+    MOTION_KINDS,
+    REL_EPS,
+    SHAPES,
+    SIZES,
+    TOUCH_EPS,
+    Event,
+    Infeasible,
+    ObjectSpec,
+    ObjectState,
+    Relation,
+    SceneGraph,
+    box_gap,
+)
 
 # Plans with interactions are rejected more often (they need aligned layouts), so they are drawn more
 # often; realised events come out roughly move 40%, pass/approach/collide 9-13% each, appear/disappear
@@ -44,7 +62,6 @@ def _relations(frame: int, objects: list[ObjectSpec], centres: np.ndarray, visib
 
 def _direction(axis: int, sign: float) -> str:
     return ("right" if sign > 0 else "left") if axis == 0 else ("down" if sign > 0 else "up")
-
 
 
 @dataclass
@@ -126,7 +143,7 @@ def _schedule(rng: np.random.Generator, kinds: list[str], frames: int) -> list[t
         raise ValueError(f"{frames} frames cannot hold {n} ordered events")
     bins = 2 + (n - 1) + len(motion)  # lead, tail, gaps, motion extras
     alloc = rng.multinomial(slack, rng.dirichlet(np.ones(bins)))
-    lead, gaps, extra = int(alloc[0]), alloc[2:2 + n - 1], dict(zip(motion, alloc[1 + n:]))
+    lead, gaps, extra = int(alloc[0]), alloc[2 : 2 + n - 1], dict(zip(motion, alloc[1 + n :]))
     out, t = [], lead
     for i in range(n):
         d = mins[i] + int(extra.get(i, 0))
@@ -243,8 +260,13 @@ def _initial_layout(rng: np.random.Generator, objects: list[ObjectSpec], plan: l
     fixed: set[int] = set()
     for st in plan:
         o = st.object
-        if (o is not None and st.subject not in moved | fixed and o not in moved
-                and rng.random() < 0.9 and _place_for(rng, st, pos, r, move_anchor=o not in fixed)):
+        if (
+            o is not None
+            and st.subject not in moved | fixed
+            and o not in moved
+            and rng.random() < 0.9
+            and _place_for(rng, st, pos, r, move_anchor=o not in fixed)
+        ):
             fixed |= {st.subject, o}
         if st.kind in MOTION_KINDS:
             moved.add(st.subject)
@@ -283,8 +305,9 @@ def _place_for(rng: np.random.Generator, st: _Step, pos: np.ndarray, r: np.ndarr
     return False
 
 
-def realise(rng: np.random.Generator, objects: list[ObjectSpec], plan: list[_Step], initial: list[bool],
-             frames: int) -> tuple[np.ndarray, np.ndarray, list[Event]]:
+def realise(
+    rng: np.random.Generator, objects: list[ObjectSpec], plan: list[_Step], initial: list[bool], frames: int
+) -> tuple[np.ndarray, np.ndarray, list[Event]]:
     """Plays the plan out: centres [T, N, 2], visibility [T, N] and the events, or Infeasible."""
     sched = _schedule(rng, [st.kind for st in plan], frames)
     w = _World(objects, _initial_layout(rng, objects, plan), initial)
@@ -294,36 +317,46 @@ def realise(rng: np.random.Generator, objects: list[ObjectSpec], plan: list[_Ste
     events: list[Event] = []
     t = 0
     for st, (a, b) in zip(plan, sched):
-        cen[t:a + 1], vis[t:a + 1] = w.pos, w.vis  # static until the event starts
+        cen[t : a + 1], vis[t : a + 1] = w.pos, w.vis  # static until the event starts
         s = st.subject
         if st.kind in MOTION_KINDS:
             end, d = _realise_motion(rng, w, st)
             u = (np.arange(1, b - a + 1) / (b - a))[:, None]
-            cen[a + 1:b + 1] = w.pos
-            cen[a + 1:b + 1, s] = w.pos[s] + (end - w.pos[s]) * u  # constant speed along one axis
-            vis[a + 1:b + 1] = w.vis
+            cen[a + 1 : b + 1] = w.pos
+            cen[a + 1 : b + 1, s] = w.pos[s] + (end - w.pos[s]) * u  # constant speed along one axis
+            vis[a + 1 : b + 1] = w.vis
             w.pos = w.pos.copy()
             w.pos[s] = end
             w.used_dirs[s].add(d)
             events.append(Event(st.kind, s, st.object, d, a, b))
         else:
             if st.kind == "appear":  # may not appear on top of (or touching) a visible object
-                if any(w.vis[j] and box_gap(w.pos[s], w.r[s], w.pos[j], w.r[j]) < CLEARANCE
-                       for j in range(n) if j != s):
+                if any(
+                    w.vis[j] and box_gap(w.pos[s], w.r[s], w.pos[j], w.r[j]) < CLEARANCE for j in range(n) if j != s
+                ):
                     raise Infeasible
             w.vis = list(w.vis)
             w.vis[s] = st.kind == "appear"
-            cen[a + 1:b + 1], vis[a + 1:b + 1] = w.pos, w.vis
+            cen[a + 1 : b + 1], vis[a + 1 : b + 1] = w.pos, w.vis
             events.append(Event(st.kind, s, None, None, a, b))
         t = b + 1
     cen[t:], vis[t:] = w.pos, w.vis
     return cen, vis, events
 
 
-def build_graph(objects: list[ObjectSpec], cen: np.ndarray, vis: np.ndarray, events: list[Event], size: int) -> SceneGraph:
+def build_graph(
+    objects: list[ObjectSpec], cen: np.ndarray, vis: np.ndarray, events: list[Event], size: int
+) -> SceneGraph:
     frames = cen.shape[0]
-    states = [[ObjectState(bool(vis[t, o.id]), _box(cen[t, o.id], o.half),
-                           (float(cen[t, o.id, 0]), float(cen[t, o.id, 1]))) for o in objects] for t in range(frames)]
+    states = [
+        [
+            ObjectState(
+                bool(vis[t, o.id]), _box(cen[t, o.id], o.half), (float(cen[t, o.id, 0]), float(cen[t, o.id, 1]))
+            )
+            for o in objects
+        ]
+        for t in range(frames)
+    ]
     relations = [r for t in range(frames) for r in _relations(t, objects, cen[t], vis[t])]
     return SceneGraph(frames, size, objects, states, relations, events)
 
@@ -331,8 +364,9 @@ def build_graph(objects: list[ObjectSpec], cen: np.ndarray, vis: np.ndarray, eve
 def touch_explained(g: SceneGraph) -> bool:
     """Every new contact is the end of a collide event between those two objects (no accidental
     collisions), so "touching" is part of the described dynamics."""
-    touching = [{(r.subject, r.object) for r in g.relations_at(t) if r.predicate == "touching"}
-                for t in range(g.frames)]
+    touching = [
+        {(r.subject, r.object) for r in g.relations_at(t) if r.predicate == "touching"} for t in range(g.frames)
+    ]
     for t in range(g.frames):
         for a, b in touching[t]:
             if t > 0 and (a, b) in touching[t - 1]:

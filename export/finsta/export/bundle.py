@@ -99,12 +99,21 @@ def _exporter_noise_silenced():
         registration.removeFilter(drop)
 
 
-def _export(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str],
-            dynamic_shapes: dict, path: Path) -> onnx.ModelProto:
+def _export(
+    module: nn.Module, args: tuple, input_names: list[str], output_names: list[str], dynamic_shapes: dict, path: Path
+) -> onnx.ModelProto:
     module.eval()
     with torch.no_grad(), _exporter_noise_silenced():
-        program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=output_names,
-                                    dynamic_shapes=dynamic_shapes, opset_version=OPSET, verbose=False)
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_shapes=dynamic_shapes,
+            opset_version=OPSET,
+            verbose=False,
+        )
     proto = program.model_proto
     proto.ir_version = min(proto.ir_version, IR_VERSION)
     return proto
@@ -138,8 +147,9 @@ class GraphExport:
 GraphBuilder = Callable[[nn.Module, nn.Module, nn.Module, ExportSpec, torch.Generator], dict[str, GraphExport]]
 
 
-def stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
-                g: torch.Generator) -> dict[str, GraphExport]:
+def stgt_graphs(
+    video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec, g: torch.Generator
+) -> dict[str, GraphExport]:
     """STGT's graphs (the default): frames -> query embeddings, pooled embedding and compressed
     tokens; token ids and mask -> text embedding; max-over-queries scorer."""
     S, T = spec.preprocess.size, spec.preprocess.frames
@@ -151,18 +161,37 @@ def stgt_graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module
     Tdyn = torch.export.Dim("T", min=1, max=512)  # the sample's T >= 2, so it is not specialised
     Q, E, D = zv.shape[1], zv.shape[2], vt.shape[2]
     return {
-        "video": GraphExport(video_tower, (frames,), ["frames"], ["video_embedding", "video_global", "video_tokens"],
-                             {"frames": {0: B, 1: Tdyn}}, io_specs(["frames"], [frames], [["B", "T", S, S, 3]]),
-                             io_specs(["video_embedding", "video_global", "video_tokens"], [zv, zg, vt],
-                                 [["B", Q, E], ["B", E], ["B", f"T*{vt.shape[1] // T}", D]])),
-        "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], ["text_embedding"],
-                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
-                            io_specs(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
-                            io_specs(["text_embedding"], [zt], [["B", E]])),
-        "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
-                              {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
-                              io_specs(["video_embedding", "text_embedding"], [zv, zt], [["Nv", Q, E], ["Nt", E]]),
-                              [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
+        "video": GraphExport(
+            video_tower,
+            (frames,),
+            ["frames"],
+            ["video_embedding", "video_global", "video_tokens"],
+            {"frames": {0: B, 1: Tdyn}},
+            io_specs(["frames"], [frames], [["B", "T", S, S, 3]]),
+            io_specs(
+                ["video_embedding", "video_global", "video_tokens"],
+                [zv, zg, vt],
+                [["B", Q, E], ["B", E], ["B", f"T*{vt.shape[1] // T}", D]],
+            ),
+        ),
+        "text": GraphExport(
+            text_tower,
+            (ids, mask),
+            ["input_ids", "attention_mask"],
+            ["text_embedding"],
+            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
+            io_specs(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
+            io_specs(["text_embedding"], [zt], [["B", E]]),
+        ),
+        "scorer": GraphExport(
+            scorer,
+            (zv, zt),
+            ["video_embedding", "text_embedding"],
+            ["scores"],
+            {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
+            io_specs(["video_embedding", "text_embedding"], [zv, zt], [["Nv", Q, E], ["Nt", E]]),
+            [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}],
+        ),
     }
 
 
@@ -218,16 +247,18 @@ def export_bundle(
             raise PermissionError(f"{out.parent} is not writable")
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as e:
-        raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable "
-                              f"({e.strerror or e})") from e
+        raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable ({e.strerror or e})") from e
 
     g = torch.Generator().manual_seed(seed)
     if scorer is None:
         scorer = Scorer()
     graphs = (graphs or stgt_graphs)(video_tower, text_tower, scorer, spec, g)
     meta_common = {
-        "finsta.format": FORMAT, "finsta.format_version": str(FORMAT_VERSION), "finsta.family": spec.family,
-        "finsta.flavour": flavour, "finsta.exporter_version": __version__,
+        "finsta.format": FORMAT,
+        "finsta.format_version": str(FORMAT_VERSION),
+        "finsta.family": spec.family,
+        "finsta.flavour": flavour,
+        "finsta.exporter_version": __version__,
         "finsta.preprocess": json.dumps(spec.preprocess.to_dict()),
     }
     tokenizer = {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": spec.lowercase, "max_length": spec.max_length}
@@ -253,14 +284,22 @@ def export_bundle(
             "name": spec.name,
             "family": spec.family,
             "flavour": flavour,
-            "exporter": {"name": "finsta-export", "version": __version__, "torch": str(torch.__version__), "opset": OPSET},
+            "exporter": {
+                "name": "finsta-export",
+                "version": __version__,
+                "torch": str(torch.__version__),
+                "opset": OPSET,
+            },
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "preprocess": spec.preprocess.to_dict(),
             "tokenizer": tokenizer,
-            "custom_ops": [{"domain": OPS_DOMAIN, "version": OPS_VERSION, "ops": sorted(used_ops),
-                            "required": flavour == "custom"}],
-            "graphs": {name: {"file": f"{name}.onnx", "inputs": gs.input_specs, "outputs": gs.output_specs}
-                       for name, gs in graphs.items()},
+            "custom_ops": [
+                {"domain": OPS_DOMAIN, "version": OPS_VERSION, "ops": sorted(used_ops), "required": flavour == "custom"}
+            ],
+            "graphs": {
+                name: {"file": f"{name}.onnx", "inputs": gs.input_specs, "outputs": gs.output_specs}
+                for name, gs in graphs.items()
+            },
             "model": spec.model_config,
             "files": {f: sha256_file(tmp / f) for f in ("video.onnx", "text.onnx", "scorer.onnx", "vocab.txt")},
         }
@@ -282,9 +321,15 @@ def cosine_rows(a, b) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a, b, dim=1)
 
 
-def verify_bundle(path: Path, video_tower: nn.Module, text_tower: nn.Module, seed: int = 1,
-                  min_cosine: float = 0.9999, max_score_diff: float = 1e-4,
-                  scorer: nn.Module | None = None) -> dict[str, float]:
+def verify_bundle(
+    path: Path,
+    video_tower: nn.Module,
+    text_tower: nn.Module,
+    seed: int = 1,
+    min_cosine: float = 0.9999,
+    max_score_diff: float = 1e-4,
+    scorer: nn.Module | None = None,
+) -> dict[str, float]:
     """Loads the bundle with finsta_rt (CPU) and compares every output of its three graphs with
     PyTorch on fresh random frames and texts: float outputs row by row by cosine, integer and
     boolean outputs exactly, scores by their largest absolute difference."""
@@ -307,7 +352,10 @@ def verify_bundle(path: Path, video_tower: nn.Module, text_tower: nn.Module, see
     text_names = [o.name for o in bundle.graphs["text"].outputs]
     text_inputs = [i.name for i in bundle.graphs["text"].inputs]
     with torch.no_grad():
-        v_in = {"frames": frames, **{k: torch.from_numpy(v) for k, v in model.video_inputs(frames.numpy(), user or None).items()}}
+        v_in = {
+            "frames": frames,
+            **{k: torch.from_numpy(v) for k, v in model.video_inputs(frames.numpy(), user or None).items()},
+        }
         ref_v = dict(zip(video_names, video_tower.eval()(*(v_in[k] for k in video_inputs))))
         out_t = text_tower.eval()(*(feed[k] for k in text_inputs))
         ref_t = dict(zip(text_names, out_t if isinstance(out_t, tuple) else (out_t,)))
@@ -325,8 +373,13 @@ def verify_bundle(path: Path, video_tower: nn.Module, text_tower: nn.Module, see
             report[f"{name}_mismatches"] = float((got != ref).sum())
     for o, ref in zip(bundle.graphs["scorer"].outputs, ref_s):
         report[f"{o.name}_max_abs_diff"] = float((torch.from_numpy(got_s[o.name]).double() - ref.double()).abs().max())
-    bad = {k: v for k, v in report.items() if (k.endswith("_cosine_min") and v < min_cosine)
-           or (k.endswith("_mismatches") and v > 0) or (k.endswith("_max_abs_diff") and v > max_score_diff)}
+    bad = {
+        k: v
+        for k, v in report.items()
+        if (k.endswith("_cosine_min") and v < min_cosine)
+        or (k.endswith("_mismatches") and v > 0)
+        or (k.endswith("_max_abs_diff") and v > max_score_diff)
+    }
     if bad:
         raise ExportError(f"bundle {path} does not reproduce PyTorch: {bad} (all: {report})")
     log.info("bundle %s reproduces PyTorch: %s", path, report)

@@ -27,10 +27,25 @@ class ExportParts:
         return self.video, self.text, self.spec, self.scorer
 
 
-def export_parts(parts: ExportParts, flavour: str = "custom", out_dir: str | Path | None = None,
-                 name: str | None = None, overwrite: bool = False, verify: bool = True) -> Path:
+def export_parts(
+    parts: ExportParts,
+    flavour: str = "custom",
+    out_dir: str | Path | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    verify: bool = True,
+) -> Path:
     """Exports ``parts`` as a bundle (``name`` overrides the spec's); returns the bundle directory."""
     if name:
         parts.spec.name = name
-    return export_bundle(parts.video, parts.text, parts.spec, out_dir=out_dir, flavour=flavour, overwrite=overwrite,
-                         verify=verify, scorer=parts.scorer, graphs=parts.graphs)
+    return export_bundle(
+        parts.video,
+        parts.text,
+        parts.spec,
+        out_dir=out_dir,
+        flavour=flavour,
+        overwrite=overwrite,
+        verify=verify,
+        scorer=parts.scorer,
+        graphs=parts.graphs,
+    )

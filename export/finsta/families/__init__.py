@@ -21,14 +21,30 @@ from ..train.setup import TrainResult
 from . import finsta, stgt, svilm
 from .base import Family, RunPath
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    stgt.FAMILY,
-    finsta.FAMILY,
-    svilm.FAMILY,
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        stgt.FAMILY,
+        finsta.FAMILY,
+        svilm.FAMILY,
+    )
+}
 
-__all__ = ["FAMILIES", "ConfigError", "Family", "family", "parse_config", "load_config", "train", "run_family", "load_run",
-           "run_parts", "towers_from_run", "towers_and_scorer_from_run", "export_run"]
+__all__ = [
+    "FAMILIES",
+    "ConfigError",
+    "Family",
+    "family",
+    "parse_config",
+    "load_config",
+    "train",
+    "run_family",
+    "load_run",
+    "run_parts",
+    "towers_from_run",
+    "towers_and_scorer_from_run",
+    "export_run",
+]
 
 
 def family(name: str) -> Family:
@@ -90,8 +106,13 @@ def towers_and_scorer_from_run(run: RunPath) -> tuple[nn.Module, nn.Module, Expo
     return run_parts(run).towers()
 
 
-def export_run(run: RunPath, flavour: str = "custom", out_dir: str | Path | None = None, name: str | None = None,
-               overwrite: bool = False, verify: bool = True) -> Path:
+def export_run(
+    run: RunPath,
+    flavour: str = "custom",
+    out_dir: str | Path | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    verify: bool = True,
+) -> Path:
     """Exports a run's checkpoint as a bundle; returns the bundle directory."""
     return export_parts(run_parts(run), flavour, out_dir, name, overwrite, verify)
-

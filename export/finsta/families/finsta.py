@@ -54,7 +54,9 @@ GRAPH_KEYS = ("node_span", "node_type", "adj", "edge_type", "pred_order")
 
 
 def validate(cfg: TrainConfig, where: str) -> None:
-    check(bool(cfg.host), where, "family 'finsta' needs host: the run directory of a trained STGT model (e.g. runs/stgt)")
+    check(
+        bool(cfg.host), where, "family 'finsta' needs host: the run directory of a trained STGT model (e.g. runs/stgt)"
+    )
     check_model(where, FinstaConfig.from_dict, cfg.model)
 
 
@@ -69,7 +71,9 @@ class HostOutputs:
 
 
 @torch.no_grad()
-def host_outputs(host: STGTHeads, fs: FeatureSet, tokenizer, max_nodes: int, parser: str, batch: int = 64) -> HostOutputs:
+def host_outputs(
+    host: STGTHeads, fs: FeatureSet, tokenizer, max_nodes: int, parser: str, batch: int = 64
+) -> HostOutputs:
     zv, zt = stgt.embed_split(host, fs, batch)
     flat = [t for row in fs.texts for t in row]
     S = fs.mask.shape[-1]
@@ -82,8 +86,15 @@ def _texts(heads: FinstaHeads, text: torch.Tensor, graphs: dict[str, torch.Tenso
     """Flattens [B, K, ...] texts to B*K rows (video-major) and runs the text branch."""
     B, K = text.shape[:2]
     g = {k: v.reshape(B * K, *v.shape[2:]) for k, v in graphs.items()}
-    return heads.text(text.reshape(B * K, *text.shape[2:]), g["node_span"], g["node_type"], g["adj"],
-                      g["edge_type"], g["pred_order"], zt.reshape(B * K, -1))
+    return heads.text(
+        text.reshape(B * K, *text.shape[2:]),
+        g["node_span"],
+        g["node_type"],
+        g["adj"],
+        g["edge_type"],
+        g["pred_order"],
+        zt.reshape(B * K, -1),
+    )
 
 
 @torch.no_grad()
@@ -105,9 +116,16 @@ def evaluate(heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, batch: int = 5
 
 
 def finsta_config_for(cfg: TrainConfig, bb, host: STGTHeads) -> FinstaConfig:
-    return FinstaConfig.from_dict({**cfg.model, "backbone_dim": bb.frame.out_dim, "text_dim": bb.text.out_dim,
-                                   "grid": tuple(bb.frame.grid), "frames": cfg.data.frames,
-                                   "host_embed_dim": host.cfg.embed_dim})
+    return FinstaConfig.from_dict(
+        {
+            **cfg.model,
+            "backbone_dim": bb.frame.out_dim,
+            "text_dim": bb.text.out_dim,
+            "grid": tuple(bb.frame.grid),
+            "frames": cfg.data.frames,
+            "host_embed_dim": host.cfg.embed_dim,
+        }
+    )
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
@@ -117,31 +135,40 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     host.requires_grad_(False)
     for key in ("frame_backbone", "text_backbone"):
         if getattr(host_cfg, key) != getattr(cfg, key):
-            raise ValueError(f"{key} {getattr(cfg, key)!r} differs from the host run {cfg.host}'s "
-                             f"{getattr(host_cfg, key)!r}: Finsta reuses the host's backbones")
+            raise ValueError(
+                f"{key} {getattr(cfg, key)!r} differs from the host run {cfg.host}'s "
+                f"{getattr(host_cfg, key)!r}: Finsta reuses the host's backbones"
+            )
     bb, train_fs, val_fs = backbones_and_features(cfg)
     fcfg = finsta_config_for(cfg, bb, host)
     t0 = time.monotonic()
     train_ho = host_outputs(host, train_fs, bb.tokenizer, fcfg.max_nodes, fcfg.parser)
     val_ho = host_outputs(host, val_fs, bb.tokenizer, fcfg.max_nodes, fcfg.parser)
     host_metrics = stgt.embedding_metrics(val_ho.zv, val_ho.zt)  # the host alone, on the same videos
-    log.info("host embeddings and text graphs in %.0f s; host alone: R@1 %.3f order %.3f attribute %.3f",
-             time.monotonic() - t0, host_metrics["r1"], host_metrics["order_acc"], host_metrics["attribute_acc"])
+    log.info(
+        "host embeddings and text graphs in %.0f s; host alone: R@1 %.3f order %.3f attribute %.3f",
+        time.monotonic() - t0,
+        host_metrics["r1"],
+        host_metrics["order_acc"],
+        host_metrics["attribute_acc"],
+    )
 
     heads = FinstaHeads(fcfg)
 
     def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         return step_loss(heads, train_fs, train_ho, idx, fcfg, o.hard_negatives), {}
 
-    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs, val_ho), CONFIG_KEY,
-                 fcfg.to_dict(), resume)
+    fitted = fit(
+        heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs, val_ho), CONFIG_KEY, fcfg.to_dict(), resume
+    )
     metrics = {**fitted.metrics, **{f"host_{k}": v for k, v in host_metrics.items()}}
     save_checkpoint(Path(cfg.output) / CHECKPOINT, heads, CONFIG_KEY, fcfg.to_dict(), cfg, fitted, metrics)
     return TrainResult(Path(cfg.output), metrics, fitted.seconds, fitted.epochs)
 
 
-def step_loss(heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, idx: np.ndarray, fcfg: FinstaConfig,
-              hard_negatives: bool) -> torch.Tensor:
+def step_loss(
+    heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, idx: np.ndarray, fcfg: FinstaConfig, hard_negatives: bool
+) -> torch.Tensor:
     """ITC on the total score and on each structural part (object-centred spatial, predicate-centred
     temporal, holistic), plus: each video prefers its caption over its order- and attribute-swapped
     versions under the total score."""
@@ -173,8 +200,11 @@ def load_finsta(run_or_ckpt: RunPath) -> tuple[FinstaHeads, TrainConfig, dict]:
 
 
 # ----------------------------------------------------------------------------- export
-EXAMPLE_TEXTS = ["first a small red circle moves left, then it disappears",
-                 "a large blue square moves up past a small green triangle", "x"]
+EXAMPLE_TEXTS = [
+    "first a small red circle moves left, then it disappears",
+    "a large blue square moves up past a small green triangle",
+    "x",
+]
 
 
 def finsta_text_feed(texts: list[str], tokenizer, max_nodes: int, parser: str) -> dict[str, torch.Tensor]:
@@ -184,8 +214,9 @@ def finsta_text_feed(texts: list[str], tokenizer, max_nodes: int, parser: str) -
     return {k: torch.from_numpy(v) for k, v in text_graph_feed(texts, tokenizer, max_nodes, parser).items()}
 
 
-def graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
-           g: torch.Generator) -> dict[str, GraphExport]:
+def graphs(
+    video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec, g: torch.Generator
+) -> dict[str, GraphExport]:
     """T and the node count N are fixed by the model (the recurrent encoder unrolls over frames)."""
     from finsta_rt.tokenizer import WordPieceTokenizer
 
@@ -200,8 +231,18 @@ def graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spe
     with torch.no_grad():
         v_out = video_tower.eval()(*video_args)
         t_out = text_tower.eval()(*text_args)
-    scorer_in = ("video_embedding", "video_tracks", "video_frames", "video_graph", "text_embedding", "text_objects",
-                 "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
+    scorer_in = (
+        "video_embedding",
+        "video_tracks",
+        "video_frames",
+        "video_graph",
+        "text_embedding",
+        "text_objects",
+        "text_predicates",
+        "text_object_mask",
+        "text_pred_order",
+        "text_graph",
+    )
     named = {**dict(zip(VIDEO_OUTPUTS, v_out)), **dict(zip(TEXT_OUTPUTS, t_out))}
     B, Nv, Nt, Sq = (torch.export.Dim(n, min=1, max=4096) for n in ("B", "Nv", "Nt", "S"))
 
@@ -210,21 +251,45 @@ def graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spe
 
     text_dims = [["B", "S"], ["B", "S"], ["B", N, 2], ["B", N], ["B", N, N], ["B", N, N], ["B", N]]
     return {
-        "video": GraphExport(video_tower, video_args, list(VIDEO_INPUTS), list(VIDEO_OUTPUTS),
-                             {k: {0: B} for k in VIDEO_INPUTS},
-                             io_specs(list(VIDEO_INPUTS), video_args,
-                                      [["B", T, S, S, 3], *(dims(t, "B") for t in video_args[1:])]),
-                             io_specs(list(VIDEO_OUTPUTS), v_out, [dims(t, "B") for t in v_out])),
-        "text": GraphExport(text_tower, text_args, list(TEXT_INPUTS), list(TEXT_OUTPUTS),
-                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}, "node_span": {0: B},
-                             "node_type": {0: B}, "adj": {0: B}, "edge_type": {0: B}, "pred_order": {0: B}},
-                            io_specs(list(TEXT_INPUTS), text_args, text_dims),
-                            io_specs(list(TEXT_OUTPUTS), t_out, [dims(t, "B") for t in t_out])),
-        "scorer": GraphExport(scorer, tuple(named[k] for k in scorer_in), list(scorer_in), list(SCORER_OUTPUTS),
-                              {k: {0: Nv if k.startswith("video") else Nt} for k in scorer_in},
-                              io_specs(list(scorer_in), [named[k] for k in scorer_in],
-                                       [dims(named[k], "Nv" if k.startswith("video") else "Nt") for k in scorer_in]),
-                              [{"name": n, "dtype": "float32", "shape": ["Nt", "Nv"]} for n in SCORER_OUTPUTS]),
+        "video": GraphExport(
+            video_tower,
+            video_args,
+            list(VIDEO_INPUTS),
+            list(VIDEO_OUTPUTS),
+            {k: {0: B} for k in VIDEO_INPUTS},
+            io_specs(list(VIDEO_INPUTS), video_args, [["B", T, S, S, 3], *(dims(t, "B") for t in video_args[1:])]),
+            io_specs(list(VIDEO_OUTPUTS), v_out, [dims(t, "B") for t in v_out]),
+        ),
+        "text": GraphExport(
+            text_tower,
+            text_args,
+            list(TEXT_INPUTS),
+            list(TEXT_OUTPUTS),
+            {
+                "input_ids": {0: B, 1: Sq},
+                "attention_mask": {0: B, 1: Sq},
+                "node_span": {0: B},
+                "node_type": {0: B},
+                "adj": {0: B},
+                "edge_type": {0: B},
+                "pred_order": {0: B},
+            },
+            io_specs(list(TEXT_INPUTS), text_args, text_dims),
+            io_specs(list(TEXT_OUTPUTS), t_out, [dims(t, "B") for t in t_out]),
+        ),
+        "scorer": GraphExport(
+            scorer,
+            tuple(named[k] for k in scorer_in),
+            list(scorer_in),
+            list(SCORER_OUTPUTS),
+            {k: {0: Nv if k.startswith("video") else Nt} for k in scorer_in},
+            io_specs(
+                list(scorer_in),
+                [named[k] for k in scorer_in],
+                [dims(named[k], "Nv" if k.startswith("video") else "Nt") for k in scorer_in],
+            ),
+            [{"name": n, "dtype": "float32", "shape": ["Nt", "Nv"]} for n in SCORER_OUTPUTS],
+        ),
     }
 
 
@@ -232,13 +297,24 @@ def export_parts(run: RunPath) -> ExportParts:
     heads, cfg, metrics = load_finsta(run)
     host, _, host_metrics = stgt.load_heads(cfg.host)
     bb = build_backbones(cfg)
-    spec = spec_for(cfg, bb, {"finsta": heads.cfg.to_dict(),
-                              "host": {"run": str(cfg.host), "stgt": host.cfg.to_dict(), "held_out_metrics": host_metrics},
-                              "frame_backbone": cfg.frame_backbone, "text_backbone": cfg.text_backbone,
-                              "held_out_metrics": metrics})
-    return ExportParts(FinstaVideoTower(bb.encoder, host.video, heads.video).eval(),
-                       FinstaTextTower(bb.text, host.text, heads.text).eval(), spec,
-                       FinstaScorerTower(heads.scorer).eval(), graphs)
+    spec = spec_for(
+        cfg,
+        bb,
+        {
+            "finsta": heads.cfg.to_dict(),
+            "host": {"run": str(cfg.host), "stgt": host.cfg.to_dict(), "held_out_metrics": host_metrics},
+            "frame_backbone": cfg.frame_backbone,
+            "text_backbone": cfg.text_backbone,
+            "held_out_metrics": metrics,
+        },
+    )
+    return ExportParts(
+        FinstaVideoTower(bb.encoder, host.video, heads.video).eval(),
+        FinstaTextTower(bb.text, host.text, heads.text).eval(),
+        spec,
+        FinstaScorerTower(heads.scorer).eval(),
+        graphs,
+    )
 
 
 FAMILY = Family("finsta", validate, train, load_finsta, export_parts)

@@ -35,8 +35,15 @@ def validate(cfg: TrainConfig, where: str) -> None:
 
 def stgt_config_for(cfg: TrainConfig, bb: Backbones) -> STGTConfig:
     grid = tuple(bb.frame.grid)
-    return STGTConfig.from_dict({**cfg.model, "backbone_dim": bb.frame.out_dim, "text_dim": bb.text.out_dim,
-                                 "grid": grid, "frames": cfg.data.frames})
+    return STGTConfig.from_dict(
+        {
+            **cfg.model,
+            "backbone_dim": bb.frame.out_dim,
+            "text_dim": bb.text.out_dim,
+            "grid": grid,
+            "frames": cfg.data.frames,
+        }
+    )
 
 
 @torch.no_grad()
@@ -53,7 +60,7 @@ def embed_split(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> tuple[torc
 
 def embedding_metrics(zv: torch.Tensor, zt: torch.Tensor) -> dict[str, float]:
     """Retrieval metrics of query embeddings zv [N, Q, E] and texts zt [N, 3, E] (max over queries)."""
-    own = torch.stack([similarity(zv[i:i + 1], zt[i])[:, 0] for i in range(len(zv))])  # [N, 3]
+    own = torch.stack([similarity(zv[i : i + 1], zt[i])[:, 0] for i in range(len(zv))])  # [N, 3]
     return retrieval_metrics(similarity(zv, zt[:, 0]), own)
 
 
@@ -88,9 +95,20 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
             loss = loss + F.cross_entropy(own / temp, torch.zeros(len(idx), dtype=torch.long))
         return loss, {}
 
-    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs), CONFIG_KEY, scfg.to_dict(),
-                 resume, epoch_info=lambda e: {"temperature": float(heads.temperature.detach()),
-                                               "loss_kind": "csal" if csal(e) else "itc"})
+    fitted = fit(
+        heads,
+        cfg,
+        len(train_fs),
+        step,
+        lambda: evaluate(heads, val_fs),
+        CONFIG_KEY,
+        scfg.to_dict(),
+        resume,
+        epoch_info=lambda e: {
+            "temperature": float(heads.temperature.detach()),
+            "loss_kind": "csal" if csal(e) else "itc",
+        },
+    )
     return TrainResult(Path(cfg.output), fitted.metrics, fitted.seconds, fitted.epochs)
 
 
@@ -105,9 +123,17 @@ def load_heads(run_or_ckpt: RunPath) -> tuple[STGTHeads, TrainConfig, dict]:
 def export_parts(run: RunPath) -> ExportParts:
     heads, cfg, metrics = load_heads(run)
     bb = build_backbones(cfg)
-    spec = spec_for(cfg, bb, {"stgt": heads.cfg.to_dict(), "frame_backbone": cfg.frame_backbone,
-                              "text_backbone": cfg.text_backbone, "video_head": cfg.video_head,
-                              "held_out_metrics": metrics})
+    spec = spec_for(
+        cfg,
+        bb,
+        {
+            "stgt": heads.cfg.to_dict(),
+            "frame_backbone": cfg.frame_backbone,
+            "text_backbone": cfg.text_backbone,
+            "video_head": cfg.video_head,
+            "held_out_metrics": metrics,
+        },
+    )
     return ExportParts(VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval(), spec)
 
 

@@ -67,8 +67,15 @@ CONFIG_KEY = "svilm_config"
 
 def svilm_config_for(cfg: TrainConfig, bb: Backbones) -> SViLMConfig:
     model = {k: v for k, v in cfg.model.items() if k not in LOSS_KEYS}
-    return SViLMConfig.from_dict({**model, "backbone_dim": bb.frame.out_dim, "text_dim": bb.text.out_dim,
-                                  "grid": tuple(bb.frame.grid), "frames": cfg.data.frames})
+    return SViLMConfig.from_dict(
+        {
+            **model,
+            "backbone_dim": bb.frame.out_dim,
+            "text_dim": bb.text.out_dim,
+            "grid": tuple(bb.frame.grid),
+            "frames": cfg.data.frames,
+        }
+    )
 
 
 LOSS_KEYS = ("ground_weight", "temporal_weight", "noun_contrast_weight")
@@ -76,8 +83,11 @@ LOSS_KEYS = ("ground_weight", "temporal_weight", "noun_contrast_weight")
 
 def loss_weights(cfg: TrainConfig) -> tuple[float, float, float]:
     """(ground, temporal, intra-clip noun contrast) weights; the last is our addition (default 0: the paper's losses)."""
-    return (float(cfg.model.get("ground_weight", 1.0)), float(cfg.model.get("temporal_weight", 1.0)),
-            float(cfg.model.get("noun_contrast_weight", 0.0)))
+    return (
+        float(cfg.model.get("ground_weight", 1.0)),
+        float(cfg.model.get("temporal_weight", 1.0)),
+        float(cfg.model.get("noun_contrast_weight", 0.0)),
+    )
 
 
 def validate_model(model: dict) -> None:
@@ -112,8 +122,10 @@ def noun_table(fs: FeatureSet, bb: Backbones) -> NounTable:
         per_clip.append([index.setdefault(p.lower(), len(index)) for p in noun_phrases(row[0])])
     phrases = list(index)
     ids, mask = bb.tokenizer(phrases)
-    feats = [bb.text(torch.from_numpy(ids[i:i + 256]), torch.from_numpy(mask[i:i + 256]))[0]
-             for i in range(0, len(phrases), 256)]
+    feats = [
+        bb.text(torch.from_numpy(ids[i : i + 256]), torch.from_numpy(mask[i : i + 256]))[0]
+        for i in range(0, len(phrases), 256)
+    ]
     return NounTable(phrases, torch.cat(feats).float(), torch.from_numpy(mask), per_clip)
 
 
@@ -131,8 +143,16 @@ def _batch_nouns(table: NounTable, idx: np.ndarray) -> tuple[np.ndarray, torch.T
 
 
 # ----------------------------------------------------------------------------- losses per step
-def step_loss(heads: SViLMHeads, tokens: torch.Tensor, text: torch.Tensor, mask: torch.Tensor, table: NounTable,
-              idx: np.ndarray, rng: np.random.Generator, weights: tuple[float, ...]) -> tuple[torch.Tensor, dict]:
+def step_loss(
+    heads: SViLMHeads,
+    tokens: torch.Tensor,
+    text: torch.Tensor,
+    mask: torch.Tensor,
+    table: NounTable,
+    idx: np.ndarray,
+    rng: np.random.Generator,
+    weights: tuple[float, ...],
+) -> tuple[torch.Tensor, dict]:
     B, T = tokens.shape[:2]
     cfg = heads.cfg
     temp = heads.temperature
@@ -190,8 +210,14 @@ def ground_truth(cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | N
     return GroundTruth(nouns, cover)
 
 
-def pointing(heat: np.ndarray, assignment: np.ndarray, probs: np.ndarray, coverage: list[np.ndarray],
-             min_cover: float = 0.0, peaks: np.ndarray | None = None) -> tuple[list[float], list[float]]:
+def pointing(
+    heat: np.ndarray,
+    assignment: np.ndarray,
+    probs: np.ndarray,
+    coverage: list[np.ndarray],
+    min_cover: float = 0.0,
+    peaks: np.ndarray | None = None,
+) -> tuple[list[float], list[float]]:
     """Per (noun, visible frame): hit = the peak patch's cell has > min_cover of its pixels on the
     object; and the random-map baseline = the chance that a uniformly random patch does.
     ``peaks``: peak_patches(heat, assignment, probs) when the caller has them already."""
@@ -231,11 +257,17 @@ def best_threshold(cut_scores: np.ndarray, other_scores: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def _scene_change(heads: SViLMHeads, n: int, tokens_of: Callable[[int, int], np.ndarray], batch: int = 50) -> np.ndarray:
+def _scene_change(
+    heads: SViLMHeads, n: int, tokens_of: Callable[[int, int], np.ndarray], batch: int = 50
+) -> np.ndarray:
     """The video tower's per-frame scene-change scores [n, T]; ``tokens_of(lo, hi)`` gives the
     tokens [hi - lo, T, 1 + P, C] of videos lo..hi-1, taken ``batch`` videos at a time."""
-    return np.concatenate([heads.video(torch.as_tensor(np.asarray(tokens_of(i, min(n, i + batch)), dtype=np.float32)))[6]
-                           .numpy() for i in range(0, n, batch)])
+    return np.concatenate(
+        [
+            heads.video(torch.as_tensor(np.asarray(tokens_of(i, min(n, i + batch)), dtype=np.float32)))[6].numpy()
+            for i in range(0, n, batch)
+        ]
+    )
 
 
 def spliced_tokens(fs: FeatureSet, partner: np.ndarray, cuts: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -247,8 +279,9 @@ def spliced_tokens(fs: FeatureSet, partner: np.ndarray, cuts: np.ndarray, lo: in
 
 
 @torch.no_grad()
-def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundTruth | None,
-             batch: int = 50) -> dict[str, float]:
+def evaluate(
+    heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundTruth | None, batch: int = 50
+) -> dict[str, float]:
     heads.eval()
     n = len(fs)
     zv, assign, probs, groups = [], [], [], []
@@ -284,9 +317,15 @@ def evaluate(heads: SViLMHeads, fs: FeatureSet, table: NounTable, truth: GroundT
             chance += c
             hits50 += h5
             chance50 += c5
-        m.update({"ground_acc": float(np.mean(hits)), "ground_random": float(np.mean(chance)),
-                  "ground_acc50": float(np.mean(hits50)), "ground_random50": float(np.mean(chance50)),
-                  "ground_n": float(len(hits))})
+        m.update(
+            {
+                "ground_acc": float(np.mean(hits)),
+                "ground_random": float(np.mean(chance)),
+                "ground_acc50": float(np.mean(hits50)),
+                "ground_random50": float(np.mean(chance50)),
+                "ground_n": float(len(hits)),
+            }
+        )
     partner, cuts = temporal_cuts(n, fs.tokens.shape[1])
     change = _scene_change(heads, n, lambda lo, hi: spliced_tokens(fs, partner, cuts, lo, hi), batch)
     m.update(temporal_metrics(change, cuts))
@@ -320,8 +359,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     t0 = time.monotonic()
     train_nouns, val_nouns = noun_table(train_fs, bb), noun_table(val_fs, bb)
     truth = ground_truth(cfg, "val", scfg.grid)
-    log.info("noun phrases (%d train, %d val unique) and held-out object masks in %.0f s",
-             len(train_nouns.phrases), len(val_nouns.phrases), time.monotonic() - t0)
+    log.info(
+        "noun phrases (%d train, %d val unique) and held-out object masks in %.0f s",
+        len(train_nouns.phrases),
+        len(val_nouns.phrases),
+        time.monotonic() - t0,
+    )
 
     heads = SViLMHeads(scfg)
 
@@ -329,10 +372,19 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
         tokens, text, mask = feature_batch(train_fs, idx)
         return step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights)
 
-    fitted = fit(heads, cfg, len(train_fs), step, lambda: evaluate(heads, val_fs, val_nouns, truth), CONFIG_KEY,
-                 scfg.to_dict(), resume,
-                 summary=lambda m: f"R@1 {m['r1']:.3f} ground {m['ground_acc']:.3f} (random {m['ground_random']:.3f}) "
-                                   f"cut {m['cut_acc']:.3f}")
+    fitted = fit(
+        heads,
+        cfg,
+        len(train_fs),
+        step,
+        lambda: evaluate(heads, val_fs, val_nouns, truth),
+        CONFIG_KEY,
+        scfg.to_dict(),
+        resume,
+        summary=lambda m: (
+            f"R@1 {m['r1']:.3f} ground {m['ground_acc']:.3f} (random {m['ground_random']:.3f}) cut {m['cut_acc']:.3f}"
+        ),
+    )
     metrics = dict(fitted.metrics)
     heads.cfg.scene_threshold = float(np.clip(calibrate_threshold(heads, train_fs), 0.0, 2.0))
     metrics["scene_threshold"] = heads.cfg.scene_threshold
@@ -349,8 +401,9 @@ def load_svilm(run_or_ckpt: RunPath) -> tuple[SViLMHeads, TrainConfig, dict]:
 
 
 # ----------------------------------------------------------------------------- export
-def graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec,
-           g: torch.Generator) -> dict[str, GraphExport]:
+def graphs(
+    video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spec: ExportSpec, g: torch.Generator
+) -> dict[str, GraphExport]:
     """The video graph also returns group features, the per-patch group assignment (and its
     softmax), per-frame features and scene-change scores; the text graph returns text_embedding and
     noun_embedding (the grounding space); the scorer is the max-over-queries one (Q = 1)."""
@@ -366,27 +419,52 @@ def graphs(video_tower: nn.Module, text_tower: nn.Module, scorer: nn.Module, spe
     E, G, P = zv.shape[2], named["group_features"].shape[1], named["group_assignment"].shape[2]
     v_dims = [["B", 1, E], ["B", E], ["B", G, E], ["B", "T", P], ["B", "T", P, G], ["B", "T", E], ["B", "T"]]
     return {
-        "video": GraphExport(video_tower, (frames,), ["frames"], list(VIDEO_OUTPUTS), {"frames": {0: B, 1: Tdyn}},
-                             io_specs(["frames"], [frames], [["B", "T", S, S, 3]]),
-                             io_specs(list(VIDEO_OUTPUTS), v_out, v_dims)),
-        "text": GraphExport(text_tower, (ids, mask), ["input_ids", "attention_mask"], list(TEXT_OUTPUTS),
-                            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
-                            io_specs(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
-                            io_specs(list(TEXT_OUTPUTS), t_out, [["B", E], ["B", E]])),
-        "scorer": GraphExport(scorer, (zv, zt), ["video_embedding", "text_embedding"], ["scores"],
-                              {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
-                              io_specs(["video_embedding", "text_embedding"], [zv, zt], [["Nv", 1, E], ["Nt", E]]),
-                              [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}]),
+        "video": GraphExport(
+            video_tower,
+            (frames,),
+            ["frames"],
+            list(VIDEO_OUTPUTS),
+            {"frames": {0: B, 1: Tdyn}},
+            io_specs(["frames"], [frames], [["B", "T", S, S, 3]]),
+            io_specs(list(VIDEO_OUTPUTS), v_out, v_dims),
+        ),
+        "text": GraphExport(
+            text_tower,
+            (ids, mask),
+            ["input_ids", "attention_mask"],
+            list(TEXT_OUTPUTS),
+            {"input_ids": {0: B, 1: Sq}, "attention_mask": {0: B, 1: Sq}},
+            io_specs(["input_ids", "attention_mask"], [ids, mask], [["B", "S"], ["B", "S"]]),
+            io_specs(list(TEXT_OUTPUTS), t_out, [["B", E], ["B", E]]),
+        ),
+        "scorer": GraphExport(
+            scorer,
+            (zv, zt),
+            ["video_embedding", "text_embedding"],
+            ["scores"],
+            {"video_embedding": {0: Nv}, "text_embedding": {0: Nt}},
+            io_specs(["video_embedding", "text_embedding"], [zv, zt], [["Nv", 1, E], ["Nt", E]]),
+            [{"name": "scores", "dtype": "float32", "shape": ["Nt", "Nv"]}],
+        ),
     }
 
 
 def export_parts(run: RunPath) -> ExportParts:
     heads, cfg, metrics = load_svilm(run)
     bb = build_backbones(cfg)
-    spec = spec_for(cfg, bb, {"svilm": heads.cfg.to_dict(), "frame_backbone": cfg.frame_backbone,
-                              "text_backbone": cfg.text_backbone, "held_out_metrics": metrics})
-    return ExportParts(SViLMVideoTower(bb.encoder, heads.video).eval(), SViLMTextTower(bb.text, heads.text).eval(),
-                       spec, None, graphs)
+    spec = spec_for(
+        cfg,
+        bb,
+        {
+            "svilm": heads.cfg.to_dict(),
+            "frame_backbone": cfg.frame_backbone,
+            "text_backbone": cfg.text_backbone,
+            "held_out_metrics": metrics,
+        },
+    )
+    return ExportParts(
+        SViLMVideoTower(bb.encoder, heads.video).eval(), SViLMTextTower(bb.text, heads.text).eval(), spec, None, graphs
+    )
 
 
 FAMILY = Family("svilm", validate, train, load_svilm, export_parts)

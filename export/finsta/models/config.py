@@ -43,8 +43,10 @@ class ModelConfig:
     def need_positive_ints(self, *names: str) -> None:
         for name in names:
             v = getattr(self, name)
-            self.need(isinstance(v, int) and not isinstance(v, bool) and v > 0,
-                      f"{name} must be a positive integer, got {v!r}")
+            self.need(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                f"{name} must be a positive integer, got {v!r}",
+            )
 
     def need_heads_divide_dim(self) -> None:
         dim, heads = self.dim, self.heads  # type: ignore[attr-defined]
@@ -52,5 +54,7 @@ class ModelConfig:
 
     def need_grid(self) -> None:
         grid = self.grid  # type: ignore[attr-defined]
-        self.need(len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid),
-                  f"grid must be two positive integers, got {grid!r}")
+        self.need(
+            len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid),
+            f"grid must be two positive integers, got {grid!r}",
+        )

@@ -64,8 +64,9 @@ class FinstaConfig(ModelConfig):
     temperature: float = 0.07
 
     def validate(self) -> None:
-        self.need_positive_ints("backbone_dim", "text_dim", "frames", "host_embed_dim", "dim", "heads", "slots",
-                                "text_layers", "max_nodes")
+        self.need_positive_ints(
+            "backbone_dim", "text_dim", "frames", "host_embed_dim", "dim", "heads", "slots", "text_layers", "max_nodes"
+        )
         self.need_heads_divide_dim()
         if not isinstance(self.video_layers, int) or self.video_layers < 0:
             raise ValueError(f"Finsta config: video_layers must be >= 0, got {self.video_layers!r}")
@@ -128,8 +129,9 @@ class TextGraphTransformer(nn.Module):
         self.order = nn.Linear(1, cfg.dim)
         self.layers = nn.ModuleList(EdgeGraphLayer(cfg.dim, cfg.heads, cfg.clamp) for _ in range(cfg.text_layers))
 
-    def forward(self, features: Tensor, node_span: Tensor, node_type: Tensor, adj: Tensor, edge_type: Tensor,
-                pred_order: Tensor) -> Tensor:
+    def forward(
+        self, features: Tensor, node_span: Tensor, node_type: Tensor, adj: Tensor, edge_type: Tensor, pred_order: Tensor
+    ) -> Tensor:
         S = features.shape[1]
         pos = torch.arange(S, device=features.device)
         span = ((pos >= node_span[..., :1]) & (pos < node_span[..., 1:])).to(features.dtype)  # [B, N, S]
@@ -168,12 +170,17 @@ class VideoSceneGraph(nn.Module):
         c = self.coords  # [P, 2]
         box = slot_box[:, :, None]  # [B, T, 1, K, 4]
         cx, cy = c[None, None, :, None, 0], c[None, None, :, None, 1]
-        inside = (torch.sigmoid(BOX_SHARPNESS * (cx - box[..., 0])) * torch.sigmoid(BOX_SHARPNESS * (box[..., 2] - cx))
-                  * torch.sigmoid(BOX_SHARPNESS * (cy - box[..., 1])) * torch.sigmoid(BOX_SHARPNESS * (box[..., 3] - cy)))
+        inside = (
+            torch.sigmoid(BOX_SHARPNESS * (cx - box[..., 0]))
+            * torch.sigmoid(BOX_SHARPNESS * (box[..., 2] - cx))
+            * torch.sigmoid(BOX_SHARPNESS * (cy - box[..., 1]))
+            * torch.sigmoid(BOX_SHARPNESS * (box[..., 3] - cy))
+        )
         return inside * slot_mask[:, :, None].to(inside.dtype)
 
-    def forward(self, tokens: Tensor, slot_box: Tensor | None = None,
-                slot_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self, tokens: Tensor, slot_box: Tensor | None = None, slot_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``slot_box`` [B, T, K, 4] / ``slot_mask`` [B, T, K]: a user-supplied graph's boxes
         (finsta_rt.user_graph); a video whose mask is all False keeps the learned slots."""
         x = self.input_proj(tokens[:, :, 1:]) + self.pos_embed  # [B, T, P, D]
@@ -186,8 +193,14 @@ class VideoSceneGraph(nn.Module):
         slots = assign.transpose(-1, -2) @ x / mass[..., None]
         pos = assign.transpose(-1, -2) @ self.coords / mass[..., None]
         K = slots.shape[2]
-        pair = torch.cat([slots[..., :, None, :].expand(-1, -1, -1, K, -1), slots[..., None, :, :].expand(-1, -1, K, -1, -1),
-                          pos[..., :, None, :] - pos[..., None, :, :]], dim=-1)
+        pair = torch.cat(
+            [
+                slots[..., :, None, :].expand(-1, -1, -1, K, -1),
+                slots[..., None, :, :].expand(-1, -1, K, -1, -1),
+                pos[..., :, None, :] - pos[..., None, :, :],
+            ],
+            dim=-1,
+        )
         return slots, pos, self.relation(pair), assign
 
 
@@ -315,8 +328,14 @@ class FinstaVideo(nn.Module):
         self.graph_proj = nn.Linear(D, D)
         self.fusion = GatedFusion(cfg.host_embed_dim, D)
 
-    def forward(self, tokens: Tensor, host_embedding: Tensor, slot_box: Tensor | None = None,
-                slot_mask: Tensor | None = None, slot_adj: Tensor | None = None) -> VideoGraphOutputs:
+    def forward(
+        self,
+        tokens: Tensor,
+        host_embedding: Tensor,
+        slot_box: Tensor | None = None,
+        slot_mask: Tensor | None = None,
+        slot_adj: Tensor | None = None,
+    ) -> VideoGraphOutputs:
         """The optional ``slot_*`` tensors carry a user-supplied video graph (see VideoSceneGraph)."""
         slots, pos, rel, assign = self.dsg(tokens, slot_box, slot_mask)
         if slot_adj is not None and slot_mask is not None:  # a video without a user graph: all related
@@ -332,8 +351,12 @@ class FinstaVideo(nn.Module):
         frames = self.frame_proj(torch.cat([state, change], dim=-1)) + self.time_embed[idx]
         graph = self.graph_proj(h.mean(dim=(1, 2)))
         return VideoGraphOutputs(
-            tracks=F.normalize(self.track_proj(h.mean(dim=1)), dim=-1), frames=F.normalize(frames, dim=-1),
-            graph=F.normalize(graph, dim=-1), fused=self.fusion(host_embedding, graph), assign=assign)
+            tracks=F.normalize(self.track_proj(h.mean(dim=1)), dim=-1),
+            frames=F.normalize(frames, dim=-1),
+            graph=F.normalize(graph, dim=-1),
+            fused=self.fusion(host_embedding, graph),
+            assign=assign,
+        )
 
 
 class FinstaText(nn.Module):
@@ -346,15 +369,27 @@ class FinstaText(nn.Module):
         self.object_proj, self.pred_proj, self.graph_proj = nn.Linear(D, D), nn.Linear(D, D), nn.Linear(D, D)
         self.fusion = GatedFusion(cfg.host_embed_dim, D)
 
-    def forward(self, features: Tensor, node_span: Tensor, node_type: Tensor, adj: Tensor, edge_type: Tensor,
-                pred_order: Tensor, host_embedding: Tensor) -> TextGraphOutputs:
+    def forward(
+        self,
+        features: Tensor,
+        node_span: Tensor,
+        node_type: Tensor,
+        adj: Tensor,
+        edge_type: Tensor,
+        pred_order: Tensor,
+        host_embedding: Tensor,
+    ) -> TextGraphOutputs:
         h = self.gtrm(features, node_span, node_type, adj, edge_type, pred_order)
         valid = (node_type > 0).to(h.dtype)[..., None]
         graph = self.graph_proj((h * valid).sum(1) / valid.sum(1).clamp_min(1.0))
         return TextGraphOutputs(
-            objects=F.normalize(self.object_proj(h), dim=-1), predicates=F.normalize(self.pred_proj(h), dim=-1),
-            object_mask=node_type == OBJECT, pred_order=torch.where(node_type == PREDICATE, pred_order, -1),
-            graph=F.normalize(graph, dim=-1), fused=self.fusion(host_embedding, graph))
+            objects=F.normalize(self.object_proj(h), dim=-1),
+            predicates=F.normalize(self.pred_proj(h), dim=-1),
+            object_mask=node_type == OBJECT,
+            pred_order=torch.where(node_type == PREDICATE, pred_order, -1),
+            graph=F.normalize(graph, dim=-1),
+            fused=self.fusion(host_embedding, graph),
+        )
 
 
 class FinstaScorer(nn.Module):
@@ -424,7 +459,14 @@ class FinstaHeads(nn.Module):
 VIDEO_INPUTS = ("frames", "slot_box", "slot_mask", "slot_adj")
 VIDEO_OUTPUTS = ("video_embedding", "video_global", "video_tracks", "video_frames", "video_graph", "video_assign")
 TEXT_INPUTS = ("input_ids", "attention_mask", "node_span", "node_type", "adj", "edge_type", "pred_order")
-TEXT_OUTPUTS = ("text_embedding", "text_objects", "text_predicates", "text_object_mask", "text_pred_order", "text_graph")
+TEXT_OUTPUTS = (
+    "text_embedding",
+    "text_objects",
+    "text_predicates",
+    "text_object_mask",
+    "text_pred_order",
+    "text_graph",
+)
 SCORER_OUTPUTS = ("scores", "score_global", "score_spatial", "score_temporal", "score_holistic")
 
 
@@ -451,8 +493,16 @@ class FinstaTextTower(nn.Module):
         super().__init__()
         self.backbone, self.host_head, self.finsta = backbone, host_head, finsta
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, node_span: Tensor, node_type: Tensor, adj: Tensor,
-                edge_type: Tensor, pred_order: Tensor) -> tuple[Tensor, ...]:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        node_span: Tensor,
+        node_type: Tensor,
+        adj: Tensor,
+        edge_type: Tensor,
+        pred_order: Tensor,
+    ) -> tuple[Tensor, ...]:
         features, _ = self.backbone(input_ids, attention_mask)
         zt = self.host_head(features, attention_mask)
         out = self.finsta(features, node_span, node_type, adj, edge_type, pred_order, zt)
@@ -466,10 +516,22 @@ class FinstaScorerTower(nn.Module):
         super().__init__()
         self.scorer = scorer
 
-    def forward(self, video_embedding: Tensor, video_tracks: Tensor, video_frames: Tensor, video_graph: Tensor,
-                text_embedding: Tensor, text_objects: Tensor, text_predicates: Tensor, text_object_mask: Tensor,
-                text_pred_order: Tensor, text_graph: Tensor) -> tuple[Tensor, ...]:
+    def forward(
+        self,
+        video_embedding: Tensor,
+        video_tracks: Tensor,
+        video_frames: Tensor,
+        video_graph: Tensor,
+        text_embedding: Tensor,
+        text_objects: Tensor,
+        text_predicates: Tensor,
+        text_object_mask: Tensor,
+        text_pred_order: Tensor,
+        text_graph: Tensor,
+    ) -> tuple[Tensor, ...]:
         video = VideoGraphOutputs(video_tracks, video_frames, video_graph, video_embedding, video_tracks[:, :0])
-        text = TextGraphOutputs(text_objects, text_predicates, text_object_mask, text_pred_order, text_graph, text_embedding)
+        text = TextGraphOutputs(
+            text_objects, text_predicates, text_object_mask, text_pred_order, text_graph, text_embedding
+        )
         s = self.scorer(video, text)
         return (s["total"], s["global"], s["spatial"], s["temporal"], s["holistic"])

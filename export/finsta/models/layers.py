@@ -40,7 +40,7 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, kv: Tensor | None = None, key_mask: Tensor | None = None) -> Tensor:
         kv = x if kv is None else kv
         q, k, v = self.split(self.q(x)), self.split(self.k(kv)), self.split(self.v(kv))
-        logits = (q @ k.transpose(-1, -2)) * self.head_dim ** -0.5
+        logits = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
         if key_mask is not None:
             logits = logits.masked_fill(key_mask[:, None, None, :] == 0, torch.finfo(logits.dtype).min)
         out = torch.softmax(logits, dim=-1) @ v

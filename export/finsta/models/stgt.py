@@ -26,7 +26,6 @@ class STGTConfig(ModelConfig):
 
     TITLE = "STGT"
 
-
     backbone_dim: int = 1280
     text_dim: int = 384
     grid: tuple[int, int] = (7, 7)  # h, w of the patch grid: P = h * w tokens per frame
@@ -47,14 +46,21 @@ class STGTConfig(ModelConfig):
         return self.grid[0] * self.grid[1]
 
     def validate(self) -> None:
-        self.need_positive_ints("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "queries",
-                                "query_layers", "embed_dim")
+        self.need_positive_ints(
+            "backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "queries", "query_layers", "embed_dim"
+        )
         self.need_grid()
         self.need_heads_divide_dim()
         need = self.need
-        need(isinstance(self.frame_radius, int) and self.frame_radius >= 0, f"frame_radius must be >= 0, got {self.frame_radius!r}")
+        need(
+            isinstance(self.frame_radius, int) and self.frame_radius >= 0,
+            f"frame_radius must be >= 0, got {self.frame_radius!r}",
+        )
         need(-1.0 <= float(self.sim_threshold) <= 1.0, f"sim_threshold must be in [-1, 1], got {self.sim_threshold!r}")
-        need(isinstance(self.text_layers, int) and self.text_layers >= 0, f"text_layers must be >= 0, got {self.text_layers!r}")
+        need(
+            isinstance(self.text_layers, int) and self.text_layers >= 0,
+            f"text_layers must be >= 0, got {self.text_layers!r}",
+        )
         need(0 < float(self.temperature) < 1, f"temperature must be in (0, 1), got {self.temperature!r}")
 
 
@@ -116,7 +122,7 @@ class STGTVideoHead(nn.Module):
         self.register_buffer("pos_embed", torch.randn(1 + P, D) * 0.02)
         self.blocks = nn.ModuleList(STGTBlock(cfg) for _ in range(cfg.layers))
         self.ln_post = nn.LayerNorm(D)
-        self.proj = nn.Parameter(D ** -0.5 * torch.randn(D, D))
+        self.proj = nn.Parameter(D**-0.5 * torch.randn(D, D))
         self.ln_vision = nn.LayerNorm(D)
         self.query_tokens = nn.Parameter(torch.randn(cfg.queries, D) * 0.02)
         self.query_blocks = nn.ModuleList(CrossAttentionBlock(D, cfg.heads) for _ in range(cfg.query_layers))

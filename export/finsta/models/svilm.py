@@ -41,8 +41,15 @@ from .config import ModelConfig
 from .layers import MLP, ResidualAttentionBlock
 from .stgt import time_embedding_for
 
-VIDEO_OUTPUTS = ("video_embedding", "video_global", "group_features", "group_assignment", "group_probs",
-                 "frame_features", "scene_change")
+VIDEO_OUTPUTS = (
+    "video_embedding",
+    "video_global",
+    "group_features",
+    "group_assignment",
+    "group_probs",
+    "frame_features",
+    "scene_change",
+)
 TEXT_OUTPUTS = ("text_embedding", "noun_embedding")
 
 
@@ -77,11 +84,17 @@ class SViLMConfig(ModelConfig):
         self.need_positive_ints("backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "groups", "embed_dim")
         self.need_grid()
         self.need_heads_divide_dim()
-        need(isinstance(self.group_at, list) and len(self.group_at) >= 1
-             and all(isinstance(i, int) and 1 <= i <= self.layers for i in self.group_at)
-             and len(set(self.group_at)) == len(self.group_at),
-             f"group_at must be a non-empty list of distinct block numbers in 1..layers={self.layers}, got {self.group_at!r}")
-        need(isinstance(self.text_layers, int) and self.text_layers >= 0, f"text_layers must be >= 0, got {self.text_layers!r}")
+        need(
+            isinstance(self.group_at, list)
+            and len(self.group_at) >= 1
+            and all(isinstance(i, int) and 1 <= i <= self.layers for i in self.group_at)
+            and len(set(self.group_at)) == len(self.group_at),
+            f"group_at must be a non-empty list of distinct block numbers in 1..layers={self.layers}, got {self.group_at!r}",
+        )
+        need(
+            isinstance(self.text_layers, int) and self.text_layers >= 0,
+            f"text_layers must be >= 0, got {self.text_layers!r}",
+        )
         for name in ("gumbel_tau", "ground_tau"):
             need(float(getattr(self, name)) > 0, f"{name} must be > 0, got {getattr(self, name)!r}")
         need(0 < float(self.temperature) < 1, f"temperature must be in (0, 1), got {self.temperature!r}")
@@ -104,7 +117,7 @@ class GroupingBlock(nn.Module):
 
     def __init__(self, dim: int, groups: int, tau: float):
         super().__init__()
-        self.groups, self.tau, self.scale = groups, tau, dim ** -0.5
+        self.groups, self.tau, self.scale = groups, tau, dim**-0.5
         self.ln_g, self.ln_z = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
         self.ln_mlp, self.mlp = nn.LayerNorm(dim), MLP(dim)

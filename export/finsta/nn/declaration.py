@@ -48,9 +48,15 @@ def not_nan(value: float) -> str | None:
 _KINDS = {ir.AttributeType.INT: int, ir.AttributeType.FLOAT: float}  # the attribute types a finsta op may take
 _ONNX_TYPES = {int: AttributeProto.INT, float: AttributeProto.FLOAT}
 # how errors name an ONNX attribute type (the kernels' words: "must be a float, got an int")
-_TYPE_WORDS = {AttributeProto.INT: "an int", AttributeProto.FLOAT: "a float", AttributeProto.STRING: "a string",
-               AttributeProto.INTS: "a list of ints", AttributeProto.FLOATS: "a list of floats",
-               AttributeProto.STRINGS: "a list of strings", AttributeProto.TENSOR: "a tensor"}
+_TYPE_WORDS = {
+    AttributeProto.INT: "an int",
+    AttributeProto.FLOAT: "a float",
+    AttributeProto.STRING: "a string",
+    AttributeProto.INTS: "a list of ints",
+    AttributeProto.FLOATS: "a list of floats",
+    AttributeProto.STRINGS: "a list of strings",
+    AttributeProto.TENSOR: "a tensor",
+}
 
 
 def _type_words(attr_type: int) -> str:
@@ -68,8 +74,11 @@ class Attribute:
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` (type, then the op's check), or None."""
-        ok = (isinstance(value, Integral) and not isinstance(value, bool)) if self.kind is int else (
-            isinstance(value, Real) and not isinstance(value, bool))
+        ok = (
+            (isinstance(value, Integral) and not isinstance(value, bool))
+            if self.kind is int
+            else (isinstance(value, Real) and not isinstance(value, bool))
+        )
         if not ok:
             return f"must be {'an int' if self.kind is int else 'a float'}"
         return self.check(value) if self.check else None
@@ -86,8 +95,9 @@ class OpDeclaration:
 
     def __post_init__(self) -> None:
         if self.portable.opset.domain != OPS_DOMAIN:
-            raise ValueError(f"{self.name}: portable function must be in opset {OPS_DOMAIN!r}, "
-                             f"got {self.portable.opset.domain!r}")
+            raise ValueError(
+                f"{self.name}: portable function must be in opset {OPS_DOMAIN!r}, got {self.portable.opset.domain!r}"
+            )
         unknown = set(self.checks) - {a.name for a in self.attributes}
         if unknown:
             raise ValueError(f"{self.name}: checks for attributes the portable function lacks: {sorted(unknown)}")
@@ -126,8 +136,9 @@ class OpDeclaration:
         types = {a.name: _ONNX_TYPES[a.kind] for a in self.attributes}
         for a in node.attribute:
             if a.name in types and a.type != types[a.name]:
-                raise ValueError(f"{where}: attribute '{a.name}' must be {_type_words(types[a.name])}, "
-                                 f"got {_type_words(a.type)}")
+                raise ValueError(
+                    f"{where}: attribute '{a.name}' must be {_type_words(types[a.name])}, got {_type_words(a.type)}"
+                )
         self.check_attributes({a.name: helper.get_attribute_value(a) for a in node.attribute}, where)
 
     def function_proto(self, opset: int = PORTABLE_OPSET) -> FunctionProto:
@@ -143,8 +154,9 @@ class OpDeclaration:
         fn.doc_string = f"finsta {self.name}, portable decomposition (docs/ops.md)"
         return fn
 
-    def export_node(self, inputs: Sequence[Any], attrs: Mapping[str, Any], dtypes: Sequence[Any],
-                    shapes: Sequence[Any]) -> Any:
+    def export_node(
+        self, inputs: Sequence[Any], attrs: Mapping[str, Any], dtypes: Sequence[Any], shapes: Sequence[Any]
+    ) -> Any:
         """The op as one ``finsta`` node under ``torch.onnx.export``: one output tensor, or a tuple of them."""
         import torch  # finsta.nn is the PyTorch side; the declaration itself needs torch only here
 
@@ -153,7 +165,9 @@ class OpDeclaration:
         attrs = {k: kinds[k](v) for k, v in attrs.items()}
         target = f"{OPS_DOMAIN}::{self.name}"
         if len(dtypes) == 1:
-            return torch.onnx.ops.symbolic(target, tuple(inputs), attrs=attrs, dtype=dtypes[0], shape=shapes[0],
-                                           version=OPS_VERSION)
-        return torch.onnx.ops.symbolic_multi_out(target, tuple(inputs), attrs=attrs, dtypes=tuple(dtypes),
-                                                 shapes=tuple(shapes), version=OPS_VERSION)
+            return torch.onnx.ops.symbolic(
+                target, tuple(inputs), attrs=attrs, dtype=dtypes[0], shape=shapes[0], version=OPS_VERSION
+            )
+        return torch.onnx.ops.symbolic_multi_out(
+            target, tuple(inputs), attrs=attrs, dtypes=tuple(dtypes), shapes=tuple(shapes), version=OPS_VERSION
+        )

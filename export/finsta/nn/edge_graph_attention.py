@@ -75,12 +75,15 @@ def check_self_loops(adj: Tensor, op: str) -> None:
     missing = ~adj.diagonal(dim1=-2, dim2=-1)
     if bool(missing.any()):
         b, n = (int(i) for i in missing.nonzero()[0])
-        raise ValueError(f"{op}: adj lacks the self-loop of node {n} in batch {b}; every node, padded ones "
-                         "included, needs adj[b, n, n] = True")
+        raise ValueError(
+            f"{op}: adj lacks the self-loop of node {n} in batch {b}; every node, padded ones "
+            "included, needs adj[b, n, n] = True"
+        )
 
 
-def edge_graph_attention(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor,
-                         clamp: float = 5.0) -> tuple[Tensor, Tensor]:
+def edge_graph_attention(
+    q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor, clamp: float = 5.0
+) -> tuple[Tensor, Tensor]:
     """Graph attention with edge features; returns (h [B, H, N, d], e_out [B, H, N, N, d]).
 
     q, k, v: [B, H, N, d]; e: [B, H, N, N, d] edge features; adj: [B, N, N] bool with a self-loop
@@ -93,7 +96,7 @@ def edge_graph_attention(q: Tensor, k: Tensor, v: Tensor, e: Tensor, adj: Tensor
         return h, e_out
     check_self_loops(adj, OP)
     d = q.shape[-1]
-    s = q.unsqueeze(3) * k.unsqueeze(2) * (d ** -0.5 if d else 1.0) * e  # [B, H, N, N, d]
+    s = q.unsqueeze(3) * k.unsqueeze(2) * (d**-0.5 if d else 1.0) * e  # [B, H, N, N, d]
     c = s.sum(dim=-1).clamp(-clamp, clamp)
     adj_h = adj.unsqueeze(1)
     # every weight relative to the row's largest (as the kernels and the portable function do): exp never

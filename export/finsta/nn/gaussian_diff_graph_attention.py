@@ -64,8 +64,7 @@ def _check_sigma(sigma: Tensor) -> None:
         raise ValueError(f"{OP}: sigma must be finite and > 0, got sigma[{h}, {c}] = {float(sigma[h, c])}")
 
 
-def gaussian_diff_graph_attention(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, adj: Tensor,
-                                  sigma: Tensor) -> Tensor:
+def gaussian_diff_graph_attention(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, adj: Tensor, sigma: Tensor) -> Tensor:
     """Gaussian-biased graph attention; returns [B, H, N, 2d] = [context, context change].
 
     q, k, v: [B, H, N, d]; pos: [B, N, 3] node positions (x, y, t); adj: [B, N, N] bool with a
@@ -82,9 +81,9 @@ def gaussian_diff_graph_attention(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, 
     _check_sigma(sigma)
     d = q.shape[-1]
     # log g directly: (diff / sigma)^2 never forms sigma^2 (tiny sigma would underflow it) nor log(exp)
-    diff = pos.unsqueeze(2) - pos.unsqueeze(1)                                   # [B, N, N, 3]
+    diff = pos.unsqueeze(2) - pos.unsqueeze(1)  # [B, N, N, 3]
     log_g = -0.5 * (diff.unsqueeze(1) / sigma[None, :, None, None, :]).square().sum(dim=-1)  # [B, H, N, N]
-    logits = (q @ k.transpose(-1, -2)) * (d ** -0.5 if d else 1.0) + log_g
+    logits = (q @ k.transpose(-1, -2)) * (d**-0.5 if d else 1.0) + log_g
     logits = logits.masked_fill(~adj.unsqueeze(1), float("-inf"))
     alpha = torch.softmax(logits, dim=-1)
     ctx = alpha @ v

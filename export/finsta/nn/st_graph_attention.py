@@ -24,8 +24,9 @@ NEG_INF = -math.inf
 
 
 @onnxscript.script(FINSTA_OPSET, default_opset=op)
-def st_graph_attention_portable(x, q, k, v, tokens_per_frame: int, sim_threshold: float, frame_radius: int = 1,
-                                scale: float = 0.0):
+def st_graph_attention_portable(
+    x, q, k, v, tokens_per_frame: int, sim_threshold: float, frame_radius: int = 1, scale: float = 0.0
+):
     """The dense decomposition: [B, L, L] similarity, band and mask, softmax. scale 0 (the default) means
     d^-1/2; the custom kernel rejects scale <= 0 given explicitly, and so does :data:`DECLARATION`."""
     P = op.Constant(value_int=tokens_per_frame)
@@ -54,10 +55,16 @@ def st_graph_attention_portable(x, q, k, v, tokens_per_frame: int, sim_threshold
     return out
 
 
-DECLARATION = OpDeclaration(OP, st_graph_attention_portable, checks={
-    "tokens_per_frame": positive, "frame_radius": non_negative, "sim_threshold": not_nan,
-    "scale": finite_positive,
-})
+DECLARATION = OpDeclaration(
+    OP,
+    st_graph_attention_portable,
+    checks={
+        "tokens_per_frame": positive,
+        "frame_radius": non_negative,
+        "sim_threshold": not_nan,
+        "scale": finite_positive,
+    },
+)
 
 
 def _check(x: Tensor, q: Tensor, k: Tensor, v: Tensor, tokens_per_frame: int) -> None:
@@ -67,7 +74,9 @@ def _check(x: Tensor, q: Tensor, k: Tensor, v: Tensor, tokens_per_frame: int) ->
         if t.dim() != 4:
             raise ValueError(f"STGraphAttention: {name} must be [B, H, L, d], got shape {tuple(t.shape)}")
     if k.shape != q.shape or v.shape != q.shape:
-        raise ValueError(f"STGraphAttention: q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(
+            f"STGraphAttention: q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     if q.shape[0] != x.shape[0] or q.shape[2] != x.shape[1]:
         raise ValueError(f"STGraphAttention: x {tuple(x.shape)} and q {tuple(q.shape)} disagree on B or L")
     if not torch.compiler.is_compiling() and x.shape[1] % tokens_per_frame:
@@ -127,5 +136,7 @@ class STGraphAttention(nn.Module):
         return st_graph_attention(x, q, k, v, self.tokens_per_frame, self.sim_threshold, self.frame_radius, self.scale)
 
     def extra_repr(self) -> str:
-        return (f"tokens_per_frame={self.tokens_per_frame}, sim_threshold={self.sim_threshold}, "
-                f"frame_radius={self.frame_radius}, scale={self.scale}")
+        return (
+            f"tokens_per_frame={self.tokens_per_frame}, sim_threshold={self.sim_threshold}, "
+            f"frame_radius={self.frame_radius}, scale={self.scale}"
+        )

@@ -15,8 +15,11 @@ def feature_batch(fs: FeatureSet, idx: np.ndarray) -> tuple[Tensor, Tensor, Tens
     """Videos ``idx`` of ``fs`` as float32 tensors: frame tokens [B, T, 1 + P, C], text features
     [B, 3, S, Ct] (caption, order-swapped, attribute-swapped) and their mask [B, 3, S]."""
     idx = np.sort(idx)  # sorted reads are faster on the memory map
-    return (torch.from_numpy(np.asarray(fs.tokens[idx], dtype=np.float32)),
-            torch.from_numpy(fs.text[idx].astype(np.float32)), torch.from_numpy(fs.mask[idx]))
+    return (
+        torch.from_numpy(np.asarray(fs.tokens[idx], dtype=np.float32)),
+        torch.from_numpy(fs.text[idx].astype(np.float32)),
+        torch.from_numpy(fs.mask[idx]),
+    )
 
 
 def encode_text_rows(encode: Callable[[Tensor, Tensor], Tensor], text: Tensor, mask: Tensor) -> Tensor:

@@ -118,20 +118,43 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     model = raw.pop("model", None) or {}
     check(isinstance(model, dict), where, "model must be a mapping of the family's model settings")
     top = _typed(TrainConfig, raw, where)
-    cfg = TrainConfig(**{**{f.name: getattr(top, f.name) for f in fields(TrainConfig)}, "data": data, "optim": optim, "model": model})
-    check(bool(re.fullmatch(r"[a-z][a-z0-9_]*", cfg.family)), where,
-          f"family must be a plain lower-case name, got {cfg.family!r}")
+    cfg = TrainConfig(
+        **{**{f.name: getattr(top, f.name) for f in fields(TrainConfig)}, "data": data, "optim": optim, "model": model}
+    )
+    check(
+        bool(re.fullmatch(r"[a-z][a-z0-9_]*", cfg.family)),
+        where,
+        f"family must be a plain lower-case name, got {cfg.family!r}",
+    )
     frame_backbones, text_backbones = backbone_names()
-    check(cfg.frame_backbone in frame_backbones, where, f"frame_backbone must be one of {frame_backbones}, got {cfg.frame_backbone!r}")
-    check(cfg.text_backbone in text_backbones, where, f"text_backbone must be one of {text_backbones}, got {cfg.text_backbone!r}")
+    check(
+        cfg.frame_backbone in frame_backbones,
+        where,
+        f"frame_backbone must be one of {frame_backbones}, got {cfg.frame_backbone!r}",
+    )
+    check(
+        cfg.text_backbone in text_backbones,
+        where,
+        f"text_backbone must be one of {text_backbones}, got {cfg.text_backbone!r}",
+    )
     check(cfg.video_head in VIDEO_HEADS, where, f"video_head must be one of {VIDEO_HEADS}, got {cfg.video_head!r}")
     check(bool(cfg.name) and "/" not in cfg.name, where, f"name must be a plain name, got {cfg.name!r}")
     d, o = cfg.data, cfg.optim
     check(d.kind == "synthetic", f"{where}: data", f"kind must be 'synthetic', got {d.kind!r}")
-    check(d.train >= 2 and d.val >= 2, f"{where}: data", f"train and val need at least 2 videos, got {d.train}, {d.val}")
+    check(
+        d.train >= 2 and d.val >= 2, f"{where}: data", f"train and val need at least 2 videos, got {d.train}, {d.val}"
+    )
     check(d.seed != d.val_seed, f"{where}: data", "seed and val_seed must differ (held-out videos must be new)")
-    check(1 <= d.frames <= 64 and 16 <= d.size <= 1024, f"{where}: data", f"frames in 1..64 and size in 16..1024, got {d.frames}, {d.size}")
-    check(o.epochs >= 1 and o.batch_size >= 2, f"{where}: optim", f"epochs >= 1 and batch_size >= 2, got {o.epochs}, {o.batch_size}")
+    check(
+        1 <= d.frames <= 64 and 16 <= d.size <= 1024,
+        f"{where}: data",
+        f"frames in 1..64 and size in 16..1024, got {d.frames}, {d.size}",
+    )
+    check(
+        o.epochs >= 1 and o.batch_size >= 2,
+        f"{where}: optim",
+        f"epochs >= 1 and batch_size >= 2, got {o.epochs}, {o.batch_size}",
+    )
     check(0 < o.lr < 1, f"{where}: optim", f"lr must be in (0, 1), got {o.lr}")
     check(o.weight_decay >= 0, f"{where}: optim", f"weight_decay must be >= 0, got {o.weight_decay}")
     check(o.loss in LOSSES, f"{where}: optim", f"loss must be one of {LOSSES}, got {o.loss!r}")

@@ -43,8 +43,14 @@ def build_backbones(cfg: TrainConfig) -> Backbones:
     for m in (frame, text):
         m.eval().requires_grad_(False)
     fp = frame.preprocess
-    pre = Preprocess(size=fp.size, resize=fp.resize, interpolation=fp.interpolation, mean=tuple(fp.mean),
-                     std=tuple(fp.std), frames=cfg.data.frames)
+    pre = Preprocess(
+        size=fp.size,
+        resize=fp.resize,
+        interpolation=fp.interpolation,
+        mean=tuple(fp.mean),
+        std=tuple(fp.std),
+        frames=cfg.data.frames,
+    )
     tc = text.config
     tok = WordPieceTokenizer.from_vocab_file(tc.vocab_file, lowercase=tc.lowercase, max_length=tc.max_length)
     return Backbones(frame, text, FrameEncoder(frame, pre.mean, pre.std).eval(), pre, tok)
@@ -72,9 +78,18 @@ def synthetic_split(cfg: TrainConfig, split: str):
 def _key(cfg: TrainConfig, split: str, bb: Backbones) -> str:
     d = cfg.data
     n, seed = (d.train, d.seed) if split == "train" else (d.val, d.val_seed)
-    ident = {"v": __version__, "kind": d.kind, "n": n, "seed": seed, "frames": d.frames, "size": d.size,
-             "frame": cfg.frame_backbone, "text": cfg.text_backbone, "pre": bb.preprocess.to_dict(),
-             "max_length": bb.tokenizer.max_length}
+    ident = {
+        "v": __version__,
+        "kind": d.kind,
+        "n": n,
+        "seed": seed,
+        "frames": d.frames,
+        "size": d.size,
+        "frame": cfg.frame_backbone,
+        "text": cfg.text_backbone,
+        "pre": bb.preprocess.to_dict(),
+        "max_length": bb.tokenizer.max_length,
+    }
     return f"{split}-{hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]}"
 
 
@@ -85,8 +100,9 @@ def cache_features(cfg: TrainConfig, split: str, bb: Backbones, batch: int = 8) 
     if not (root / "done").is_file():
         _compute(cfg, split, bb, root, batch)
     texts = json.loads((root / "texts.json").read_text())
-    return FeatureSet(np.load(root / "tokens.npy", mmap_mode="r"), np.load(root / "text.npy"),
-                      np.load(root / "mask.npy"), texts)
+    return FeatureSet(
+        np.load(root / "tokens.npy", mmap_mode="r"), np.load(root / "text.npy"), np.load(root / "mask.npy"), texts
+    )
 
 
 def _compute(cfg: TrainConfig, split: str, bb: Backbones, root: Path, batch: int) -> None:
@@ -103,19 +119,24 @@ def _compute(cfg: TrainConfig, split: str, bb: Backbones, root: Path, batch: int
     for i in range(0, n, batch):
         items = [data[j] for j in range(i, min(n, i + batch))]
         frames = np.stack([bb.preprocess(it.frames) for it in items])
-        tokens[i:i + len(items)] = bb.encoder(torch.from_numpy(frames)).numpy().astype(np.float16)
+        tokens[i : i + len(items)] = bb.encoder(torch.from_numpy(frames)).numpy().astype(np.float16)
         texts += [[it.caption, it.negatives["order"], it.negatives["attribute"]] for it in items]
         if (i // batch) % 25 == 0:
             done = i + len(items)
-            log.info("  %d/%d videos, %.0f s, eta %.0f s", done, n, time.monotonic() - t0,
-                     (time.monotonic() - t0) / done * (n - done))
+            log.info(
+                "  %d/%d videos, %.0f s, eta %.0f s",
+                done,
+                n,
+                time.monotonic() - t0,
+                (time.monotonic() - t0) / done * (n - done),
+            )
     tokens.flush()
     del tokens
     flat = [t for row in texts for t in row]
     ids, mask = bb.tokenizer(flat, padding="max_length")
     feats = []
     for i in range(0, len(flat), 256):
-        f, _ = bb.text(torch.from_numpy(ids[i:i + 256]), torch.from_numpy(mask[i:i + 256]))
+        f, _ = bb.text(torch.from_numpy(ids[i : i + 256]), torch.from_numpy(mask[i : i + 256]))
         feats.append(f.numpy().astype(np.float16))
     S = ids.shape[1]
     np.save(tmp / "text.npy", np.concatenate(feats).reshape(n, 3, S, -1))

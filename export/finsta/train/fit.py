@@ -41,16 +41,39 @@ class Fitted:
     scheduler: Any
 
 
-def save_checkpoint(path: Path, heads: nn.Module, config_key: str, model_config: dict, cfg: TrainConfig,
-                    fitted_or_state: Fitted | dict, metrics: dict) -> None:
+def save_checkpoint(
+    path: Path,
+    heads: nn.Module,
+    config_key: str,
+    model_config: dict,
+    cfg: TrainConfig,
+    fitted_or_state: Fitted | dict,
+    metrics: dict,
+) -> None:
     """checkpoint.pt: heads, ``{config_key}: model_config``, training config, optimizer and
     scheduler, epoch, seconds and metrics; written beside and renamed (never half-written)."""
     f = fitted_or_state
-    state = f if isinstance(f, dict) else {"optimizer": f.optimizer.state_dict(), "scheduler": f.scheduler.state_dict(),
-                                           "epoch": f.epochs, "train_seconds": f.seconds}
+    state = (
+        f
+        if isinstance(f, dict)
+        else {
+            "optimizer": f.optimizer.state_dict(),
+            "scheduler": f.scheduler.state_dict(),
+            "epoch": f.epochs,
+            "train_seconds": f.seconds,
+        }
+    )
     tmp = path.with_suffix(".tmp")
-    torch.save({"heads": heads.state_dict(), config_key: model_config, "train_config": cfg.to_dict(), **state,
-                "metrics": metrics}, tmp)
+    torch.save(
+        {
+            "heads": heads.state_dict(),
+            config_key: model_config,
+            "train_config": cfg.to_dict(),
+            **state,
+            "metrics": metrics,
+        },
+        tmp,
+    )
     tmp.replace(path)
 
 
@@ -69,10 +92,18 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate: Callable[[], dict[str, float]],
-        config_key: str, model_config: dict, resume: bool = True,
-        epoch_info: Callable[[int], dict[str, Any]] | None = None,
-        summary: Callable[[dict[str, float]], str] | None = None) -> Fitted:
+def fit(
+    heads: nn.Module,
+    cfg: TrainConfig,
+    n_train: int,
+    step: StepFn,
+    evaluate: Callable[[], dict[str, float]],
+    config_key: str,
+    model_config: dict,
+    resume: bool = True,
+    epoch_info: Callable[[int], dict[str, Any]] | None = None,
+    summary: Callable[[dict[str, float]], str] | None = None,
+) -> Fitted:
     """Trains ``heads`` on ``n_train`` videos in batches of ``cfg.optim.batch_size``.
 
     ``epoch_info(epoch)`` adds fields to an epoch's metrics line; ``summary(metrics)`` is what the
@@ -86,7 +117,8 @@ def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate
     steps_per_epoch = math.ceil(n_train / o.batch_size)
     total, warm = o.epochs * steps_per_epoch, max(1, int(o.warmup_epochs * steps_per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))
+    )
     ckpt = run / CHECKPOINT
     start_epoch, spent = 0, 0.0
     if resume and ckpt.is_file():
@@ -113,7 +145,7 @@ def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate
         losses: list[float] = []
         parts_sum: dict[str, float] = {}
         for s in range(steps_per_epoch):
-            idx = np.sort(order[s * o.batch_size:(s + 1) * o.batch_size])  # sorted reads suit the memory map
+            idx = np.sort(order[s * o.batch_size : (s + 1) * o.batch_size])  # sorted reads suit the memory map
             if len(idx) < 2:
                 continue
             loss, parts = step(idx, rng, epoch)
@@ -132,18 +164,32 @@ def fit(heads: nn.Module, cfg: TrainConfig, n_train: int, step: StepFn, evaluate
                 break
         elapsed = time.monotonic() - t_start
         n = max(1, len(losses))
-        line: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
-                                **{f"loss_{k}": v / n for k, v in parts_sum.items()}, "lr": sched.get_last_lr()[0],
-                                **(epoch_info(epoch) if epoch_info else {}), "seconds": round(elapsed, 1)}
+        line: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)) if losses else None,
+            **{f"loss_{k}": v / n for k, v in parts_sum.items()},
+            "lr": sched.get_last_lr()[0],
+            **(epoch_info(epoch) if epoch_info else {}),
+            "seconds": round(elapsed, 1),
+        }
         evaluated = stopped or epoch + 1 == o.epochs or (epoch + 1) % o.eval_every == 0
         if evaluated:
             metrics = evaluate()
             line.update({f"val_{k}": v for k, v in metrics.items()})
-        left = min((time.monotonic() - t_session) / (epoch + 1 - start_epoch) * (o.epochs - epoch - 1),
-                   max(0.0, budget - elapsed))
-        log.info("epoch %d/%d loss %.4f%s %s, %s left%s", epoch + 1, o.epochs, line["loss"] or float("nan"),
-                 "".join(f" {k} {v / n:.3f}" for k, v in parts_sum.items()), _clock(elapsed), _clock(left),
-                 f"  val {summary(metrics)}" if evaluated else "")
+        left = min(
+            (time.monotonic() - t_session) / (epoch + 1 - start_epoch) * (o.epochs - epoch - 1),
+            max(0.0, budget - elapsed),
+        )
+        log.info(
+            "epoch %d/%d loss %.4f%s %s, %s left%s",
+            epoch + 1,
+            o.epochs,
+            line["loss"] or float("nan"),
+            "".join(f" {k} {v / n:.3f}" for k, v in parts_sum.items()),
+            _clock(elapsed),
+            _clock(left),
+            f"  val {summary(metrics)}" if evaluated else "",
+        )
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
         done = epoch + 1

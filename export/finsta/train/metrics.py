@@ -13,9 +13,12 @@ def retrieval_metrics(sim: Tensor, own: Tensor) -> dict[str, float]:
     n = sim.shape[0]
     rank = (sim > sim.diag()[:, None]).sum(dim=1)  # 0 = the true video ranks first
     return {
-        "n": float(n), "chance_r1": 1.0 / n,
-        "r1": float((rank < 1).float().mean()), "r5": float((rank < 5).float().mean()),
-        "r10": float((rank < 10).float().mean()), "median_rank": float(rank.float().median() + 1),
+        "n": float(n),
+        "chance_r1": 1.0 / n,
+        "r1": float((rank < 1).float().mean()),
+        "r5": float((rank < 5).float().mean()),
+        "r10": float((rank < 10).float().mean()),
+        "median_rank": float(rank.float().median() + 1),
         "order_acc": float((own[:, 0] > own[:, 1]).float().mean()),
         "attribute_acc": float((own[:, 0] > own[:, 2]).float().mean()),
     }

@@ -25,13 +25,21 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it (imported on first access: see __getattr__)
 _DEFINED_IN = {
-    "WeightsPackageMissing": "weights", "minilm_l6_vocab_file": "weights",
-    "FramePreprocess": "base", "FrameBackbone": "base", "TextConfig": "base", "TextBackbone": "base",
+    "WeightsPackageMissing": "weights",
+    "minilm_l6_vocab_file": "weights",
+    "FramePreprocess": "base",
+    "FrameBackbone": "base",
+    "TextConfig": "base",
+    "TextBackbone": "base",
     "masked_mean": "base",
-    "EfficientNetLite": "efficientnet", "EFFICIENTNET_LITE0_PREPROCESS": "efficientnet",
+    "EfficientNetLite": "efficientnet",
+    "EFFICIENTNET_LITE0_PREPROCESS": "efficientnet",
     "efficientnet_lite0": "efficientnet",
-    "TinyViT": "vit", "tiny_vit": "vit",
-    "BertTextBackbone": "bert", "minilm_l6": "bert", "tiny_text_transformer": "bert",
+    "TinyViT": "vit",
+    "tiny_vit": "vit",
+    "BertTextBackbone": "bert",
+    "minilm_l6": "bert",
+    "tiny_text_transformer": "bert",
 }
 
 

@@ -59,7 +59,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, heads: int, bias: Tensor | None) 
     B, S, D = q.shape
     d = D // heads
     q, k, v = (t.reshape(B, S, heads, d).transpose(1, 2) for t in (q, k, v))
-    scores = q @ k.transpose(-1, -2) * (d ** -0.5)
+    scores = q @ k.transpose(-1, -2) * (d**-0.5)
     if bias is not None:
         scores = scores + bias
     return (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, S, D)
@@ -88,7 +88,7 @@ class TextBackbone(nn.Module):
     def example_inputs(self, batch: int = 2, length: int = 7) -> tuple[Tensor, Tensor]:
         ids = torch.randint(1000, 2000, (batch, length))
         mask = torch.ones(batch, length, dtype=torch.int64)
-        mask[0, length // 2:] = 0  # one padded row, so masking is exercised
+        mask[0, length // 2 :] = 0  # one padded row, so masking is exercised
         return ids, mask
 
     @staticmethod

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # Module names below follow Hugging Face's BertModel, so the safetensors keys load strictly.
 
+
 class _BertEmbeddings(nn.Module):
     def __init__(self, vocab: int, dim: int, max_positions: int, eps: float):
         super().__init__()
@@ -134,8 +135,15 @@ def minilm_l6(pretrained: bool = True) -> TextBackbone:
     root = minilm_dir()
     cfg = json.loads((root / "config.json").read_text())
     tok = json.loads((root / "tokenizer_config.json").read_text())
-    size = _BertSize(cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
-                     cfg["intermediate_size"], cfg["max_position_embeddings"], cfg["layer_norm_eps"])
+    size = _BertSize(
+        cfg["vocab_size"],
+        cfg["hidden_size"],
+        cfg["num_hidden_layers"],
+        cfg["num_attention_heads"],
+        cfg["intermediate_size"],
+        cfg["max_position_embeddings"],
+        cfg["layer_norm_eps"],
+    )
     if cfg.get("hidden_act") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"{root / 'config.json'}: expected a BERT with exact GELU and absolute positions")
     model = BertTextBackbone(size, TextConfig(root / "vocab.txt", bool(tok.get("do_lower_case", True)), 32))
@@ -148,8 +156,9 @@ def minilm_l6(pretrained: bool = True) -> TextBackbone:
     return model.eval()
 
 
-def tiny_text_transformer(vocab_file: Path | None = None, dim: int = 64, depth: int = 2, heads: int = 4,
-                          seed: int = 0) -> TextBackbone:
+def tiny_text_transformer(
+    vocab_file: Path | None = None, dim: int = 64, depth: int = 2, heads: int = 4, seed: int = 0
+) -> TextBackbone:
     """Random-init BERT-style encoder over the given WordPiece vocabulary (default all-MiniLM-L6-v2's), for tests."""
     if vocab_file is None:
         vocab_file = minilm_l6_vocab_file()

@@ -51,8 +51,9 @@ class TinyViT(FrameBackbone):
         return x[:, 1:], x[:, 0]
 
 
-def tiny_vit(image_size: int = 64, patch: int = 16, dim: int = 64, depth: int = 2, heads: int = 4,
-             seed: int = 0) -> FrameBackbone:
+def tiny_vit(
+    image_size: int = 64, patch: int = 16, dim: int = 64, depth: int = 2, heads: int = 4, seed: int = 0
+) -> FrameBackbone:
     """Random-init ViT for tests; the same seed gives the same weights, whatever the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

