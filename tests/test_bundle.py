@@ -238,3 +238,19 @@ def test_export_refuses_existing_and_unwritable_targets(exported, tmp_path):
 def test_default_bundle_names():
     assert default_bundle_dir("stgt", "custom") == Path("bundles/stgt")
     assert default_bundle_dir("stgt", "portable") == Path("bundles/stgt-portable")
+
+
+def test_meanpool_bundle_declares_the_token_shape_it_returns(tmp_path):
+    """The meanpool baseline returns one pooled token per video whatever T is: its bundle must declare
+    [B, 1, D], not a per-frame count (it was declared T*0)."""
+    video, text, spec = tiny_towers()
+    cfg = STGTConfig.from_dict(spec.model_config)
+    heads = STGTHeads(cfg, "meanpool")
+    video = VideoTower(video.encoder, heads.video).eval()
+    path = export_bundle(video, TextTower(text.backbone, heads.text).eval(), spec, out_dir=tmp_path / "mp")
+    declared = {t.name: t.shape for t in Bundle.load(path).graphs["video"].outputs}["video_tokens"]
+    model = Model(path, device="cpu")
+    for T in (2, 4, 7):
+        frames = np.random.default_rng(T).integers(0, 256, (2, T, *[spec.preprocess.size] * 2, 3), dtype=np.uint8)
+        got = model.embed_frames(frames)["video_tokens"].shape
+        assert declared[0] == "B" and declared[1:] == list(got[1:]), (T, declared, got)

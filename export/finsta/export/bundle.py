@@ -171,7 +171,12 @@ def stgt_graphs(
             io_specs(
                 ["video_embedding", "video_global", "video_tokens"],
                 [zv, zg, vt],
-                [["B", Q, E], ["B", E], ["B", f"T*{vt.shape[1] // T}", D]],
+                # tokens per frame when they grow with T (STGT's compressed tokens), else a fixed count (meanpool: 1)
+                [
+                    ["B", Q, E],
+                    ["B", E],
+                    ["B", f"T*{vt.shape[1] // T}" if vt.shape[1] % T == 0 and vt.shape[1] >= T else vt.shape[1], D],
+                ],
             ),
         ),
         "text": GraphExport(
