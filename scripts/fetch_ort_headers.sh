@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the ONNX Runtime C/C++ headers (Debian's libonnxruntime-dev, trixie) into a git-ignored
-# cache without installing anything system-wide (DESIGN.md §6). Prints the include directory.
+# cache without installing anything system-wide (docs/environment.md). Prints the include directory.
 #
 #   scripts/fetch_ort_headers.sh [DEST]       default DEST: .cache/ort
 #

@@ -1,4 +1,4 @@
-# ONNX Runtime for finsta_rt: headers from DESIGN.md §6 (Debian's libonnxruntime-dev 1.21, fetched
+# ONNX Runtime for finsta_rt: headers as docs/environment.md says (Debian's libonnxruntime-dev 1.21, fetched
 # by scripts/fetch_ort_headers.sh), the shared library of the installed onnxruntime wheel, or both
 # from a user-given ORT_ROOT. Defines the imported target onnxruntime::onnxruntime and
 # FINSTA_ORT_LINKS: symlinks (in the build tree) under the names the linker and the loader look
