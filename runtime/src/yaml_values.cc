@@ -197,9 +197,10 @@ Kind kind(const YAML::Node& node) {
 
 YAML::Node get(const YAML::Node& map, const std::string& key) {
   if (!map.IsDefined() || !map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  YAML::Node found(YAML::NodeType::Undefined);  // the last one, as a Python dict keeps a repeated key's last value
   for (auto it = map.begin(); it != map.end(); ++it)
-    if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
-  return YAML::Node(YAML::NodeType::Undefined);
+    if (kind(it->first) == Kind::kStr && it->first.Scalar() == key) found = it->second;
+  return found;
 }
 
 std::string repr(const YAML::Node& node) {

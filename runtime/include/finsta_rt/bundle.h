@@ -1,7 +1,8 @@
-// Model bundles: a directory with bundle.yaml, ONNX graphs and tokenizer files (DESIGN.md §3).
-// Loading checks the format version, that every listed file stays inside the bundle directory
-// and matches its sha256, and refuses YAML tags that would construct objects, exactly as
-// finsta_rt/bundle.py does, with the same messages.
+// Model bundles: a directory with bundle.yaml, ONNX graphs and tokenizer files (docs/bundle.md).
+// Loading bounds bundle.yaml (size, nesting, value count, no aliases), checks every key's type and
+// shape, the format version, that every listed file stays inside the bundle directory and matches
+// its sha256, and refuses YAML tags that would construct objects, exactly as finsta_rt/bundle.py
+// does, with the same messages.
 #pragma once
 
 #include <cstdint>
