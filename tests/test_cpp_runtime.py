@@ -12,6 +12,7 @@ a real video.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import importlib.util
 import os
 import re
@@ -286,6 +287,14 @@ MANIFEST_EDITS = {
     "model_str": (lambda m: m.update(model="x"), "model must be a mapping"),
     "model_int_key": (lambda m: m["model"].update({3: "x"}), "model: each key must be a string, got int 3"),
     "created_int": (lambda m: m.update(created=5), "created must be a timestamp, got int 5"),
+    "created_date": (lambda m: m.update(created=dt.date(2026, 12, 1)), None),  # a YAML timestamp: loads
+    "name_date": (lambda m: m.update(name=dt.date(2026, 12, 1)), "got date datetime.date(2026, 12, 1)"),
+    "family_datetime": (lambda m: m.update(family=dt.datetime(2026, 12, 1, 9, 5, 0, 250)),
+                        "got a datetime"),
+    "kind_datetime": (lambda m: m["tokenizer"].update(kind=dt.datetime(2026, 1, 2, 3, 4)),
+                      "got datetime datetime.datetime(2026, 1, 2, 3, 4)"),
+    "format_datetime_tz": (lambda m: m.update(format=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(
+        dt.timedelta(hours=-5)))), "timezone(datetime.timedelta(days=-1, seconds=68400))), expected"),
     "top_level_int_key": (lambda m: m.update({5: "x"}), "each top-level key must be a string, got int 5"),
     "top_level_null_key": (lambda m: m.update({None: "x"}), "each top-level key must be a string, got nothing"),
     **{f"{k}_missing": (lambda m, k=k: m.pop(k), f"{k} is missing") for k in _TOP_KEYS},

@@ -244,8 +244,9 @@ class BundleLoader {
       const YAML::Node s = yaml::get(m, k);
       if (s.IsDefined()) sc_.mapping(s, k);
     }
-    const YAML::Node created = yaml::get(m, "created");  // a YAML timestamp reads as a string here
-    if (created.IsDefined() && yaml::kind(created) != Kind::kStr) sc_.fail("created", "a timestamp", created);
+    const YAML::Node created = yaml::get(m, "created");
+    if (created.IsDefined() && yaml::kind(created) != Kind::kStr && yaml::kind(created) != Kind::kTimestamp)
+      sc_.fail("created", "a timestamp", created);
     b.preprocess_ = preprocess(yaml::get(m, "preprocess"));
     b.tokenizer_ = tokenizer(yaml::get(m, "tokenizer"));
     const YAML::Node graphs = yaml::get(m, "graphs");

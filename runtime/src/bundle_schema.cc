@@ -158,16 +158,11 @@ YAML::Node read_manifest(const fs::path& path, std::string* raw) {
 std::string value_kind(const YAML::Node& node) {
   const Kind k = yaml::kind(node);
   if (k == Kind::kNone || k == Kind::kMissing) return "nothing (null)";
-  const char* type = k == Kind::kBool    ? "bool"
-                     : k == Kind::kInt   ? "int"
-                     : k == Kind::kFloat ? "float"
-                     : k == Kind::kStr   ? "str"
-                     : k == Kind::kList  ? "list"
-                                         : "dict";
+  const std::string type = yaml::type_name(node);
   const std::string text = yaml::repr(node);
   size_t chars = 0;  // Python's len: code points
   for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
-  return chars <= 40 ? std::string(type) + " " + text : std::string("a ") + type;
+  return chars <= 40 ? type + " " + text : "a " + type;
 }
 
 std::string str_list_repr(const std::vector<std::string>& items) {

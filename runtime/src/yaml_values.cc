@@ -104,6 +104,75 @@ bool is_float(const std::string& s) {
   return sexagesimal_tail(s, j, dot);
 }
 
+// PyYAML's timestamp resolver: YYYY-MM-DD, or YYYY-M-D[Tt ]h:mm:ss[.frac][ ][Z|+-h[:mm]]. Fills the fields
+// (year, month, day, hour, minute, second, microsecond, tz: 0 none, 1 Z, 2 offset; offset in seconds).
+struct Timestamp {
+  int v[7] = {0, 0, 0, 0, 0, 0, 0};
+  bool date_only = true;
+  int tz = 0;
+  long offset = 0;
+};
+
+bool parse_timestamp(const std::string& s, Timestamp* t) {
+  size_t i = 0;
+  auto digits = [&](int lo, int hi, int* out) {
+    int n = 0, v = 0;
+    while (i < s.size() && is_digit(s[i]) && n < hi) v = v * 10 + (s[i++] - '0'), ++n;
+    *out = v;
+    return n >= lo;
+  };
+  auto lit = [&](char c) { return i < s.size() && s[i] == c ? (++i, true) : false; };
+  if (!digits(4, 4, &t->v[0]) || !lit('-')) return false;
+  const size_t month_at = i;
+  if (digits(2, 2, &t->v[1]) && lit('-') && digits(2, 2, &t->v[2]) && i == s.size()) return true;
+  i = month_at;
+  if (!digits(1, 2, &t->v[1]) || !lit('-') || !digits(1, 2, &t->v[2])) return false;
+  t->date_only = false;
+  if (!lit('T') && !lit('t')) {
+    const size_t before = i;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (i == before) return false;
+  }
+  if (!digits(1, 2, &t->v[3]) || !lit(':') || !digits(2, 2, &t->v[4]) || !lit(':') || !digits(2, 2, &t->v[5]))
+    return false;
+  if (lit('.')) {
+    std::string frac;
+    while (i < s.size() && is_digit(s[i])) frac += s[i++];
+    frac = frac.substr(0, 6);
+    while (frac.size() < 6) frac += '0';
+    t->v[6] = std::stoi(frac);
+  }
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  if (i == s.size()) return s.back() != ' ' && s.back() != '\t';  // trailing blanks: no timezone follows
+  if (lit('Z')) { t->tz = 1; return i == s.size(); }
+  const bool neg = s[i] == '-';
+  if (!lit('-') && !lit('+')) return false;
+  int h = 0, m = 0;
+  if (!digits(1, 2, &h)) return false;
+  if (lit(':') && !digits(2, 2, &m)) return false;
+  t->tz = 2;
+  t->offset = (neg ? -1L : 1L) * (h * 3600L + m * 60L);
+  return i == s.size();
+}
+
+// Python's repr of the datetime.date / datetime.datetime PyYAML builds.
+std::string timestamp_repr(const Timestamp& t) {
+  auto n = [](int v) { return std::to_string(v); };
+  if (t.date_only) return "datetime.date(" + n(t.v[0]) + ", " + n(t.v[1]) + ", " + n(t.v[2]) + ")";
+  std::string s = "datetime.datetime(" + n(t.v[0]) + ", " + n(t.v[1]) + ", " + n(t.v[2]) + ", " + n(t.v[3]) + ", " +
+                  n(t.v[4]);
+  if (t.v[5] || t.v[6]) s += ", " + n(t.v[5]);
+  if (t.v[6]) s += ", " + n(t.v[6]);
+  if (t.tz == 1 || (t.tz == 2 && t.offset == 0)) {
+    s += ", tzinfo=datetime.timezone.utc";
+  } else if (t.tz == 2) {
+    const long days = t.offset < 0 ? -1 : 0, seconds = t.offset - days * 86400;
+    s += ", tzinfo=datetime.timezone(datetime.timedelta(" + (days ? "days=-1, " : std::string()) +
+         "seconds=" + std::to_string(seconds) + "))";
+  }
+  return s + ")";
+}
+
 std::string core_tag_name(const std::string& tag) {
   const std::string prefix = kCoreTag;
   return tag.compare(0, prefix.size(), prefix) == 0 ? tag.substr(prefix.size()) : std::string();
@@ -119,10 +188,13 @@ Kind scalar_kind(const YAML::Node& node) {
   if (core == "float") return Kind::kFloat;
   if (core == "bool") return Kind::kBool;
   if (core == "null") return Kind::kNone;
+  if (core == "timestamp") return Kind::kTimestamp;
   if (is_null(s)) return Kind::kNone;
   if (is_bool(s)) return Kind::kBool;
   if (is_int(s)) return Kind::kInt;
   if (is_float(s)) return Kind::kFloat;
+  Timestamp t;
+  if (parse_timestamp(s, &t)) return Kind::kTimestamp;
   return Kind::kStr;
 }
 
@@ -217,6 +289,10 @@ std::string repr(const YAML::Node& node) {
       return as_float(node, &v) ? float_repr(v) : node.Scalar();
     }
     case Kind::kStr: return str_repr(node.Scalar());
+    case Kind::kTimestamp: {
+      Timestamp t;
+      return parse_timestamp(node.Scalar(), &t) ? timestamp_repr(t) : str_repr(node.Scalar());
+    }
     case Kind::kList: {
       std::string s = "[";
       bool first = true;
@@ -233,6 +309,24 @@ std::string repr(const YAML::Node& node) {
   return "None";
 }
 
+std::string type_name(const YAML::Node& node) {
+  switch (kind(node)) {
+    case Kind::kMissing:
+    case Kind::kNone: return "NoneType";
+    case Kind::kBool: return "bool";
+    case Kind::kInt: return "int";
+    case Kind::kFloat: return "float";
+    case Kind::kStr: return "str";
+    case Kind::kTimestamp: {
+      Timestamp t;
+      return parse_timestamp(node.Scalar(), &t) && !t.date_only ? "datetime" : "date";
+    }
+    case Kind::kList: return "list";
+    case Kind::kDict: return "dict";
+  }
+  return "NoneType";
+}
+
 bool truthy(const YAML::Node& node) {
   switch (kind(node)) {
     case Kind::kMissing:
@@ -245,6 +339,7 @@ bool truthy(const YAML::Node& node) {
     case Kind::kInt: { int64_t v = 0; return !as_int(node, &v) || v != 0; }
     case Kind::kFloat: { double v = 0; return !as_float(node, &v) || v != 0.0; }
     case Kind::kStr: return !node.Scalar().empty();
+    case Kind::kTimestamp: return true;
     case Kind::kList:
     case Kind::kDict: return node.size() > 0;
   }

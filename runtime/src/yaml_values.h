@@ -10,11 +10,13 @@
 
 namespace finsta_rt::yaml {
 
-enum class Kind { kMissing, kNone, kBool, kInt, kFloat, kStr, kList, kDict };
+enum class Kind { kMissing, kNone, kBool, kInt, kFloat, kStr, kTimestamp, kList, kDict };
 
 Kind kind(const YAML::Node& node);
 // The entry `key` of a mapping node; an undefined node when absent or when `map` is no mapping.
 YAML::Node get(const YAML::Node& map, const std::string& key);
+// Python's type name of the value: int, str, date, datetime, list, dict, NoneType...
+std::string type_name(const YAML::Node& node);
 // Python repr of the value: 'text', 12, 1.5, None, True, [..], {..}.
 std::string repr(const YAML::Node& node);
 // Python truthiness (bool(x)).
