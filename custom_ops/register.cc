@@ -29,7 +29,8 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
   const OrtApi* api = api_base->GetApi(ORT_API_VERSION);
   if (!api) {  // the runtime is older than our headers; GetApi(1) exists in every release
     static const std::string msg = "finsta ops: built against ONNX Runtime API version " +
-                                   std::to_string(ORT_API_VERSION) + ", which this onnxruntime lacks; upgrade onnxruntime";
+                                   std::to_string(ORT_API_VERSION) +
+                                   ", which this onnxruntime lacks; upgrade onnxruntime";
     return api_base->GetApi(1)->CreateStatus(ORT_FAIL, msg.c_str());
   }
   Ort::InitApi(api);

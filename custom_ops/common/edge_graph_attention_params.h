@@ -48,9 +48,9 @@ struct EdgeGraphAttentionDef {
 
 // Checks ranks, dtypes and shapes of q, k, v [B, H, N, d], e [B, H, N, N, d] and adj [B, N, N]
 // (metadata only; the self-loops are checked where the data lives).
-inline OrtStatusPtr ValidateEdgeGraphAttention(const EdgeGraphAttentionAttrs& a, const InputInfo& q,
-                                               const InputInfo& k, const InputInfo& v, const InputInfo& e,
-                                               const InputInfo& adj, EdgeGraphAttentionDims* dims) {
+inline OrtStatusPtr ValidateEdgeGraphAttention(const EdgeGraphAttentionAttrs& a, const InputInfo& q, const InputInfo& k,
+                                               const InputInfo& v, const InputInfo& e, const InputInfo& adj,
+                                               EdgeGraphAttentionDims* dims) {
   const std::string op = kEdgeGraphAttention;
   const auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   if (OrtStatusPtr s = CheckQKV(op, q, k, v, "[B, H, N, d]")) return s;

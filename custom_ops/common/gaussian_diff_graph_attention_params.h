@@ -55,8 +55,8 @@ inline OrtStatusPtr ValidateGaussianDiffGraphAttention(const InputInfo& q, const
   if (OrtStatusPtr s = CheckAdjacency(op, adj, B, N)) return s;
   if (OrtStatusPtr s = CheckRankAndType(op, sigma, 2, "[H, 3]", f32)) return s;
   if (sigma.shape != std::vector<int64_t>{H, 3})
-    return MakeError(op, "input 'sigma' must have shape [H, 3] = " + ShapeToString({H, 3}) + ", got " +
-                             ShapeToString(sigma.shape));
+    return MakeError(
+        op, "input 'sigma' must have shape [H, 3] = " + ShapeToString({H, 3}) + ", got " + ShapeToString(sigma.shape));
   // Index arithmetic uses int64; the [B, H, N, N] logits of the portable form and the output
   // [B, H, N, 2d] bound every product of sizes.
   if (!ProductFits({B, H, N, N})) return TooLargeError(op, "the logits [B, H, N, N]");

@@ -11,8 +11,8 @@
 #include "st_graph_attention_params.h"
 
 // X(Name): each op's Def is finsta::Name##Def, its attributes finsta::Name##Attrs.
-#define FINSTA_OPS(X) \
-  X(STGraphAttention) \
+#define FINSTA_OPS(X)   \
+  X(STGraphAttention)   \
   X(EdgeGraphAttention) \
   X(GaussianDiffGraphAttention)
 
@@ -45,7 +45,7 @@ inline std::string OpNames() {
 // they must outlive every session that uses them.
 template <typename Ep>
 void AddOps(Ort::CustomOpDomain& domain) {
-#define FINSTA_ADD_OP(Name)                      \
+#define FINSTA_ADD_OP(Name)                       \
   static const KernelOp<Name##Def, Ep> Name##_op; \
   domain.Add(&Name##_op);
   FINSTA_OPS(FINSTA_ADD_OP)

@@ -14,8 +14,7 @@
 namespace finsta {
 
 // An error status for ORT; `op` prefixes the message so a user sees which node failed.
-inline OrtStatusPtr MakeError(const std::string& op, const std::string& msg,
-                              OrtErrorCode code = ORT_INVALID_ARGUMENT) {
+inline OrtStatusPtr MakeError(const std::string& op, const std::string& msg, OrtErrorCode code = ORT_INVALID_ARGUMENT) {
   return Ort::GetApi().CreateStatus(code, (op + ": " + msg).c_str());
 }
 
@@ -36,17 +35,28 @@ inline std::string FloatToString(float v) {
 
 inline const char* DtypeName(ONNXTensorElementDataType t) {
   switch (t) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
-    default: return "an unsupported type";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT:
+      return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE:
+      return "float64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16:
+      return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16:
+      return "bfloat16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8:
+      return "int8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8:
+      return "uint8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16:
+      return "int16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32:
+      return "int32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64:
+      return "int64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL:
+      return "bool";
+    default:
+      return "an unsupported type";
   }
 }
 
@@ -64,14 +74,13 @@ inline InputInfo ReadInput(const Ort::KernelContext& ctx, size_t index, const ch
 }
 
 // Returns nullptr when `in` has the given rank and dtype, else an error naming the input.
-inline OrtStatusPtr CheckRankAndType(const std::string& op, const InputInfo& in, size_t rank,
-                                     const char* layout, ONNXTensorElementDataType dtype) {
+inline OrtStatusPtr CheckRankAndType(const std::string& op, const InputInfo& in, size_t rank, const char* layout,
+                                     ONNXTensorElementDataType dtype) {
   if (in.dtype != dtype)
-    return MakeError(op, "input '" + in.name + "' must be " + DtypeName(dtype) + ", got " +
-                             DtypeName(in.dtype));
+    return MakeError(op, "input '" + in.name + "' must be " + DtypeName(dtype) + ", got " + DtypeName(in.dtype));
   if (in.shape.size() != rank)
-    return MakeError(op, "input '" + in.name + "' must have rank " + std::to_string(rank) + " " +
-                             layout + ", got shape " + ShapeToString(in.shape));
+    return MakeError(op, "input '" + in.name + "' must have rank " + std::to_string(rank) + " " + layout +
+                             ", got shape " + ShapeToString(in.shape));
   for (int64_t d : in.shape)
     if (d < 0) return MakeError(op, "input '" + in.name + "' has a negative dimension");
   return nullptr;
@@ -84,8 +93,8 @@ inline OrtStatusPtr CheckQKV(const std::string& op, const InputInfo& q, const In
     if (OrtStatusPtr s = CheckRankAndType(op, *t, 4, layout, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)) return s;
   for (const InputInfo* t : {&k, &v})
     if (t->shape != q.shape)
-      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) +
-                               " but 'q' has shape " + ShapeToString(q.shape) + " (q, k and v must match)");
+      return MakeError(op, "input '" + t->name + "' has shape " + ShapeToString(t->shape) + " but 'q' has shape " +
+                               ShapeToString(q.shape) + " (q, k and v must match)");
   return nullptr;
 }
 
@@ -93,23 +102,21 @@ inline OrtStatusPtr CheckQKV(const std::string& op, const InputInfo& q, const In
 inline OrtStatusPtr CheckAdjacency(const std::string& op, const InputInfo& adj, int64_t B, int64_t N) {
   if (OrtStatusPtr s = CheckRankAndType(op, adj, 3, "[B, N, N]", ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL)) return s;
   if (adj.shape != std::vector<int64_t>{B, N, N})
-    return MakeError(op, "input '" + adj.name + "' must have shape [B, N, N] = " + ShapeToString({B, N, N}) +
-                             ", got " + ShapeToString(adj.shape));
+    return MakeError(op, "input '" + adj.name + "' must have shape [B, N, N] = " + ShapeToString({B, N, N}) + ", got " +
+                             ShapeToString(adj.shape));
   return nullptr;
 }
 
 // The error for a missing self-loop at flat node index b * N + n.
-inline OrtStatusPtr MissingSelfLoopError(const std::string& op, const char* input, unsigned long long node,
-                                         int64_t N) {
+inline OrtStatusPtr MissingSelfLoopError(const std::string& op, const char* input, unsigned long long node, int64_t N) {
   const std::string b = std::to_string(node / N), n = std::to_string(node % N);
-  return MakeError(op, std::string("input '") + input + "' lacks the self-loop of node " + n + " in batch " + b +
-                           " (" + input + "[" + b + ", " + n + ", " + n + "] is false); every node, padded " +
+  return MakeError(op, std::string("input '") + input + "' lacks the self-loop of node " + n + " in batch " + b + " (" +
+                           input + "[" + b + ", " + n + ", " + n + "] is false); every node, padded " +
                            "ones included, needs one");
 }
 
 // Scans the diagonal of a host adjacency [B, N, N] (already shape-checked).
-inline OrtStatusPtr CheckSelfLoops(const std::string& op, const char* input, const uint8_t* adj, int64_t B,
-                                   int64_t N) {
+inline OrtStatusPtr CheckSelfLoops(const std::string& op, const char* input, const uint8_t* adj, int64_t B, int64_t N) {
   for (int64_t node = 0; node < B * N; ++node) {
     const unsigned long long missing = core::MissingSelfLoop(adj, N, node);
     if (missing != core::kNoMissingNode) return MissingSelfLoopError(op, input, missing, N);
@@ -125,14 +132,22 @@ enum class AttrKind { kMissing, kFloat, kInt, kString, kFloats, kInts, kList, kT
 
 inline const char* AttrKindName(AttrKind k) {
   switch (k) {
-    case AttrKind::kFloat: return "a float";
-    case AttrKind::kInt: return "an int";
-    case AttrKind::kString: return "a string";
-    case AttrKind::kFloats: return "a list of floats";
-    case AttrKind::kInts: return "a list of ints";
-    case AttrKind::kList: return "an empty list";
-    case AttrKind::kTensor: return "a tensor";
-    default: return "missing";
+    case AttrKind::kFloat:
+      return "a float";
+    case AttrKind::kInt:
+      return "an int";
+    case AttrKind::kString:
+      return "a string";
+    case AttrKind::kFloats:
+      return "a list of floats";
+    case AttrKind::kInts:
+      return "a list of ints";
+    case AttrKind::kList:
+      return "an empty list";
+    case AttrKind::kTensor:
+      return "a tensor";
+    default:
+      return "missing";
   }
 }
 
@@ -159,7 +174,8 @@ inline AttrKind ProbeAttr(const OrtKernelInfo* info, const char* name) {
   if (floats || ints) return AttrKind::kList;
   OrtAllocator* alloc = nullptr;
   OrtValue* value = nullptr;
-  if (ok(api.GetAllocatorWithDefaultOptions(&alloc)) && ok(api.KernelInfoGetAttribute_tensor(info, name, alloc, &value))) {
+  if (ok(api.GetAllocatorWithDefaultOptions(&alloc)) &&
+      ok(api.KernelInfoGetAttribute_tensor(info, name, alloc, &value))) {
     api.ReleaseValue(value);
     return AttrKind::kTensor;
   }

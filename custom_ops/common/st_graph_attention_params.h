@@ -42,12 +42,10 @@ inline OrtStatusPtr ReadSTGraphAttentionAttrs(const OrtKernelInfo* info, STGraph
   const std::string op = kSTGraphAttention;
   if (OrtStatusPtr s = ReadAttr(op, info, "tokens_per_frame", /*required=*/true, &a->tokens_per_frame)) return s;
   if (a->tokens_per_frame <= 0)
-    return MakeError(op, "attribute 'tokens_per_frame' must be > 0, got " +
-                             std::to_string(a->tokens_per_frame));
+    return MakeError(op, "attribute 'tokens_per_frame' must be > 0, got " + std::to_string(a->tokens_per_frame));
   if (OrtStatusPtr s = ReadAttr(op, info, "frame_radius", /*required=*/false, &a->frame_radius)) return s;
   if (a->frame_radius < 0)
-    return MakeError(op, "attribute 'frame_radius' must be >= 0, got " +
-                             std::to_string(a->frame_radius));
+    return MakeError(op, "attribute 'frame_radius' must be >= 0, got " + std::to_string(a->frame_radius));
   if (OrtStatusPtr s = ReadAttr(op, info, "sim_threshold", /*required=*/true, &a->sim_threshold)) return s;
   if (std::isnan(a->sim_threshold)) return MakeError(op, "attribute 'sim_threshold' is NaN");
   if (OrtStatusPtr s = ReadAttr(op, info, "scale", /*required=*/false, &a->scale, &a->has_scale)) return s;
@@ -67,23 +65,22 @@ struct STGraphAttentionDef {
 };
 
 // Checks ranks, dtypes and every dimension relation between x [B, L, D] and q, k, v [B, H, L, d].
-inline OrtStatusPtr ValidateSTGraphAttention(const STGraphAttentionAttrs& a, const InputInfo& x,
-                                             const InputInfo& q, const InputInfo& k,
-                                             const InputInfo& v, STGraphAttentionDims* dims) {
+inline OrtStatusPtr ValidateSTGraphAttention(const STGraphAttentionAttrs& a, const InputInfo& x, const InputInfo& q,
+                                             const InputInfo& k, const InputInfo& v, STGraphAttentionDims* dims) {
   const std::string op = kSTGraphAttention;
   const auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   if (OrtStatusPtr s = CheckRankAndType(op, x, 3, "[B, L, D]", f32)) return s;
   if (OrtStatusPtr s = CheckQKV(op, q, k, v, "[B, H, L, d]")) return s;
   if (q.shape[0] != x.shape[0])
-    return MakeError(op, "batch mismatch: 'x' has B=" + std::to_string(x.shape[0]) + " but 'q' has B=" +
-                             std::to_string(q.shape[0]));
+    return MakeError(
+        op, "batch mismatch: 'x' has B=" + std::to_string(x.shape[0]) + " but 'q' has B=" + std::to_string(q.shape[0]));
   if (q.shape[2] != x.shape[1])
     return MakeError(op, "token-count mismatch: 'x' has L=" + std::to_string(x.shape[1]) +
                              " but 'q' has L=" + std::to_string(q.shape[2]));
   const int64_t L = x.shape[1];
   if (L % a.tokens_per_frame != 0)
-    return MakeError(op, "L=" + std::to_string(L) + " tokens is not a multiple of tokens_per_frame=" +
-                             std::to_string(a.tokens_per_frame));
+    return MakeError(op, "L=" + std::to_string(L) +
+                             " tokens is not a multiple of tokens_per_frame=" + std::to_string(a.tokens_per_frame));
   dims->B = x.shape[0];
   dims->L = L;
   dims->D = x.shape[2];

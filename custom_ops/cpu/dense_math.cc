@@ -9,7 +9,11 @@ namespace {
 
 typedef float v8f __attribute__((vector_size(32)));
 
-inline v8f Load8(const float* p) { v8f v; std::memcpy(&v, p, sizeof v); return v; }
+inline v8f Load8(const float* p) {
+  v8f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 inline void Store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
 
 // Cephes-style expf: 2^n * p(x), about 2 ulp, no branches so the loops below vectorise.
@@ -75,9 +79,10 @@ void PackRows(const float* src, int64_t k_valid, int64_t k, int64_t n, int64_t l
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t lda,
-                const float* panels, float* c, int64_t ldc) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void GemmPacked(int64_t m, int64_t npanels, int64_t k,
+                                                                            const float* a, int64_t lda,
+                                                                            const float* panels, float* c,
+                                                                            int64_t ldc) {
   // Panel-outer order: one K x 16 panel stays in L1/L2 while all rows of A stream past it.
   for (int64_t p = 0; p < npanels; ++p) {
     const float* panel = panels + p * kPanel * k;
@@ -85,7 +90,10 @@ void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t l
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) {
       v8f c0[4], c1[4];
-      for (int r = 0; r < 4; ++r) { c0[r] = v8f{}; c1[r] = v8f{}; }
+      for (int r = 0; r < 4; ++r) {
+        c0[r] = v8f{};
+        c1[r] = v8f{};
+      }
       const float* ai = a + i * lda;
       for (int64_t kk = 0; kk < k; ++kk) {
         const v8f b0 = Load8(panel + kk * kPanel);
@@ -114,8 +122,8 @@ void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t l
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void MaskedSoftmaxRow(float* row, const float* weight, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void MaskedSoftmaxRow(float* row, const float* weight,
+                                                                                  int64_t n) {
   const v8f neg_inf = v8f{} - INFINITY, zero = v8f{};
   const int64_t n8 = n - n % 8;
   v8f vmx = neg_inf;
@@ -146,8 +154,9 @@ void MaskedSoftmaxRow(float* row, const float* weight, int64_t n) {
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-float TripleProductSum(const float* a, const float* b, const float* e, float* out, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) float TripleProductSum(const float* a, const float* b,
+                                                                                   const float* e, float* out,
+                                                                                   int64_t n) {
   const int64_t n8 = n - n % 8;
   v8f acc = v8f{};
   for (int64_t c = 0; c < n8; c += 8) {
@@ -164,8 +173,8 @@ float TripleProductSum(const float* a, const float* b, const float* e, float* ou
   return sum;
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void Axpy(float alpha, const float* x, float* y, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void Axpy(float alpha, const float* x, float* y,
+                                                                      int64_t n) {
   for (int64_t c = 0; c < n; ++c) y[c] += alpha * x[c];
 }
 

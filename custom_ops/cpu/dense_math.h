@@ -19,8 +19,8 @@ void PackTransposed(const float* src, int64_t n, int64_t k, int64_t ld, float* p
 void PackRows(const float* src, int64_t k_valid, int64_t k, int64_t n, int64_t ld, float* panels);
 
 // C[M, 16 * npanels] = A[M, K] * B (packed), A row stride lda, C row stride ldc.
-void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t lda,
-                const float* panels, float* c, int64_t ldc);
+void GemmPacked(int64_t m, int64_t npanels, int64_t k, const float* a, int64_t lda, const float* panels, float* c,
+                int64_t ldc);
 
 // Masked row softmax in place: row[j] <- exp(row[j] - max) / sum over j with weight[j] != 0,
 // and 0 where weight[j] == 0. At least one weight must be non-zero (STGraphAttention's self-loop).

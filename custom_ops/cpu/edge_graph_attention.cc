@@ -75,8 +75,8 @@ void TaskEntry(void* data, size_t task) {
 OrtStatusPtr Compute(Ep, const EdgeGraphAttentionAttrs& attrs, OrtKernelContext* context) {
   Ort::KernelContext ctx(context);
   if (ctx.GetInputCount() != 5)
-    return MakeError(kEdgeGraphAttention, "expects 5 inputs (q, k, v, e, adj), got " +
-                                              std::to_string(ctx.GetInputCount()));
+    return MakeError(kEdgeGraphAttention,
+                     "expects 5 inputs (q, k, v, e, adj), got " + std::to_string(ctx.GetInputCount()));
   const InputInfo qi = ReadInput(ctx, 0, "q"), ki = ReadInput(ctx, 1, "k"), vi = ReadInput(ctx, 2, "v"),
                   ei = ReadInput(ctx, 3, "e"), ai = ReadInput(ctx, 4, "adj");
   EdgeGraphAttentionDims dm;

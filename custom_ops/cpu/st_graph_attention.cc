@@ -67,8 +67,7 @@ void RunTask(Job& job, int64_t task) {
     PackRows(job.v + (head + j0) * dm.d, nk, nkp, dm.d, dm.d, packed.data());
     GemmPacked(m, dp, nkp, logits.data(), nkp, packed.data(), ctx.data(), dpad);
     float* o = job.out + (head + i0) * dm.d;
-    for (int64_t ii = 0; ii < m; ++ii)
-      std::copy(ctx.data() + ii * dpad, ctx.data() + ii * dpad + dm.d, o + ii * dm.d);
+    for (int64_t ii = 0; ii < m; ++ii) std::copy(ctx.data() + ii * dpad, ctx.data() + ii * dpad + dm.d, o + ii * dm.d);
   }
 }
 

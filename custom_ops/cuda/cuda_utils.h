@@ -16,11 +16,15 @@ namespace cuda {
 class Scratch {
  public:
   Scratch(OrtAllocator* alloc, size_t bytes) : alloc_(alloc), p_(bytes ? alloc->Alloc(alloc, bytes) : nullptr) {}
-  ~Scratch() { if (p_) alloc_->Free(alloc_, p_); }
+  ~Scratch() {
+    if (p_) alloc_->Free(alloc_, p_);
+  }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   template <typename T = float>
-  T* get() const { return static_cast<T*>(p_); }
+  T* get() const {
+    return static_cast<T*>(p_);
+  }
 
  private:
   OrtAllocator* alloc_;
@@ -34,8 +38,8 @@ inline OrtStatusPtr CheckSelfLoopsOnDevice(const std::string& op, const Ort::Ker
   if (B * N == 0) return nullptr;
   Scratch flag(alloc, sizeof(unsigned long long));
   unsigned long long missing = core::kNoMissingNode;
-  const std::string err = FindMissingSelfLoop(adj, B, N, flag.get<unsigned long long>(), ctx.GetGPUComputeStream(),
-                                              &missing);
+  const std::string err =
+      FindMissingSelfLoop(adj, B, N, flag.get<unsigned long long>(), ctx.GetGPUComputeStream(), &missing);
   if (!err.empty()) return MakeError(op, "CUDA self-loop check failed: " + err, ORT_FAIL);
   if (missing != core::kNoMissingNode) return MissingSelfLoopError(op, "adj", missing, N);
   return nullptr;

@@ -27,7 +27,9 @@ __device__ __forceinline__ float WarpAbsMax(float m) {
 }
 
 // Empty on success, else CUDA's description of the error.
-inline std::string Check(cudaError_t e) { return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e)); }
+inline std::string Check(cudaError_t e) {
+  return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e));
+}
 
 }  // namespace cuda
 }  // namespace finsta

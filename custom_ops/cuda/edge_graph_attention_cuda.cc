@@ -31,9 +31,19 @@ OrtStatusPtr Compute(Ep, const EdgeGraphAttentionAttrs& attrs, OrtKernelContext*
   float* h = ctx.GetOutput(0, qi.shape).GetTensorMutableData<float>();
   float* e_out = ctx.GetOutput(1, ei.shape).GetTensorMutableData<float>();
   if (dm.Empty()) return nullptr;
-  EdgeGraphAttentionArgs args{ctx.GetInput(0).GetTensorData<float>(), ctx.GetInput(1).GetTensorData<float>(),
-                              ctx.GetInput(2).GetTensorData<float>(), ctx.GetInput(3).GetTensorData<float>(),
-                              adj_data, h, e_out, dm.B, dm.H, dm.N, dm.d, dm.clamp, dm.scale};
+  EdgeGraphAttentionArgs args{ctx.GetInput(0).GetTensorData<float>(),
+                              ctx.GetInput(1).GetTensorData<float>(),
+                              ctx.GetInput(2).GetTensorData<float>(),
+                              ctx.GetInput(3).GetTensorData<float>(),
+                              adj_data,
+                              h,
+                              e_out,
+                              dm.B,
+                              dm.H,
+                              dm.N,
+                              dm.d,
+                              dm.clamp,
+                              dm.scale};
   const std::string err = LaunchEdgeGraphAttention(args, ctx.GetGPUComputeStream());
   if (!err.empty()) return MakeError(op, "CUDA launch failed: " + err, ORT_FAIL);
   return nullptr;

@@ -24,7 +24,10 @@ __global__ void EdgeAttend(const EdgeGraphAttentionArgs a) {
   const int64_t i = row % N, b = row / (a.H * N), head = row - i;
   float* qs = smem + warp * 2 * d;
   float* acc = qs + d;
-  for (int64_t c = lane; c < d; c += kWarp) { qs[c] = a.q[row * d + c] * a.scale; acc[c] = 0.f; }
+  for (int64_t c = lane; c < d; c += kWarp) {
+    qs[c] = a.q[row * d + c] * a.scale;
+    acc[c] = 0.f;
+  }
   __syncwarp();
 
   const float* erow = a.e + row * N * d;

@@ -37,10 +37,19 @@ OrtStatusPtr Compute(Ep, const GaussianDiffGraphAttentionAttrs&, OrtKernelContex
   float* out = ctx.GetOutput(0, {dm.B, dm.H, dm.N, 2 * dm.d}).GetTensorMutableData<float>();
   if (dm.Empty()) return nullptr;
   Scratch inv_sigma_dev(alloc, sizeof(float) * inv_sigma.size());
-  GaussianDiffGraphAttentionArgs args{ctx.GetInput(0).GetTensorData<float>(), ctx.GetInput(1).GetTensorData<float>(),
-                                      ctx.GetInput(2).GetTensorData<float>(), ctx.GetInput(3).GetTensorData<float>(),
-                                      adj_data, inv_sigma.data(), inv_sigma_dev.get(), out,
-                                      dm.B, dm.H, dm.N, dm.d, dm.scale};
+  GaussianDiffGraphAttentionArgs args{ctx.GetInput(0).GetTensorData<float>(),
+                                      ctx.GetInput(1).GetTensorData<float>(),
+                                      ctx.GetInput(2).GetTensorData<float>(),
+                                      ctx.GetInput(3).GetTensorData<float>(),
+                                      adj_data,
+                                      inv_sigma.data(),
+                                      inv_sigma_dev.get(),
+                                      out,
+                                      dm.B,
+                                      dm.H,
+                                      dm.N,
+                                      dm.d,
+                                      dm.scale};
   const std::string err = LaunchGaussianDiffGraphAttention(args, ctx.GetGPUComputeStream());
   if (!err.empty()) return MakeError(op, "CUDA launch failed: " + err, ORT_FAIL);
   return nullptr;

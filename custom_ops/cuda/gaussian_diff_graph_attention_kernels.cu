@@ -23,11 +23,17 @@ __global__ void GaussianAttend(const GaussianDiffGraphAttentionArgs a) {
   const int64_t i = row % N, h = (row / N) % a.H, b = row / (a.H * N), head = row - i;
   float* qs = smem + warp * 2 * d;
   float* acc = qs + d;
-  for (int64_t c = lane; c < d; c += kWarp) { qs[c] = a.q[row * d + c]; acc[c] = 0.f; }
+  for (int64_t c = lane; c < d; c += kWarp) {
+    qs[c] = a.q[row * d + c];
+    acc[c] = 0.f;
+  }
   __syncwarp();
 
   float inv_sigma[3], pi[3];
-  for (int c = 0; c < 3; ++c) { inv_sigma[c] = a.inv_sigma[h * 3 + c]; pi[c] = a.pos[(b * N + i) * 3 + c]; }
+  for (int c = 0; c < 3; ++c) {
+    inv_sigma[c] = a.inv_sigma[h * 3 + c];
+    pi[c] = a.pos[(b * N + i) * 3 + c];
+  }
   core::OnlineSoftmax sm = core::OnlineSoftmaxInit();
   for (int64_t j = 0; j < N; ++j) {
     if (!core::HasEdge(a.adj, N, b, i, j)) continue;  // uniform across the warp
@@ -54,14 +60,14 @@ __global__ void GaussianAttend(const GaussianDiffGraphAttentionArgs a) {
 std::string LaunchGaussianDiffGraphAttention(const GaussianDiffGraphAttentionArgs& a, void* stream_ptr) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
   // From pageable host memory: staged before the call returns, so the host buffer may go after it.
-  if (auto e = Check(cudaMemcpyAsync(a.inv_sigma, a.inv_sigma_host, sizeof(float) * 3 * a.H, cudaMemcpyHostToDevice,
-                                     stream));
+  if (auto e = Check(
+          cudaMemcpyAsync(a.inv_sigma, a.inv_sigma_host, sizeof(float) * 3 * a.H, cudaMemcpyHostToDevice, stream));
       !e.empty())
     return e;
   const int64_t rows = a.B * a.H * a.N;
   const size_t smem = sizeof(float) * 2 * a.d * kWarpsPerBlock;  // <= 32 KiB for d <= 1024
-  GaussianAttend<<<static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), kWarpsPerBlock * kWarp,
-                   smem, stream>>>(a);
+  GaussianAttend<<<static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), kWarpsPerBlock * kWarp, smem,
+                   stream>>>(a);
   return Check(cudaGetLastError());
 }
 

@@ -9,10 +9,10 @@ namespace cuda {
 
 struct GaussianDiffGraphAttentionArgs {
   const float *q, *k, *v, *pos;
-  const uint8_t* adj;            // [B, N, N] bytes, self-loops already checked
-  const float* inv_sigma_host;   // [H, 3] 1 / sigma, checked on the host
-  float* inv_sigma;              // device scratch [H, 3], filled from inv_sigma_host
-  float* out;                    // [B, H, N, 2d]
+  const uint8_t* adj;           // [B, N, N] bytes, self-loops already checked
+  const float* inv_sigma_host;  // [H, 3] 1 / sigma, checked on the host
+  float* inv_sigma;             // device scratch [H, 3], filled from inv_sigma_host
+  float* out;                   // [B, H, N, 2d]
   int64_t B, H, N, d;
   float scale;
 };

@@ -40,8 +40,20 @@ OrtStatusPtr Compute(Ep, const STGraphAttentionAttrs& attrs, OrtKernelContext* c
                             ctx.GetInput(1).GetTensorData<float>(),
                             ctx.GetInput(2).GetTensorData<float>(),
                             ctx.GetInput(3).GetTensorData<float>(),
-                            out, xn.get(), edge.get(),
-                            dm.B, dm.L, dm.D, dm.H, dm.d, dm.P, dm.T, dm.r, W, dm.tau, dm.scale};
+                            out,
+                            xn.get(),
+                            edge.get(),
+                            dm.B,
+                            dm.L,
+                            dm.D,
+                            dm.H,
+                            dm.d,
+                            dm.P,
+                            dm.T,
+                            dm.r,
+                            W,
+                            dm.tau,
+                            dm.scale};
   const std::string err = LaunchSTGraphAttention(args, ctx.GetGPUComputeStream());
   if (!err.empty()) return MakeError(kSTGraphAttention, "CUDA launch failed: " + err, ORT_FAIL);
   return nullptr;

@@ -32,8 +32,8 @@ __global__ void NormalizeRows(const float* __restrict__ x, float* __restrict__ x
   for (int64_t c = lane; c < D; c += kWarp) xn[row * D + c] = xr[c] / ns.div * ns.mul;
 }
 
-__global__ void EdgeWeights(const float* __restrict__ xn, float* __restrict__ edge, int64_t B, int64_t L,
-                            int64_t D, int64_t P, int64_t T, int64_t r, int64_t W, float tau) {
+__global__ void EdgeWeights(const float* __restrict__ xn, float* __restrict__ edge, int64_t B, int64_t L, int64_t D,
+                            int64_t P, int64_t T, int64_t r, int64_t W, float tau) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= B * L * W) return;
   const int64_t w = idx % W, i = (idx / W) % L, b = idx / (W * L);
@@ -62,7 +62,10 @@ __global__ void Attend(const float* __restrict__ q, const float* __restrict__ k,
   float* qs = smem + warp * 2 * d;
   float* acc = qs + d;
   const float* qi = q + row * d;
-  for (int64_t c = lane; c < d; c += kWarp) { qs[c] = qi[c]; acc[c] = 0.f; }
+  for (int64_t c = lane; c < d; c += kWarp) {
+    qs[c] = qi[c];
+    acc[c] = 0.f;
+  }
   __syncwarp();
 
   int64_t count;
@@ -93,12 +96,12 @@ std::string LaunchSTGraphAttention(const STGraphAttentionArgs& a, void* stream_p
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
   const int threads = kWarpsPerBlock * kWarp;
   const int64_t rows = a.B * a.L;
-  NormalizeRows<<<static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), threads, 0, stream>>>(
-      a.x, a.xn, rows, a.D);
+  NormalizeRows<<<static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), threads, 0, stream>>>(a.x, a.xn,
+                                                                                                             rows, a.D);
   if (auto e = Check(cudaGetLastError()); !e.empty()) return e;
   const int64_t edges = a.B * a.L * a.W;
-  EdgeWeights<<<static_cast<unsigned>((edges + 255) / 256), 256, 0, stream>>>(a.xn, a.edge, a.B, a.L, a.D, a.P,
-                                                                              a.T, a.r, a.W, a.tau);
+  EdgeWeights<<<static_cast<unsigned>((edges + 255) / 256), 256, 0, stream>>>(a.xn, a.edge, a.B, a.L, a.D, a.P, a.T,
+                                                                              a.r, a.W, a.tau);
   if (auto e = Check(cudaGetLastError()); !e.empty()) return e;
   const int64_t qrows = a.B * a.H * a.L;
   const size_t smem = sizeof(float) * 2 * a.d * kWarpsPerBlock;

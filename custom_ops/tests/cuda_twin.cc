@@ -17,9 +17,9 @@
 // A missing self-loop exits with status 3 and names the node, as the device check reports it; sizes
 // the host side refuses as too large exit with 4, a clamp it refuses with 5. frame_radius is
 // clamped to T - 1 as the host side does.
-#include <cstdio>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -35,7 +35,9 @@ namespace {
 bool ReadAll(FILE* f, void* p, size_t bytes) { return std::fread(p, 1, bytes, f) == bytes; }
 
 template <typename T>
-bool ReadVec(FILE* f, std::vector<T>* v) { return ReadAll(f, v->data(), sizeof(T) * v->size()); }
+bool ReadVec(FILE* f, std::vector<T>* v) {
+  return ReadAll(f, v->data(), sizeof(T) * v->size());
+}
 
 int WriteOut(const char* path, const std::vector<float>& a, const std::vector<float>& b = {}) {
   FILE* o = std::fopen(path, "wb");
@@ -64,7 +66,7 @@ int EdgeGraphAttention(FILE* in, const char* out_path) {
   if (!ReadAll(in, hdr, sizeof hdr) || !ReadAll(in, &clamp, 4) || !ReadAll(in, &scale, 4)) return 2;
   const int64_t B = hdr[0], H = hdr[1], N = hdr[2], d = hdr[3];
   if (B < 0 || H < 0 || N < 0 || d < 0) return 2;
-  if (!ProductFits({B, H, N, N, d})) return 4;  // ValidateEdgeGraphAttention's size check
+  if (!ProductFits({B, H, N, N, d})) return 4;           // ValidateEdgeGraphAttention's size check
   if (!(std::isfinite(clamp) && clamp > 0.f)) return 5;  // ReadEdgeGraphAttentionAttrs' check
   std::vector<float> q(B * H * N * d), k(q.size()), v(q.size()), e(q.size() * N), h(q.size()), e_out(e.size());
   std::vector<uint8_t> adj(B * N * N);
@@ -73,7 +75,10 @@ int EdgeGraphAttention(FILE* in, const char* out_path) {
   std::vector<float> qs(d), acc(d);
   for (int64_t row = 0; row < B * H * N; ++row) {
     const int64_t i = row % N, b = row / (H * N), head = row - i;
-    for (int64_t c = 0; c < d; ++c) { qs[c] = q[row * d + c] * scale; acc[c] = 0.f; }
+    for (int64_t c = 0; c < d; ++c) {
+      qs[c] = q[row * d + c] * scale;
+      acc[c] = 0.f;
+    }
     OnlineSoftmax sm = OnlineSoftmaxInit();
     for (int64_t j = 0; j < N; ++j) {
       float sum = 0.f;
@@ -136,22 +141,26 @@ int STGraphAttention(FILE* in, const char* in_path, const char* out_path) {
   int64_t hdr[7];
   float tau, scale;
   if (!ReadAll(in, hdr, sizeof hdr) || !ReadAll(in, &tau, 4) || !ReadAll(in, &scale, 4)) {
-    std::fprintf(stderr, "%s: short header\n", in_path); return 2;
+    std::fprintf(stderr, "%s: short header\n", in_path);
+    return 2;
   }
   const int64_t B = hdr[0], L = hdr[1], D = hdr[2], H = hdr[3], d = hdr[4], P = hdr[5], r_attr = hdr[6];
   if (B < 0 || L < 0 || D < 0 || H < 0 || d < 0 || P <= 0 || r_attr < 0 || L % P) {
-    std::fprintf(stderr, "%s: bad sizes\n", in_path); return 2;
+    std::fprintf(stderr, "%s: bad sizes\n", in_path);
+    return 2;
   }
   // The host side's checks (ValidateSTGraphAttention): the radius clamped, every size product bounded.
   const int64_t T = L / P, r = ClampRadius(r_attr, T);
   const int64_t W = ((2 * r + 1) < T ? (2 * r + 1) : T) * P;
   if (!ProductFits({B, L, D}) || !ProductFits({B, H, L, d}) || !ProductFits({B, L, W})) {
-    std::fprintf(stderr, "%s: tensor too large\n", in_path); return 4;
+    std::fprintf(stderr, "%s: tensor too large\n", in_path);
+    return 4;
   }
   std::vector<float> x(B * L * D), q(B * H * L * d), k(q.size()), v(q.size()), out(q.size());
   if (!ReadAll(in, x.data(), 4 * x.size()) || !ReadAll(in, q.data(), 4 * q.size()) ||
       !ReadAll(in, k.data(), 4 * k.size()) || !ReadAll(in, v.data(), 4 * v.size())) {
-    std::fprintf(stderr, "%s: short data\n", in_path); return 2;
+    std::fprintf(stderr, "%s: short data\n", in_path);
+    return 2;
   }
 
   // Kernel 1: NormalizeRows (the max |x_c|, then the scaled sum of squares).
@@ -204,11 +213,17 @@ int STGraphAttention(FILE* in, const char* in_path, const char* out_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 && argc != 4) { std::fprintf(stderr, "usage: %s [OP] IN OUT\n", argv[0]); return 2; }
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s [OP] IN OUT\n", argv[0]);
+    return 2;
+  }
   const char* op = argc == 4 ? argv[1] : "STGraphAttention";
   const char *in_path = argv[argc - 2], *out_path = argv[argc - 1];
   FILE* in = std::fopen(in_path, "rb");
-  if (!in) { std::perror(in_path); return 2; }
+  if (!in) {
+    std::perror(in_path);
+    return 2;
+  }
   int rc;
   if (!std::strcmp(op, "STGraphAttention")) {
     rc = STGraphAttention(in, in_path, out_path);

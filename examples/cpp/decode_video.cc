@@ -14,11 +14,21 @@ extern "C" {
 
 namespace {
 
-struct FormatCloser { void operator()(AVFormatContext* p) const { avformat_close_input(&p); } };
-struct CodecFreer { void operator()(AVCodecContext* p) const { avcodec_free_context(&p); } };
-struct FrameFreer { void operator()(AVFrame* p) const { av_frame_free(&p); } };
-struct PacketFreer { void operator()(AVPacket* p) const { av_packet_free(&p); } };
-struct SwsFreer { void operator()(SwsContext* p) const { sws_freeContext(p); } };
+struct FormatCloser {
+  void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
+};
+struct CodecFreer {
+  void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
+};
+struct FrameFreer {
+  void operator()(AVFrame* p) const { av_frame_free(&p); }
+};
+struct PacketFreer {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsFreer {
+  void operator()(SwsContext* p) const { sws_freeContext(p); }
+};
 using FramePtr = std::unique_ptr<AVFrame, FrameFreer>;
 
 std::string av_error(int code) {
@@ -47,7 +57,8 @@ class Decoder {
     tb_ = av_q2d(st->time_base);
     start_ = st->start_time != AV_NOPTS_VALUE ? st->start_time * tb_ : 0.0;
     duration_ = st->duration != AV_NOPTS_VALUE && st->duration > 0 ? st->duration * tb_
-                : fmt->duration > 0 ? static_cast<double>(fmt->duration) / AV_TIME_BASE : 0.0;
+                : fmt->duration > 0                                ? static_cast<double>(fmt->duration) / AV_TIME_BASE
+                                                                   : 0.0;
     if (duration_ <= 0) throw std::runtime_error(path + ": unknown duration, cannot sample uniformly");
     for (int i = 0; i < n_; ++i) targets_.push_back(start_ + (i + 0.5) * duration_ / n_);
   }
@@ -90,7 +101,8 @@ class Decoder {
       const double t = pts * tb_;
       while (k_ < n_ && t >= targets_[k_]) {
         const double tgt = targets_[k_];
-        keep(prev_ && tgt - prev_time_ < t - tgt ? prev_.get() : frame, prev_ && tgt - prev_time_ < t - tgt ? prev_time_ : t);
+        keep(prev_ && tgt - prev_time_ < t - tgt ? prev_.get() : frame,
+             prev_ && tgt - prev_time_ < t - tgt ? prev_time_ : t);
       }
       if (k_ == n_) return true;
       prev_.reset(av_frame_clone(frame));
@@ -112,7 +124,8 @@ class Decoder {
     sws_.reset(sws_getContext(f->width, f->height, static_cast<AVPixelFormat>(f->format), out_.width, out_.height,
                               AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
     if (!sws_) throw std::runtime_error(path_ + ": cannot convert its pixel format to RGB");
-    uint8_t* dst[4] = {out_.rgb.data() + static_cast<size_t>(k_) * out_.height * out_.width * 3, nullptr, nullptr, nullptr};
+    uint8_t* dst[4] = {out_.rgb.data() + static_cast<size_t>(k_) * out_.height * out_.width * 3, nullptr, nullptr,
+                       nullptr};
     int stride[4] = {out_.width * 3, 0, 0, 0};
     sws_scale(sws_.get(), f->data, f->linesize, 0, f->height, dst, stride);
     out_.times.push_back(t);

@@ -31,9 +31,12 @@ int main(int argc, char** argv) {
   finsta_rt::ModelOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--device" && i + 1 < argc) options.device = argv[++i];
-    else if (a == "-h" || a == "--help") return usage();
-    else positional.push_back(a);
+    if (a == "--device" && i + 1 < argc)
+      options.device = argv[++i];
+    else if (a == "-h" || a == "--help")
+      return usage();
+    else
+      positional.push_back(a);
   }
   if (positional.size() < 3) return usage();
   const std::string bundle_path = positional[0], video_path = positional[1];
@@ -41,7 +44,8 @@ int main(int argc, char** argv) {
   try {
     const finsta_rt::Model model(bundle_path, options);
     const finsta_rt::Bundle& b = model.bundle();
-    std::cout << "bundle: " << b.name() << " (" << b.family() << ", " << b.flavour() << ") on " << model.device() << "\n";
+    std::cout << "bundle: " << b.name() << " (" << b.family() << ", " << b.flavour() << ") on " << model.device()
+              << "\n";
 
     const DecodedFrames v = decode_uniform(video_path, b.preprocess().frames);
     std::cout << "video:  " << video_path << ": " << v.frames << " frames of " << v.width << "x" << v.height << " at";
