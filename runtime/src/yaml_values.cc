@@ -155,6 +155,22 @@ bool parse_timestamp(const std::string& s, Timestamp* t) {
   return i == s.size();
 }
 
+// Why Python's datetime refuses the fields ("" when it builds them): PyYAML lets that ValueError through.
+std::string timestamp_error(const Timestamp& t) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const int y = t.v[0], mo = t.v[1];
+  if (y < 1) return "year " + std::to_string(y) + " is out of range";
+  if (mo < 1 || mo > 12) return "month must be in 1..12";
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (t.v[2] < 1 || t.v[2] > kDays[mo - 1] + (mo == 2 && leap)) return "day is out of range for month";
+  if (t.v[3] > 23) return "hour must be in 0..23";
+  if (t.v[4] > 59) return "minute must be in 0..59";
+  if (t.v[5] > 59) return "second must be in 0..59";
+  if (t.tz == 2 && (t.offset <= -86400 || t.offset >= 86400))
+    return "offset must be a timedelta strictly between -timedelta(hours=24) and timedelta(hours=24)";
+  return "";
+}
+
 // Python's repr of the datetime.date / datetime.datetime PyYAML builds.
 std::string timestamp_repr(const Timestamp& t) {
   auto n = [](int v) { return std::to_string(v); };
@@ -389,6 +405,9 @@ void check_safe(const YAML::Node& node) {
       throw std::runtime_error("tag " + shown + " is not allowed (bundle.yaml must be plain data)");
     }
   }
+  Timestamp t;
+  if (kind(node) == Kind::kTimestamp && parse_timestamp(node.Scalar(), &t) && !timestamp_error(t).empty())
+    throw std::runtime_error(timestamp_error(t));
   if (node.IsMap()) {
     for (const auto& it : node) { check_safe(it.first); check_safe(it.second); }
   } else if (node.IsSequence()) {

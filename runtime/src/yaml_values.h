@@ -25,6 +25,6 @@ bool truthy(const YAML::Node& node);
 bool as_int(const YAML::Node& node, int64_t* out);
 // float(x) of Python for ints, floats, bools and numeric strings; false when that would raise.
 bool as_float(const YAML::Node& node, double* out);
-// Throws std::runtime_error naming the first tag that safe_load would refuse.
+// Throws std::runtime_error naming the first tag that safe_load would refuse, or an impossible timestamp.
 void check_safe(const YAML::Node& node);
 }  // namespace finsta_rt::yaml
