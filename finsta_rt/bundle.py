@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import math
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -91,6 +92,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _finite(x: int | float) -> bool:
+    """A number that float32 arithmetic can use (an int of 400 digits overflows float())."""
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 def _inside(root: Path, rel: Any, what: str) -> Path:
     """``root / rel`` if it stays inside ``root`` (no absolute paths, no '..', no symlink escape)."""
     if not isinstance(rel, str) or not rel or "\0" in rel:
@@ -155,7 +164,7 @@ def read_manifest(path: Path) -> tuple[dict, bytes]:
             manifest = loader.get_single_data()
         finally:
             loader.dispose()
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a timestamp like 2026-13-45 that no date can hold
         raise BundleError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from e
     if not isinstance(manifest, dict):
         raise BundleError(f"{path}: expected a mapping at the top level, got {_kind(manifest)}")
@@ -255,7 +264,7 @@ def _preprocess(sc: _Schema, v: Any) -> Preprocess:
         if k in d and (
             not isinstance(d[k], list)
             or len(d[k]) != 3
-            or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in d[k])
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not _finite(x) for x in d[k])
         ):
             sc.fail(f"preprocess.{k}", "a list of 3 numbers", d[k])
     try:

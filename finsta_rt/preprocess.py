@@ -40,7 +40,7 @@ class Preprocess:
             raise ValueError(f"preprocess interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if self.colour != "RGB" or self.dtype != "uint8":
             raise ValueError(f"only uint8 RGB input is supported, got {self.dtype} {self.colour}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(s > 0 for s in self.std):  # NaN > 0 is False
             raise ValueError(f"preprocess mean/std must be 3 values each, std > 0; got {self.mean}, {self.std}")
         if not isinstance(self.frames, int) or self.frames <= 0:
             raise ValueError(f"preprocess frames must be a positive integer, got {self.frames!r}")

@@ -167,6 +167,9 @@ BAD_VALUES = [
     (_set("exporter", "finsta-export"), r"exporter"),
     (_set("model", [1, 2]), r"model"),
     (_pop("graphs.text"), r"graphs\.text"),
+    (_set("preprocess.mean", [0.5, 10**400, 0.5]), r"preprocess\.mean must be a list of 3 numbers"),  # OverflowError
+    (_set("preprocess.std", [float("nan"), 1.0, 1.0]), r"preprocess\.std must be a list of 3 numbers"),
+    (_set("preprocess.std", [1.0, float("inf"), 1.0]), r"preprocess\.std must be a list of 3 numbers"),
 ]
 
 
@@ -258,3 +261,20 @@ def test_unreadable_manifest(tmp_path):
     (root / "bundle.yaml").mkdir()
     with pytest.raises(BundleError, match="bundle.yaml"):
         Bundle.load(root)
+
+
+def test_an_impossible_date_is_not_valid_yaml(tmp_path):
+    """PyYAML turns 2026-13-45 into a ValueError while constructing the date; the loader names the file."""
+    root = fake_bundle(
+        tmp_path / "b", text_edit=lambda t: t.replace("format_version:", "created: 2026-13-45\nformat_version:")
+    )
+    with pytest.raises(BundleError, match=r"bundle\.yaml: not valid YAML: month must be in 1\.\.12"):
+        Bundle.load(root)
+
+
+def test_preprocess_refuses_a_nan_std():
+    """NaN slipped through min(std) <= 0 (every comparison with NaN is False)."""
+    from finsta_rt.preprocess import Preprocess
+
+    with pytest.raises(ValueError, match="std > 0"):
+        Preprocess(size=64, std=(float("nan"), 1.0, 1.0))
