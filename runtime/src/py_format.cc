@@ -10,15 +10,24 @@ std::string str_repr(const std::string& s) {
   const char q = dq ? '"' : '\'';
   std::string out(1, q);
   for (unsigned char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == static_cast<unsigned char>(q)) { out += '\\'; out += q; }
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == static_cast<unsigned char>(q)) {
+      out += '\\';
+      out += q;
+    } else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
     else if (c < 0x20 || c == 0x7f) {
       static const char* hex = "0123456789abcdef";
-      out += "\\x"; out += hex[c >> 4]; out += hex[c & 15];
-    } else out += static_cast<char>(c);
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else
+      out += static_cast<char>(c);
   }
   return out + q;
 }

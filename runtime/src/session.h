@@ -15,9 +15,9 @@
 namespace finsta_rt {
 
 struct SessionConfig {
-  std::string device = "cpu";          // "cpu" or "cuda:N"
+  std::string device = "cpu";  // "cpu" or "cuda:N"
   int intra_op_threads = 0;
-  std::filesystem::path ops_library;   // registered when not empty
+  std::filesystem::path ops_library;  // registered when not empty
 };
 
 // The process-wide ONNX Runtime environment (created once, thread-safely).

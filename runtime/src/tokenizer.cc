@@ -38,10 +38,19 @@ std::u32string normalize(const std::u32string& chunk, bool strip_accents, bool l
   s.reserve(chunk.size());
   for (char32_t cp : chunk) {
     switch (unicode::clean_class(cp)) {
-      case unicode::Clean::kKeep: s += cp; break;
-      case unicode::Clean::kDelete: break;
-      case unicode::Clean::kSpace: s += U' '; break;
-      case unicode::Clean::kPad: s += U' '; s += cp; s += U' '; break;
+      case unicode::Clean::kKeep:
+        s += cp;
+        break;
+      case unicode::Clean::kDelete:
+        break;
+      case unicode::Clean::kSpace:
+        s += U' ';
+        break;
+      case unicode::Clean::kPad:
+        s += U' ';
+        s += cp;
+        s += U' ';
+        break;
     }
   }
   if (strip_accents && !is_ascii(s)) s = unicode::strip_accents(s);
@@ -82,7 +91,8 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const fs::path& path, Tok
   if (f.bad()) throw TokenizerError(p + ": cannot read vocab file (read error)");
   std::u32string decoded;
   size_t bad = 0;
-  if (!utf8::decode(raw, &decoded, &bad)) throw TokenizerError(p + ": vocab file is not UTF-8 (byte " + std::to_string(bad) + ")");
+  if (!utf8::decode(raw, &decoded, &bad))
+    throw TokenizerError(p + ": vocab file is not UTF-8 (byte " + std::to_string(bad) + ")");
   // Only the line ending is removed (as HF's load_vocab does): tokens may contain other spaces.
   std::vector<std::string> lines;
   size_t pos = 0;
@@ -119,8 +129,9 @@ WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> 
   std::map<int64_t, std::string> by_id;
   for (const auto& [token, id] : vocab_) {
     if (token.empty()) throw TokenizerError(source_ + ": token '' is not a non-empty string");
-    if (id < 0) throw TokenizerError(source_ + ": token " + py::str_repr(token) + " has id " + std::to_string(id) +
-                                     ", not a non-negative integer");
+    if (id < 0)
+      throw TokenizerError(source_ + ": token " + py::str_repr(token) + " has id " + std::to_string(id) +
+                           ", not a non-negative integer");
     std::u32string ignored;
     size_t bad = 0;
     if (!utf8::decode(token, &ignored, &bad))
@@ -134,8 +145,10 @@ WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> 
   }
   id_to_token_.insert(by_id.begin(), by_id.end());
   vocab_size_ = by_id.rbegin()->first + 1;
-  const std::pair<const char*, const std::string*> named[] = {
-      {"unk", &options.unk_token}, {"cls", &options.cls_token}, {"sep", &options.sep_token}, {"pad", &options.pad_token}};
+  const std::pair<const char*, const std::string*> named[] = {{"unk", &options.unk_token},
+                                                              {"cls", &options.cls_token},
+                                                              {"sep", &options.sep_token},
+                                                              {"pad", &options.pad_token}};
   for (const auto& [name, tok] : named)
     if (!vocab_.count(*tok))
       throw TokenizerError(source_ + ": the " + name + " token " + py::str_repr(*tok) + " is not in the vocabulary");
@@ -170,7 +183,8 @@ int WordPieceTokenizer::check_max_length(std::optional<int> max_length) const {
   if (!max_length) return max_length_;
   // HF silently skips truncation when max_length < 2; we refuse: [CLS] and [SEP] need 2 positions.
   if (*max_length < 2)
-    throw InputError("max_length must be an integer >= 2 (room for [CLS] and [SEP]), got " + std::to_string(*max_length));
+    throw InputError("max_length must be an integer >= 2 (room for [CLS] and [SEP]), got " +
+                     std::to_string(*max_length));
   return *max_length;
 }
 
@@ -181,8 +195,7 @@ int64_t WordPieceTokenizer::token_to_id(const std::string& token) const {
 
 const std::string& WordPieceTokenizer::id_to_token(int64_t id) const {
   auto it = id_to_token_.find(id);
-  if (it == id_to_token_.end())
-    throw InputError(source_ + ": id " + std::to_string(id) + " is not in the vocabulary");
+  if (it == id_to_token_.end()) throw InputError(source_ + ": id " + std::to_string(id) + " is not in the vocabulary");
   return it->second;
 }
 
@@ -256,8 +269,10 @@ std::vector<int64_t> WordPieceTokenizer::text_ids(std::string_view text) const {
     }
     if (matched) continue;
     const char32_t cp = cps[i];
-    if (unicode::clean_class(cp) == unicode::Clean::kSpace) flush();  // a certain word break
-    else chunk += cp;
+    if (unicode::clean_class(cp) == unicode::Clean::kSpace)
+      flush();  // a certain word break
+    else
+      chunk += cp;
     byte += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
     ++i;
   }
@@ -300,14 +315,16 @@ EncodedBatch WordPieceTokenizer::encode_ids_batch(std::vector<std::vector<int64_
   return batch_from_ids(std::move(ids), check_max_length(max_length), padding);
 }
 
-EncodedBatch WordPieceTokenizer::batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit, Padding padding) const {
+EncodedBatch WordPieceTokenizer::batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit,
+                                                Padding padding) const {
   for (auto& ids : rows) {  // as encode: cut to limit - 2, then [CLS] ids [SEP]
     if (ids.size() > static_cast<size_t>(limit - 2)) ids.resize(static_cast<size_t>(limit - 2));
     ids.insert(ids.begin(), cls_id_);
     ids.push_back(sep_id_);
   }
   size_t width = 0;
-  if (padding == Padding::kMaxLength) width = static_cast<size_t>(limit);
+  if (padding == Padding::kMaxLength)
+    width = static_cast<size_t>(limit);
   else
     for (const auto& r : rows) width = std::max(width, r.size());
   EncodedBatch b;

@@ -12,8 +12,8 @@ namespace {
 
 template <typename R, size_t N>
 const R* find_range(const R (&table)[N], char32_t cp) {
-  const R* it = std::upper_bound(std::begin(table), std::end(table), cp,
-                                 [](char32_t c, const R& r) { return c < r.lo; });
+  const R* it =
+      std::upper_bound(std::begin(table), std::end(table), cp, [](char32_t c, const R& r) { return c < r.lo; });
   if (it == std::begin(table)) return nullptr;
   --it;
   return cp <= it->hi ? it : nullptr;
@@ -66,7 +66,10 @@ std::u32string strip_accents(const std::u32string& text) {
   for (char32_t cp : text) append_decomposition(cp, d);
   // Canonical ordering: each run of non-starters is stably sorted by combining class.
   for (size_t i = 0; i < d.size();) {
-    if (combining_class(d[i]) == 0) { ++i; continue; }
+    if (combining_class(d[i]) == 0) {
+      ++i;
+      continue;
+    }
     size_t j = i;
     while (j < d.size() && combining_class(d[j]) != 0) ++j;
     if (j - i > 1)

@@ -9,13 +9,13 @@ namespace finsta_rt::unicode {
 
 enum class Clean : uint8_t { kKeep = 0, kDelete = 1, kSpace = 2, kPad = 3 };
 
-Clean clean_class(char32_t cp);          // clean_text + handle_chinese_chars
-bool is_punctuation(char32_t cp);        // isolated by the pre-tokenizer
-bool is_nonspacing_mark(char32_t cp);    // dropped after NFD when stripping accents
-uint8_t combining_class(char32_t cp);    // canonical combining class
+Clean clean_class(char32_t cp);                               // clean_text + handle_chinese_chars
+bool is_punctuation(char32_t cp);                             // isolated by the pre-tokenizer
+bool is_nonspacing_mark(char32_t cp);                         // dropped after NFD when stripping accents
+uint8_t combining_class(char32_t cp);                         // canonical combining class
 void append_decomposition(char32_t cp, std::u32string& out);  // full canonical decomposition
 void append_lowercase(char32_t cp, std::u32string& out);      // per-character lowercase
-const char* unicode_version();           // of the Python that generated the tables
+const char* unicode_version();                                // of the Python that generated the tables
 
 // The accent strip of the Python tokenizer: NFD (decompose, then canonical reordering), then drop
 // non-spacing marks.

@@ -12,18 +12,38 @@ bool decode(std::string_view s, std::u32string* out, size_t* bad_offset) {
     const unsigned char c = p[i];
     char32_t cp;
     size_t len;
-    if (c < 0x80) { cp = c; len = 1; }
-    else if (c >= 0xC2 && c <= 0xDF) { cp = c & 0x1F; len = 2; }
-    else if (c >= 0xE0 && c <= 0xEF) { cp = c & 0x0F; len = 3; }
-    else if (c >= 0xF0 && c <= 0xF4) { cp = c & 0x07; len = 4; }
-    else { *bad_offset = i; return false; }
-    if (i + len > n) { *bad_offset = i; return false; }
+    if (c < 0x80) {
+      cp = c;
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      cp = c & 0x1F;
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      cp = c & 0x0F;
+      len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      cp = c & 0x07;
+      len = 4;
+    } else {
+      *bad_offset = i;
+      return false;
+    }
+    if (i + len > n) {
+      *bad_offset = i;
+      return false;
+    }
     for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) { *bad_offset = i; return false; }
+      if ((p[i + k] & 0xC0) != 0x80) {
+        *bad_offset = i;
+        return false;
+      }
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
     const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) { *bad_offset = i; return false; }
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      *bad_offset = i;
+      return false;
+    }
     out->push_back(cp);
     i += len;
   }

@@ -2,9 +2,9 @@
 
 #include "py_format.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
-#include <cctype>
 #include <initializer_list>
 #include <stdexcept>
 
@@ -50,9 +50,12 @@ bool sexagesimal_tail(const std::string& s, size_t i, size_t end) {
     if (s[i] != ':') return false;
     ++i;
     auto boundary = [&](size_t j) { return j == end || s[j] == ':'; };
-    if (i + 1 < end && s[i] >= '0' && s[i] <= '5' && is_digit(s[i + 1]) && boundary(i + 2)) i += 2;
-    else if (i < end && is_digit(s[i]) && boundary(i + 1)) i += 1;
-    else return false;
+    if (i + 1 < end && s[i] >= '0' && s[i] <= '5' && is_digit(s[i + 1]) && boundary(i + 2))
+      i += 2;
+    else if (i < end && is_digit(s[i]) && boundary(i + 1))
+      i += 1;
+    else
+      return false;
   }
   return true;
 }
@@ -144,7 +147,10 @@ bool parse_timestamp(const std::string& s, Timestamp* t) {
   }
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
   if (i == s.size()) return s.back() != ' ' && s.back() != '\t';  // trailing blanks: no timezone follows
-  if (lit('Z')) { t->tz = 1; return i == s.size(); }
+  if (lit('Z')) {
+    t->tz = 1;
+    return i == s.size();
+  }
   const bool neg = s[i] == '-';
   if (!lit('-') && !lit('+')) return false;
   int h = 0, m = 0;
@@ -175,8 +181,8 @@ std::string timestamp_error(const Timestamp& t) {
 std::string timestamp_repr(const Timestamp& t) {
   auto n = [](int v) { return std::to_string(v); };
   if (t.date_only) return "datetime.date(" + n(t.v[0]) + ", " + n(t.v[1]) + ", " + n(t.v[2]) + ")";
-  std::string s = "datetime.datetime(" + n(t.v[0]) + ", " + n(t.v[1]) + ", " + n(t.v[2]) + ", " + n(t.v[3]) + ", " +
-                  n(t.v[4]);
+  std::string s =
+      "datetime.datetime(" + n(t.v[0]) + ", " + n(t.v[1]) + ", " + n(t.v[2]) + ", " + n(t.v[3]) + ", " + n(t.v[4]);
   if (t.v[5] || t.v[6]) s += ", " + n(t.v[5]);
   if (t.v[6]) s += ", " + n(t.v[6]);
   if (t.tz == 1 || (t.tz == 2 && t.offset == 0)) {
@@ -261,9 +267,18 @@ bool parse_float(const std::string& s, double* out) {
     if (c != '_') t += c;
   std::string low;
   for (char c : t) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (low == ".inf" || low == "+.inf") { *out = INFINITY; return true; }
-  if (low == "-.inf") { *out = -INFINITY; return true; }
-  if (low == ".nan") { *out = NAN; return true; }
+  if (low == ".inf" || low == "+.inf") {
+    *out = INFINITY;
+    return true;
+  }
+  if (low == "-.inf") {
+    *out = -INFINITY;
+    return true;
+  }
+  if (low == ".nan") {
+    *out = NAN;
+    return true;
+  }
   const char* b = t.c_str();
   if (*b == '+') ++b;
   auto r = std::from_chars(b, t.c_str() + t.size(), *out);
@@ -275,11 +290,16 @@ bool parse_float(const std::string& s, double* out) {
 Kind kind(const YAML::Node& node) {
   if (!node.IsDefined()) return Kind::kMissing;
   switch (node.Type()) {
-    case YAML::NodeType::Null: return Kind::kNone;
-    case YAML::NodeType::Sequence: return Kind::kList;
-    case YAML::NodeType::Map: return Kind::kDict;
-    case YAML::NodeType::Scalar: return scalar_kind(node);
-    default: return Kind::kMissing;
+    case YAML::NodeType::Null:
+      return Kind::kNone;
+    case YAML::NodeType::Sequence:
+      return Kind::kList;
+    case YAML::NodeType::Map:
+      return Kind::kDict;
+    case YAML::NodeType::Scalar:
+      return scalar_kind(node);
+    default:
+      return Kind::kMissing;
   }
 }
 
@@ -294,8 +314,10 @@ YAML::Node get(const YAML::Node& map, const std::string& key) {
 std::string repr(const YAML::Node& node) {
   switch (kind(node)) {
     case Kind::kMissing:
-    case Kind::kNone: return "None";
-    case Kind::kBool: return truthy(node) ? "True" : "False";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return truthy(node) ? "True" : "False";
     case Kind::kInt: {
       int64_t v;
       return as_int(node, &v) ? std::to_string(v) : node.Scalar();
@@ -304,7 +326,8 @@ std::string repr(const YAML::Node& node) {
       double v;
       return as_float(node, &v) ? float_repr(v) : node.Scalar();
     }
-    case Kind::kStr: return str_repr(node.Scalar());
+    case Kind::kStr:
+      return str_repr(node.Scalar());
     case Kind::kTimestamp: {
       Timestamp t;
       return parse_timestamp(node.Scalar(), &t) ? timestamp_repr(t) : str_repr(node.Scalar());
@@ -312,13 +335,19 @@ std::string repr(const YAML::Node& node) {
     case Kind::kList: {
       std::string s = "[";
       bool first = true;
-      for (const auto& it : node) { s += (first ? "" : ", ") + repr(it); first = false; }
+      for (const auto& it : node) {
+        s += (first ? "" : ", ") + repr(it);
+        first = false;
+      }
       return s + "]";
     }
     case Kind::kDict: {
       std::string s = "{";
       bool first = true;
-      for (const auto& it : node) { s += (first ? "" : ", ") + repr(it.first) + ": " + repr(it.second); first = false; }
+      for (const auto& it : node) {
+        s += (first ? "" : ", ") + repr(it.first) + ": " + repr(it.second);
+        first = false;
+      }
       return s + "}";
     }
   }
@@ -328,17 +357,24 @@ std::string repr(const YAML::Node& node) {
 std::string type_name(const YAML::Node& node) {
   switch (kind(node)) {
     case Kind::kMissing:
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kStr: return "str";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kStr:
+      return "str";
     case Kind::kTimestamp: {
       Timestamp t;
       return parse_timestamp(node.Scalar(), &t) && !t.date_only ? "datetime" : "date";
     }
-    case Kind::kList: return "list";
-    case Kind::kDict: return "dict";
+    case Kind::kList:
+      return "list";
+    case Kind::kDict:
+      return "dict";
   }
   return "NoneType";
 }
@@ -346,25 +382,33 @@ std::string type_name(const YAML::Node& node) {
 bool truthy(const YAML::Node& node) {
   switch (kind(node)) {
     case Kind::kMissing:
-    case Kind::kNone: return false;
+    case Kind::kNone:
+      return false;
     case Kind::kBool: {
       const std::string& s = node.Scalar();
       return s == "yes" || s == "Yes" || s == "YES" || s == "true" || s == "True" || s == "TRUE" || s == "on" ||
              s == "On" || s == "ON";
     }
-    case Kind::kInt: { int64_t v = 0; return !as_int(node, &v) || v != 0; }
-    case Kind::kFloat: { double v = 0; return !as_float(node, &v) || v != 0.0; }
-    case Kind::kStr: return !node.Scalar().empty();
-    case Kind::kTimestamp: return true;
+    case Kind::kInt: {
+      int64_t v = 0;
+      return !as_int(node, &v) || v != 0;
+    }
+    case Kind::kFloat: {
+      double v = 0;
+      return !as_float(node, &v) || v != 0.0;
+    }
+    case Kind::kStr:
+      return !node.Scalar().empty();
+    case Kind::kTimestamp:
+      return true;
     case Kind::kList:
-    case Kind::kDict: return node.size() > 0;
+    case Kind::kDict:
+      return node.size() > 0;
   }
   return false;
 }
 
-bool as_int(const YAML::Node& node, int64_t* out) {
-  return kind(node) == Kind::kInt && parse_int(node.Scalar(), out);
-}
+bool as_int(const YAML::Node& node, int64_t* out) { return kind(node) == Kind::kInt && parse_int(node.Scalar(), out); }
 
 bool as_float(const YAML::Node& node, double* out) {
   switch (kind(node)) {
@@ -374,8 +418,11 @@ bool as_float(const YAML::Node& node, double* out) {
       *out = static_cast<double>(v);
       return true;
     }
-    case Kind::kFloat: return parse_float(node.Scalar(), out);
-    case Kind::kBool: *out = truthy(node) ? 1.0 : 0.0; return true;
+    case Kind::kFloat:
+      return parse_float(node.Scalar(), out);
+    case Kind::kBool:
+      *out = truthy(node) ? 1.0 : 0.0;
+      return true;
     case Kind::kStr: {  // float("1.5") works in Python; so do " 2 " and "inf"
       std::string s = node.Scalar();
       size_t b = s.find_first_not_of(" \t\n\r"), e = s.find_last_not_of(" \t\n\r");
@@ -383,20 +430,30 @@ bool as_float(const YAML::Node& node, double* out) {
       s = s.substr(b, e - b + 1);
       std::string low;
       for (char c : s) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (low == "inf" || low == "+inf" || low == "infinity") { *out = INFINITY; return true; }
-      if (low == "-inf" || low == "-infinity") { *out = -INFINITY; return true; }
-      if (low == "nan") { *out = NAN; return true; }
+      if (low == "inf" || low == "+inf" || low == "infinity") {
+        *out = INFINITY;
+        return true;
+      }
+      if (low == "-inf" || low == "-infinity") {
+        *out = -INFINITY;
+        return true;
+      }
+      if (low == "nan") {
+        *out = NAN;
+        return true;
+      }
       return parse_float(s, out);
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
 void check_safe(const YAML::Node& node) {
   const std::string& tag = node.Tag();
   if (!tag.empty() && tag != "?" && tag != "!") {
-    static const char* allowed[] = {"str", "int", "float", "bool", "null", "map", "seq", "binary", "timestamp",
-                                    "omap", "pairs", "set", "merge"};
+    static const char* allowed[] = {"str",    "int",       "float", "bool",  "null", "map",  "seq",
+                                    "binary", "timestamp", "omap",  "pairs", "set",  "merge"};
     std::string core = core_tag_name(tag);
     bool ok = false;
     for (const char* a : allowed) ok = ok || core == a;
@@ -409,7 +466,10 @@ void check_safe(const YAML::Node& node) {
   if (kind(node) == Kind::kTimestamp && parse_timestamp(node.Scalar(), &t) && !timestamp_error(t).empty())
     throw std::runtime_error(timestamp_error(t));
   if (node.IsMap()) {
-    for (const auto& it : node) { check_safe(it.first); check_safe(it.second); }
+    for (const auto& it : node) {
+      check_safe(it.first);
+      check_safe(it.second);
+    }
   } else if (node.IsSequence()) {
     for (const auto& it : node) check_safe(it);
   }

@@ -64,9 +64,8 @@ int cmd_errors(const std::vector<std::string>& args) {
   expect_error("frames_null", [&] { model.embed_frames(FrameView(nullptr, 0, {1, T, S, S, 3})); });
   expect_error("videos_empty", [&] { model.embed_videos({}); });
   expect_error("videos_rank3", [&] { model.embed_videos({FrameView(buf, {T, 10, 10})}); });
-  expect_error("videos_mixed_frames", [&] {
-    model.embed_videos({FrameView(buf, {T, 10, 12, 3}), FrameView(buf, {T + 1, 10, 12, 3})});
-  });
+  expect_error("videos_mixed_frames",
+               [&] { model.embed_videos({FrameView(buf, {T, 10, 12, 3}), FrameView(buf, {T + 1, 10, 12, 3})}); });
   expect_error("videos_short_buffer", [&] { model.embed_videos({FrameView(buf.data(), 5, {T, 10, 12, 3})}); });
   expect_error("text_empty_list", [&] { model.embed_text({}); });
   expect_error("text_empty_string", [&] { model.embed_text({"a cat", ""}); });

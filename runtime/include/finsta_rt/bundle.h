@@ -32,8 +32,8 @@ struct FINSTA_RT_API TensorSpec {
 };
 
 struct FINSTA_RT_API GraphSpec {
-  std::string name;             // "video", "text" or "scorer"
-  std::filesystem::path path;   // resolved, inside the bundle
+  std::string name;            // "video", "text" or "scorer"
+  std::filesystem::path path;  // resolved, inside the bundle
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
 };

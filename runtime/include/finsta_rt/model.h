@@ -24,8 +24,8 @@ struct FINSTA_RT_API ModelOptions {
   // "auto" (CUDA when this ONNX Runtime has the CUDA provider and the CUDA op library exists,
   // else CPU), "cpu", "cuda" or "cuda:N".
   std::string device = "auto";
-  int intra_op_threads = 0;            // 0: ONNX Runtime's default
-  std::filesystem::path ops_library;   // empty: found by ops_library_path() (custom flavour only)
+  int intra_op_threads = 0;           // 0: ONNX Runtime's default
+  std::filesystem::path ops_library;  // empty: found by ops_library_path() (custom flavour only)
 };
 
 // Borrowed uint8 RGB frames, row-major (C order); `size` is the number of bytes at `data`.
@@ -54,8 +54,8 @@ class FINSTA_RT_API Model {
 
   const Bundle& bundle() const;
   const WordPieceTokenizer& tokenizer() const;
-  const std::string& device() const;                // "cpu" or "cuda:N"
-  const std::filesystem::path& ops_library() const; // the registered op library; empty if none
+  const std::string& device() const;                 // "cpu" or "cuda:N"
+  const std::filesystem::path& ops_library() const;  // the registered op library; empty if none
 
   // uint8 RGB frames [B, T, S, S, 3], already resized and cropped as bundle().preprocess() says.
   // Returns every output of the video graph by name: video_embedding [B, Q, E], video_global,

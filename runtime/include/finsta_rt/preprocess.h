@@ -13,14 +13,14 @@
 namespace finsta_rt {
 
 struct FINSTA_RT_API PreprocessSpec {
-  int size = 224;                                   // S: the tower takes [B, T, S, S, 3]
+  int size = 224;                                        // S: the tower takes [B, T, S, S, 3]
   std::string resize = "shorter_side_then_center_crop";  // or "stretch"
   std::string interpolation = "bilinear";
   std::array<double, 3> mean{127.0, 127.0, 127.0};  // applied inside the graph (0..255 scale)
   std::array<double, 3> std{128.0, 128.0, 128.0};
   std::string colour = "RGB";
   std::string dtype = "uint8";
-  int frames = 8;                                   // T the bundle was exported for
+  int frames = 8;  // T the bundle was exported for
   std::string sampling = "uniform";
 
   // Throws InputError with the same wording as Preprocess.__post_init__ when a field is invalid.

@@ -19,12 +19,12 @@ struct FINSTA_RT_API Tensor {
   Tensor() = default;
   Tensor(std::vector<int64_t> shape, std::vector<float> data);  // throws InputError if sizes differ
 
-  int64_t dim(size_t i) const;                      // shape[i]; throws InputError when out of range
+  int64_t dim(size_t i) const;  // shape[i]; throws InputError when out of range
   size_t rank() const { return shape.size(); }
   size_t size() const { return data.size(); }
-  const float* row(int64_t i) const;                // start of the i-th slice along dim 0
+  const float* row(int64_t i) const;  // start of the i-th slice along dim 0
   float* row(int64_t i);
-  int64_t row_size() const;                         // elements per slice along dim 0
+  int64_t row_size() const;  // elements per slice along dim 0
 };
 
 // "[2, 4, 32]"
