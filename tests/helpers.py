@@ -185,3 +185,15 @@ def assert_errors_within(errs: dict[str, float], tol: float, context: str) -> No
     assert errs, f"{context}: no form ran, nothing was compared"
     bad = {f: e for f, e in errs.items() if not e <= tol}
     assert not bad, f"{context}: relative errors {errs}"
+
+
+def large_clamp_feeds(N: int = 4, d: int = 4) -> dict[str, np.ndarray]:
+    """EdgeGraphAttention inputs where exp of the clipped logit (4.5 * 3 * 6 * 4 / 2 = 162) overflows float32
+    for clamp >= 88: every weight is equal, so h must be v = 1 exactly (issue 14's case)."""
+    return dict(
+        q=np.full((1, 1, N, d), 4.5, np.float32),
+        k=np.full((1, 1, N, d), 3.0, np.float32),
+        v=np.ones((1, 1, N, d), np.float32),
+        e=np.full((1, 1, N, N, d), 6.0, np.float32),
+        adj=np.ones((1, N, N), bool),
+    )

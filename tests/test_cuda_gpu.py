@@ -17,6 +17,7 @@ from helpers import (
     IR_VERSION,
     edge_graph_attention_model,
     gaussian_diff_graph_attention_model,
+    large_clamp_feeds,
     max_rel_err,
     session,
     st_graph_attention_model,
@@ -146,13 +147,6 @@ def test_cuda_kernel_keeps_huge_x_and_propagates_nan():
 
 
 def test_edge_graph_attention_cuda_is_exact_for_a_large_clamp():
-    N, d = 4, 4
-    feeds = dict(
-        q=np.full((1, 1, N, d), 4.5, np.float32),
-        k=np.full((1, 1, N, d), 3.0, np.float32),
-        v=np.ones((1, 1, N, d), np.float32),
-        e=np.full((1, 1, N, N, d), 6.0, np.float32),
-        adj=np.ones((1, N, N), bool),
-    )
+    feeds = large_clamp_feeds()
     h = _cuda_session(edge_graph_attention_model(clamp=100.0)).run(None, feeds)[0]
     np.testing.assert_allclose(h, 1.0, rtol=1e-6)

@@ -17,7 +17,7 @@ import pytest
 import reference
 import test_edge_graph_attention as edge
 import test_gaussian_diff_graph_attention as gauss
-from helpers import max_rel_err
+from helpers import large_clamp_feeds, max_rel_err
 from test_st_graph_attention import EDGE_CASES, SEED, TOL, make_case, random_cases
 
 TWIN = Path(__file__).resolve().parents[1] / "build" / "custom_ops" / "finsta_cuda_twin"
@@ -162,14 +162,7 @@ def test_twin_keeps_the_graph_of_huge_x_and_propagates_nan(tmp_path):
 
 @pytest.mark.parametrize("clamp", [100.0, 300.0])
 def test_twin_edge_attention_is_exact_for_a_large_clamp(clamp, tmp_path):
-    N, d = 4, 4
-    feeds = dict(
-        q=np.full((1, 1, N, d), 4.5, np.float32),
-        k=np.full((1, 1, N, d), 3.0, np.float32),
-        v=np.ones((1, 1, N, d), np.float32),
-        e=np.full((1, 1, N, N, d), 6.0, np.float32),
-        adj=np.ones((1, N, N), bool),
-    )
+    feeds = large_clamp_feeds()
     h, _ = run_edge_twin(tmp_path, feeds, clamp)
     np.testing.assert_allclose(h, 1.0, rtol=1e-6)  # was NaN: exp(clamp) overflowed float32
     feeds["q"] *= -1  # every logit at -clamp: exp(-clamp) / 1e-6 must not overflow either

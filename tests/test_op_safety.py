@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reference
-from helpers import fresh_seed, max_rel_err
+from helpers import fresh_seed, large_clamp_feeds, max_rel_err
 
 ROOT = Path(__file__).resolve().parents[1]
 ASAN_LIB_DIR = ROOT / "build" / "asan" / "finsta_rt" / "_lib"
@@ -139,14 +139,7 @@ def test_huge_frame_radius_is_clamped_to_the_clip(tmp_path, build, T, r):
 
 
 def test_large_clamp_gives_the_exact_answer(tmp_path):
-    N, d = 4, 4
-    feeds = dict(
-        q=np.full((1, 1, N, d), 4.5, np.float32),
-        k=np.full((1, 1, N, d), 3.0, np.float32),
-        v=np.ones((1, 1, N, d), np.float32),
-        e=np.full((1, 1, N, N, d), 6.0, np.float32),
-        adj=np.ones((1, N, N), bool),
-    )
+    feeds = large_clamp_feeds()
     status, res = run_isolated(tmp_path, "EdgeGraphAttention", dict(clamp=100.0), feeds)
     assert status == "ok", res
     np.testing.assert_allclose(res[0], 1.0, rtol=1e-6)  # h = sum w v / (sum w + 1e-6), v = 1, w = e^100
