@@ -78,7 +78,7 @@ format: venv
 	$(CXX_SOURCES) | xargs -0 $(VENV)/bin/clang-format -i
 
 test: venv lint ops ops-asan cpp
-	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(VPY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 demo: venv ops
 	$(VPY) examples/demo.py

@@ -215,7 +215,10 @@ LARGE_CLAMP_CASES = {
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=n) for n, c in LARGE_CLAMP_CASES.items()])
 def test_large_clamp_matches_reference_in_every_form(case):
-    CASES.check_forms(case, ["cpu_kernel", "portable", "torch"])
+    # A float32 logit of size ~clamp carries a rounding error of a few ulps of clamp, and exp turns it into that
+    # relative error of the weight: at clamp 700 the weights are known to ~4 * 700 * 2^-24 = 1.7e-4, not 1e-5
+    # (seen: 1.13e-5 at clamp 700 with FINSTA_TEST_SEED=140990848296605763383009316322202439928).
+    CASES.check_forms(case, ["cpu_kernel", "portable", "torch"], tol=max(TOL, 4 * case["clamp"] * 2.0**-24))
 
 
 def test_default_clamp_is_5_in_every_form():
