@@ -21,9 +21,9 @@ from finsta.export.bundle import ExportSpec, default_bundle_dir, export_bundle
 from finsta.models import backbones as bb
 from finsta.models.stgt import STGTConfig, STGTHeads, similarity
 from finsta.models.towers import FrameEncoder, TextTower, VideoTower
+from finsta.train.features import frame_preprocess
 from finsta_rt.bundle import Bundle, BundleError
 from finsta_rt.model import Model
-from finsta_rt.preprocess import Preprocess
 
 TEXTS = ["a large red circle moves left, then a small blue square appears", "a cat", "Ünïcödé text, with punctuation!"]
 
@@ -32,15 +32,7 @@ def tiny_towers(frames: int = 4):
     torch.manual_seed(0)
     fb = bb.tiny_vit()
     tb = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
-    fp = fb.preprocess
-    pre = Preprocess(
-        size=fp.size,
-        resize=fp.resize,
-        interpolation=fp.interpolation,
-        mean=tuple(fp.mean),
-        std=tuple(fp.std),
-        frames=frames,
-    )
+    pre = frame_preprocess(fb, frames)
     cfg = STGTConfig(
         backbone_dim=fb.out_dim,
         text_dim=tb.out_dim,

@@ -32,8 +32,8 @@ from finsta.models.finsta import (
 )
 from finsta.models.stgt import STGTConfig, STGTHeads
 from finsta.models.towers import FrameEncoder
+from finsta.train.features import frame_preprocess
 from finsta_rt.model import Model
-from finsta_rt.preprocess import Preprocess
 from finsta_rt.scene_graph import rule_parse
 
 T, K, N = 4, 3, 12
@@ -48,10 +48,7 @@ def finsta_towers():
     torch.manual_seed(0)
     fb = bb.tiny_vit()
     tb = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
-    fp = fb.preprocess
-    pre = Preprocess(
-        size=fp.size, resize=fp.resize, interpolation=fp.interpolation, mean=tuple(fp.mean), std=tuple(fp.std), frames=T
-    )
+    pre = frame_preprocess(fb, T)
     scfg = STGTConfig(
         backbone_dim=fb.out_dim,
         text_dim=tb.out_dim,

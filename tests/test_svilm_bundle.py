@@ -15,9 +15,9 @@ from finsta.export.bundle import ExportSpec
 from finsta.models import backbones as bb
 from finsta.models.svilm import TEXT_OUTPUTS, VIDEO_OUTPUTS, SViLMConfig, SViLMHeads, SViLMTextTower, SViLMVideoTower
 from finsta.models.towers import FrameEncoder
+from finsta.train.features import frame_preprocess
 from finsta_rt.bundle import Bundle
 from finsta_rt.model import Model
-from finsta_rt.preprocess import Preprocess
 
 TEXTS = ["a large red circle moves left, then a small blue square appears", "a cat", "red circle"]
 
@@ -26,15 +26,7 @@ def tiny_svilm_towers(frames: int = 4, seed: int = 0):
     torch.manual_seed(seed)
     fb = bb.tiny_vit()
     tb = bb.tiny_text_transformer(vocab_file=bb.minilm_l6_vocab_file())
-    fp = fb.preprocess
-    pre = Preprocess(
-        size=fp.size,
-        resize=fp.resize,
-        interpolation=fp.interpolation,
-        mean=tuple(fp.mean),
-        std=tuple(fp.std),
-        frames=frames,
-    )
+    pre = frame_preprocess(fb, frames)
     cfg = SViLMConfig(
         backbone_dim=fb.out_dim,
         text_dim=tb.out_dim,

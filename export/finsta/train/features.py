@@ -35,6 +35,19 @@ class Backbones:
     tokenizer: WordPieceTokenizer
 
 
+def frame_preprocess(frame_backbone, frames: int) -> Preprocess:
+    """The bundle's preprocessing for a frame backbone: its resize, crop and mean/std, T = ``frames``."""
+    fp = frame_backbone.preprocess
+    return Preprocess(
+        size=fp.size,
+        resize=fp.resize,
+        interpolation=fp.interpolation,
+        mean=tuple(fp.mean),
+        std=tuple(fp.std),
+        frames=frames,
+    )
+
+
 def build_backbones(cfg: TrainConfig) -> Backbones:
     """The frozen backbones named by the config, their preprocessing and tokenizer."""
     from ..models.backbones import FRAME_BACKBONES, TEXT_BACKBONES
@@ -42,15 +55,7 @@ def build_backbones(cfg: TrainConfig) -> Backbones:
     frame, text = FRAME_BACKBONES[cfg.frame_backbone](), TEXT_BACKBONES[cfg.text_backbone]()
     for m in (frame, text):
         m.eval().requires_grad_(False)
-    fp = frame.preprocess
-    pre = Preprocess(
-        size=fp.size,
-        resize=fp.resize,
-        interpolation=fp.interpolation,
-        mean=tuple(fp.mean),
-        std=tuple(fp.std),
-        frames=cfg.data.frames,
-    )
+    pre = frame_preprocess(frame, cfg.data.frames)
     tc = text.config
     tok = WordPieceTokenizer.from_vocab_file(tc.vocab_file, lowercase=tc.lowercase, max_length=tc.max_length)
     return Backbones(frame, text, FrameEncoder(frame, pre.mean, pre.std).eval(), pre, tok)
