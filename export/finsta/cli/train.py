@@ -14,6 +14,27 @@ EPILOG = """examples:
   finsta-train configs/stgt_synthetic.yaml
   finsta-train configs/stgt_synthetic.yaml --set optim.max_minutes=2 --set video_head=meanpool --output runs/meanpool
   finsta-train configs/finsta_synthetic.yaml        # Finsta on the frozen host runs/stgt
+  finsta-train configs/stgt_captions.yaml           # your videos and captions
+  finsta-train configs/stgt_captions_mixed.yaml     # synthetic and captions together
+
+data kinds (the config's data section; docs/data.md):
+  synthetic  rendered shape videos with order/attribute-swapped hard negatives
+               data: {kind: synthetic, train: 1000, val: 200, seed: 0, val_seed: 100000, frames: 8, size: 112}
+  captions   your videos: caption files with one row per (video, caption[, start, end]) segment
+               data: {kind: captions, train: train.jsonl, val: val.jsonl, format: auto, frames: 8,
+                      columns: {video: videoid, caption: name}, min_rows: 4}
+             format: auto (by extension and content), jsonl, csv, msrvtt (annotation JSON), webvid (CSV); columns
+             maps the fields video, caption, start, end to your file's names. Paths are relative to the config
+             file's folder, a row's video to its caption file's folder (pkg:/deb: references: docs/data.md).
+             Frames are decoded and preprocessed by finsta_rt.video as the bundle will; features are cached per
+             segment (a second run decodes nothing). A missing or undecodable video is skipped and logged in
+             RUN_DIR/errors.jsonl; a split needs min_rows usable rows. Train and val must not share a video.
+             Held-out recall is video-level (a hit is any segment of the right video), also seg_r1/seg_r5.
+  mixed      several parts trained together, each a synthetic or captions section; data.frames holds for all:
+               data: {kind: mixed, frames: 8, parts: [{kind: synthetic, train: 1000, val: 200},
+                      {kind: captions, name: real, train: train.jsonl, val: val.jsonl, repeat: 4}]}
+             repeat: the part's rows per epoch, in copies; metrics per part as NAME_r1 (unprefixed: the first
+             part's). Hard negatives (optim.hard_negatives) apply to the rows that have them (synthetic).
 
 The run directory holds checkpoint.pt (resumed automatically when the config is unchanged) and
 metrics.jsonl (one line per epoch). Export it with: finsta-export RUN_DIR

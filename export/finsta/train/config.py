@@ -29,15 +29,49 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names the file and the key."""
 
 
+DATA_KINDS = ("synthetic", "captions", "mixed")
+PART_KINDS = ("synthetic", "captions")
+CAPTION_FORMATS = ("auto", "jsonl", "csv", "msrvtt", "webvid")
+
+
 @dataclass
 class DataConfig:
+    """The ``data`` section. ``kind`` decides which keys mean something:
+
+    * synthetic: ``train``/``val`` are video counts rendered from ``seed``/``val_seed`` at ``size``;
+    * captions: ``train``/``val`` are caption files (JSONL, CSV, MSR-VTT JSON, WebVid CSV; ``format``
+      and ``columns`` as finsta.data.caption_files.read_captions takes them), each row a video segment;
+      a split needs at least ``min_rows`` usable rows after missing/undecodable videos are skipped;
+    * mixed: ``parts`` is a list of synthetic/captions sections trained on together (each part's rows
+      ``repeat`` times per training epoch; held-out metrics per part, prefixed with its ``name``).
+
+    ``frames`` is the model's T and holds for every part."""
+
     kind: str = "synthetic"
-    train: int = 1000
-    val: int = 200
+    train: int | str = 1000
+    val: int | str = 200
     seed: int = 0
     val_seed: int = 100_000
     frames: int = 8
     size: int = 112
+    format: str = "auto"
+    columns: dict = field(default_factory=dict)
+    min_rows: int = 4
+    name: str = ""  # a part's name (mixed): its metrics' prefix; default its kind
+    repeat: int = 1  # a part's rows per training epoch, in copies (mixed: oversample a small real set)
+    parts: list = field(default_factory=list)  # mixed: DataConfig per part
+
+    def to_dict(self) -> dict:
+        """The keys of its kind only, so that :func:`parse_data` reads it back (checkpoints store it)."""
+        if self.kind == "mixed":
+            return {"kind": "mixed", "frames": self.frames, "parts": [p.to_dict() for p in self.parts]}
+        keys = SYNTHETIC_KEYS if self.kind == "synthetic" else CAPTION_KEYS
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in keys}
+
+
+SYNTHETIC_KEYS = {"kind", "train", "val", "seed", "val_seed", "frames", "size", "name", "repeat"}
+CAPTION_KEYS = {"kind", "train", "val", "format", "columns", "min_rows", "frames", "name", "repeat"}
+MIXED_KEYS = {"kind", "frames", "parts"}
 
 
 @dataclass
@@ -71,7 +105,7 @@ class TrainConfig:
     cache: str = ".cache/features"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "data": self.data.to_dict()}
 
 
 def _typed(section: type, values: Any, where: str):
@@ -95,6 +129,89 @@ def _typed(section: type, values: Any, where: str):
     return section(**out)
 
 
+def parse_data(values: Any, where: str) -> DataConfig:
+    """The ``data`` section: each kind's own keys, typed and checked (see :class:`DataConfig`)."""
+    if values is None:
+        values = {}
+    check(isinstance(values, dict), where, f"must be a mapping, got {type(values).__name__}")
+    kind = values.get("kind", "synthetic")
+    check(kind in DATA_KINDS, where, f"kind must be one of {DATA_KINDS}, got {kind!r}")
+    if kind != "mixed":
+        return _data_part(values, where)
+    _known_keys(values, MIXED_KEYS, where, kind)
+    frames = values.get("frames", DataConfig.frames)
+    parts = values.get("parts")
+    check(
+        isinstance(parts, list) and len(parts) >= 1,
+        where,
+        "kind 'mixed' needs parts: a list of data sections (kind synthetic or captions)",
+    )
+    out = []
+    for i, part in enumerate(parts):
+        at = f"{where}.parts[{i}]"
+        check(isinstance(part, dict), at, f"must be a mapping, got {type(part).__name__}")
+        check(part.get("kind") in PART_KINDS, at, f"kind must be one of {PART_KINDS}, got {part.get('kind')!r}")
+        check(
+            part.get("frames", frames) == frames,
+            at,
+            f"frames {part.get('frames')!r} differs from data.frames {frames!r}: every part feeds one model",
+        )
+        out.append(_data_part({**part, "frames": frames}, at))
+    names = [p.name for p in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    check(not dup, where, f"parts need distinct names (metrics are prefixed with them), {dup} repeat: set name:")
+    return DataConfig(kind="mixed", frames=out[0].frames, size=out[0].size, parts=out)
+
+
+def _known_keys(values: dict, known: set[str], where: str, kind: str) -> None:
+    unknown = sorted(set(values) - known)
+    check(not unknown, where, f"unknown keys {unknown} for kind {kind!r}; known: {sorted(known)}")
+
+
+def _data_part(values: dict, where: str) -> DataConfig:
+    """A synthetic or captions section (also a part of a mixed one)."""
+    kind = values.get("kind", "synthetic")
+    _known_keys(values, SYNTHETIC_KEYS if kind == "synthetic" else CAPTION_KEYS, where, kind)
+    default = DataConfig() if kind == "synthetic" else DataConfig(kind=kind, train="", val="")
+    v = dict(values)
+    for k in ("train", "val"):  # their type depends on the kind; the default's type is the one required
+        if k in v and type(v[k]) is not type(getattr(default, k)):
+            what = "a number of videos (int)" if kind == "synthetic" else "a caption file (str)"
+            raise ConfigError(f"{where}.{k} must be {what} for kind {kind!r}, got {v[k]!r}")
+    d = _typed(DataConfig, {k: x for k, x in v.items() if k not in ("train", "val", "columns")}, where)
+    d.kind, d.train, d.val = kind, v.get("train", default.train), v.get("val", default.val)
+    d.name = d.name or kind
+    check(bool(re.fullmatch(r"[a-z][a-z0-9_]*", d.name)), where, f"name must be a plain lower-case name, got {d.name!r}")
+    check(d.repeat >= 1, where, f"repeat must be >= 1, got {d.repeat}")
+    check(
+        1 <= d.frames <= 64 and 16 <= d.size <= 1024,
+        where,
+        f"frames in 1..64 and size in 16..1024, got {d.frames}, {d.size}",
+    )
+    if kind == "synthetic":
+        check(d.train >= 2 and d.val >= 2, where, f"train and val need at least 2 videos, got {d.train}, {d.val}")
+        check(d.seed != d.val_seed, where, "seed and val_seed must differ (held-out videos must be new)")
+        return d
+    for k in ("train", "val"):
+        check(bool(getattr(d, k).strip()), where, f"{k} must name a caption file (JSONL, CSV, MSR-VTT JSON, WebVid CSV)")
+    check(d.train != d.val, where, f"train and val must be different files, both are {d.train!r}")
+    check(d.format in CAPTION_FORMATS, where, f"format must be one of {CAPTION_FORMATS}, got {d.format!r}")
+    columns = v.get("columns", {}) or {}
+    check(
+        isinstance(columns, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in columns.items()),
+        where,
+        f"columns must map field names to column names (strings), got {columns!r}",
+    )
+    d.columns = dict(columns)
+    check(d.min_rows >= 2, where, f"min_rows must be >= 2, got {d.min_rows}")
+    return d
+
+
+def data_parts(d: DataConfig) -> list[DataConfig]:
+    """The parts of a data section: itself unless it is mixed."""
+    return list(d.parts) if d.kind == "mixed" else [d]
+
+
 def check(cond: bool, where: str, msg: str) -> None:
     """Raises ConfigError(``where: msg``) unless ``cond``."""
     if not cond:
@@ -113,7 +230,7 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     raw = dict(raw)
-    data = _typed(DataConfig, raw.pop("data", None), f"{where}: data")
+    data = parse_data(raw.pop("data", None), f"{where}: data")
     optim = _typed(OptimConfig, raw.pop("optim", None), f"{where}: optim")
     model = raw.pop("model", None) or {}
     check(isinstance(model, dict), where, "model must be a mapping of the family's model settings")
@@ -139,17 +256,7 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
     )
     check(cfg.video_head in VIDEO_HEADS, where, f"video_head must be one of {VIDEO_HEADS}, got {cfg.video_head!r}")
     check(bool(cfg.name) and "/" not in cfg.name, where, f"name must be a plain name, got {cfg.name!r}")
-    d, o = cfg.data, cfg.optim
-    check(d.kind == "synthetic", f"{where}: data", f"kind must be 'synthetic', got {d.kind!r}")
-    check(
-        d.train >= 2 and d.val >= 2, f"{where}: data", f"train and val need at least 2 videos, got {d.train}, {d.val}"
-    )
-    check(d.seed != d.val_seed, f"{where}: data", "seed and val_seed must differ (held-out videos must be new)")
-    check(
-        1 <= d.frames <= 64 and 16 <= d.size <= 1024,
-        f"{where}: data",
-        f"frames in 1..64 and size in 16..1024, got {d.frames}, {d.size}",
-    )
+    o = cfg.optim
     check(
         o.epochs >= 1 and o.batch_size >= 2,
         f"{where}: optim",
@@ -179,7 +286,22 @@ def read_config(path: str | Path, overrides: dict | None = None) -> tuple[dict, 
         for k in parents:
             node = node.setdefault(k, {})
         node[last] = value
+    resolve_data_paths(raw, p.parent)
     return raw, str(p)
+
+
+def resolve_data_paths(raw: Any, folder: Path) -> None:
+    """Makes a config's relative caption-file paths (``data.train``/``val`` of captions sections, also in
+    ``parts``) relative to ``folder``, the config file's folder, in place; other values are left to the checks."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if not isinstance(data, dict):
+        return
+    sections = data.get("parts") if data.get("kind") == "mixed" else [data]
+    for sec in sections if isinstance(sections, list) else []:
+        if isinstance(sec, dict) and sec.get("kind") == "captions":
+            for k in ("train", "val"):
+                if isinstance(sec.get(k), str) and sec[k].strip() and not Path(sec[k]).expanduser().is_absolute():
+                    sec[k] = str(Path(folder, sec[k]).resolve())
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
