@@ -10,6 +10,10 @@ frame nearest to it. When targets are far apart the decoder seeks to each instea
 everything. Rotation metadata is applied, any pixel format is converted to RGB, and each kept
 frame is transformed (resized, cropped) as soon as it is decoded, so a 4K video never sits in
 memory at full size.
+
+A ``window=(start, end)`` restricts any sampling to that segment: seconds counted from the first
+decoded frame (the caption files' clock, docs/data.md), so a stream whose first frame is stamped
+0.54 s still has its segment 0-1 s at the first second of pictures.
 """
 
 from __future__ import annotations
@@ -262,6 +266,42 @@ def target_times(sampling: Sampling, start: float, duration: float, frames_per_c
     raise ValueError(f"{sampling} is not time-based")
 
 
+def _check_window(path, window) -> tuple[float, float]:
+    """(start, end) of a segment window, or VideoError naming the file and the window."""
+    try:
+        a, b = (float(x) for x in window)
+    except (TypeError, ValueError):
+        raise VideoError(path, f"window {window!r} must be two numbers (start, end) in seconds") from None
+    if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or a >= b:
+        raise VideoError(path, f"window [{a:g}, {b:g}] s: needs 0 <= start < end, both finite")
+    return a, b
+
+
+def _first_frame_time(path, deadline: _Deadline) -> float:
+    """Time of the first decoded frame (with a container of its own: the caller's may not seek back)."""
+    container, stream = _open(path, deadline)
+    try:
+        for frame in _decode(path, container, stream, deadline):
+            return float(frame.time)
+    finally:
+        container.close()
+    raise VideoError(path, "has no decodable video frames")
+
+
+def _window_span(path, window, start: float, duration: float, fps: float, deadline: _Deadline) -> tuple[float, float]:
+    """(start, duration) of ``window`` on the stream's clock, checked against the video: the window may end
+    at most one frame period past the stream's span (the caption clock counts the last frame's period)."""
+    a, b = _check_window(path, window)
+    t0 = _first_frame_time(path, deadline)
+    length = start + duration - t0
+    slack = (1.0 / fps if fps > 0 else 0.0) + 1e-6
+    if a >= length or b > length + slack:
+        raise VideoError(
+            path, f"window [{a:g}, {b:g}] s is outside the video (0-{length:.3f} s from its first frame at {t0:.3f} s)"
+        )
+    return t0 + a, b - a
+
+
 def _to_rgb(frame) -> np.ndarray:
     img = frame.to_ndarray(format="rgb24")
     rot = int(round((frame.rotation or 0) / 90.0)) % 4  # display matrix: counter-clockwise degrees
@@ -350,6 +390,18 @@ def _nearest_seeking(path, container, stream, targets: np.ndarray, deadline, dur
     return chosen
 
 
+def _every_in_window(path, container, stream, deadline, k: int, start: float, duration: float) -> Iterator:
+    """Every k-th decoded frame with start <= time < start + duration (ends the decode past the window)."""
+    i = 0
+    for frame in _decode(path, container, stream, deadline):
+        if frame.time >= start + duration:
+            return
+        if frame.time >= start - 1e-9:
+            if i % k == 0:
+                yield frame
+            i += 1
+
+
 def read_frames(
     path: str | Path,
     sampling: str | Sampling = "uniform:8",
@@ -358,17 +410,20 @@ def read_frames(
     frames_per_clip: int = 8,
     threads: str = "AUTO",
     timeout: float | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Clip:
-    """Decodes the sampled frames of one video.
+    """Decodes the sampled frames of one video, or of its segment ``window`` = (start, end) seconds
+    counted from the first decoded frame (sampling then spans the window only).
 
     Returns frames [N, H, W, 3] (``segments:S`` gives N = S * frames_per_clip, clip-major), each
-    passed through ``transform`` (e.g. ``Preprocess``) right after decoding. Raises VideoError.
+    passed through ``transform`` (e.g. ``Preprocess``) right after decoding, and their stream
+    timestamps. Raises VideoError (also for a window outside the video).
     """
     import av
 
     sampling = Sampling.parse(sampling)
     if sampling.kind == "every":  # one pass, every pick a new frame: the stream serves it
-        pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=timeout))
+        pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=timeout, window=window))
         return Clip(np.stack([f for _, f in pairs]), np.asarray([t for t, _ in pairs], np.float64))
     deadline = _Deadline(path, timeout)
     container, stream = _open(path, deadline)
@@ -376,20 +431,25 @@ def read_frames(
         stream.thread_type = threads
         info = _info(path, container, stream)
         start, duration, est_frames = _span(path, container, info, deadline)
-        targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
         if est_frames == 0 and info.fps:
             est_frames = int(duration * info.fps)
+        video_duration = duration
+        if window is not None:
+            w_start, w_duration = _window_span(path, window, start, duration, info.fps, deadline)
+            est_frames = int(est_frames * w_duration / duration) if duration > 0 else est_frames
+            start, duration = w_start, w_duration
+        targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
         seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
         pick = _nearest_seeking if seek else _nearest_sequential
-        chosen = pick(path, container, stream, targets, deadline, duration)
+        chosen = pick(path, container, stream, targets, deadline, video_duration)
         if seek and (
             any(c is None for c in chosen)
-            or float(np.max(targets)) - max(c.time for c in chosen if c is not None) > max(0.5, 0.1 * duration)
+            or float(np.max(targets)) - max(c.time for c in chosen if c is not None) > max(0.5, 0.1 * video_duration)
         ):
             container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
             container, stream = _open(path, deadline)
             stream.thread_type = threads
-            chosen = _nearest_sequential(path, container, stream, targets, deadline, duration)
+            chosen = _nearest_sequential(path, container, stream, targets, deadline, video_duration)
         stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
         if not chosen or any(c is None for c in chosen):
             raise VideoError(path, "has no decodable video frames")
@@ -416,10 +476,12 @@ def iter_frames(
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     threads: str = "AUTO",
     timeout: float | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """(time, frame) of each sampled frame in order, decoded in one pass and converted as it comes:
     memory is that of a few frames however long the video (``read_frames`` keeps them all). Dense
-    samplings only: fps:F and every:K. Raises VideoError, also midway for a file that stops early.
+    samplings only: fps:F and every:K (every K-th frame of those in ``window``, when given).
+    Raises VideoError, also midway for a file that stops early.
     """
     sampling = Sampling.parse(sampling)
     if sampling.kind not in ("fps", "every"):
@@ -431,14 +493,22 @@ def iter_frames(
     try:
         stream.thread_type = threads
         info = _info(path, container, stream)
-        if sampling.kind == "every":
+        if window is not None:
+            start, video_duration, _ = _span(path, container, info, deadline)
+            w_start, w_duration = _window_span(path, window, start, video_duration, info.fps, deadline)
+        if sampling.kind == "every" and window is not None:
+            picks = _every_in_window(path, container, stream, deadline, int(sampling.value), w_start, w_duration)
+        elif sampling.kind == "every":
             picks = (
                 f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0
             )
         else:
             start, duration, _ = _span(path, container, info, deadline)
+            video_duration = duration
+            if window is not None:
+                start, duration = w_start, w_duration
             picks = _nearest_in_order(
-                path, container, stream, target_times(sampling, start, duration), deadline, duration
+                path, container, stream, target_times(sampling, start, duration), deadline, video_duration
             )
         last, img, n = None, None, 0
         for frame in picks:
@@ -449,8 +519,10 @@ def iter_frames(
             n += 1
             yield float(frame.time), img
         if n == 0:
-            raise VideoError(path, "has no decodable video frames")
-        if sampling.kind == "every" and info.duration > 0:
+            raise VideoError(path, "has no decodable video frames" + (f" in window {window}" if window else ""))
+        if sampling.kind == "every" and window is not None:
+            _check_not_truncated(path, last.time, np.asarray([w_start + w_duration]), video_duration)
+        elif sampling.kind == "every" and info.duration > 0:
             _check_not_truncated(path, last.time, np.asarray([info.start + info.duration]), info.duration)
     except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
         deadline.check()
