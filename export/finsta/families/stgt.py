@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..export.run import ExportParts
 from ..losses import csal_loss, itc_loss
+from ..models.bridge import build_bridge
 from ..models.stgt import STGTConfig, STGTHeads, similarity
 from ..models.towers import TextTower, VideoTower
 from ..train.batching import encode_text_rows, feature_batch
@@ -31,6 +32,15 @@ CONFIG_KEY = "stgt_config"  # the checkpoint's model config
 
 def validate(cfg: TrainConfig, where: str) -> None:
     check_model(where, STGTConfig.from_dict, cfg.model)
+
+
+def heads_for(cfg: TrainConfig, bb: Backbones) -> STGTHeads:
+    """New heads for a run; with ``model.bridge`` the ConSE bridge is filled from the frozen backbones."""
+    scfg = stgt_config_for(cfg, bb)
+    bridge = None
+    if scfg.bridge:
+        bridge = build_bridge(bb.frame, bb.text, bb.tokenizer, scfg.bridge_top, frame_name=cfg.frame_backbone)
+    return STGTHeads(scfg, cfg.video_head, bridge)
 
 
 def stgt_config_for(cfg: TrainConfig, bb: Backbones) -> STGTConfig:
@@ -78,8 +88,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     o = cfg.optim
     start_run(cfg)
     bb, train_fs, val_fs = backbones_and_features(cfg)
-    scfg = stgt_config_for(cfg, bb)
-    heads = STGTHeads(scfg, cfg.video_head)
+    heads = heads_for(cfg, bb)
+    scfg = heads.cfg
     csal = lambda epoch: o.loss == "csal" and epoch >= o.csal_after * o.epochs  # noqa: E731
 
     def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:

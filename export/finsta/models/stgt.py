@@ -10,12 +10,13 @@ can run on cached backbone features; :mod:`finsta.export` composes backbone + he
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from ..nn import st_graph_attention
+from .bridge import IMAGENET_CLASSES, ConSEBridge, sentence_embedding
 from .config import ModelConfig
 from .layers import CrossAttentionBlock, ResidualAttentionBlock
 
@@ -40,10 +41,22 @@ class STGTConfig(ModelConfig):
     embed_dim: int = 256  # E
     text_layers: int = 1
     temperature: float = 0.07  # initial value of the learnable ITC temperature
+    # The ConSE bridge (models/bridge.py): the embeddings become [sqrt(1-g) learned, sqrt(g) bridge], so the
+    # score is (1 - g) learned cosine + g bridge cosine. ``embed_dim`` stays the final width: the learned
+    # part gets embed_dim - text_dim of it. g starts at ``bridge_weight``; trained only with bridge_trainable.
+    bridge: bool = False
+    bridge_top: int = 20  # ConSE's T: the top classes in the convex combination
+    bridge_weight: float = 0.5
+    bridge_trainable: bool = False
 
     @property
     def tokens_per_frame(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    @property
+    def learned_dim(self) -> int:
+        """The width of the learned embedding: embed_dim, less the bridge's text_dim when bridged."""
+        return self.embed_dim - self.text_dim if self.bridge else self.embed_dim
 
     def validate(self) -> None:
         self.need_positive_ints(
@@ -62,6 +75,20 @@ class STGTConfig(ModelConfig):
             f"text_layers must be >= 0, got {self.text_layers!r}",
         )
         need(0 < float(self.temperature) < 1, f"temperature must be in (0, 1), got {self.temperature!r}")
+        for key in ("bridge", "bridge_trainable"):
+            need(isinstance(getattr(self, key), bool), f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.bridge:
+            need(
+                self.embed_dim > self.text_dim,
+                f"with bridge: true, embed_dim ({self.embed_dim}) is the final width and must exceed the text "
+                f"backbone's width ({self.text_dim}): the learned part gets embed_dim - {self.text_dim}",
+            )
+            top = self.bridge_top
+            need(
+                isinstance(top, int) and not isinstance(top, bool) and 1 <= top <= IMAGENET_CLASSES,
+                f"bridge_top must be an integer in 1..{IMAGENET_CLASSES}, got {top!r}",
+            )
+            need(0 < float(self.bridge_weight) < 1, f"bridge_weight must be in (0, 1), got {self.bridge_weight!r}")
 
 
 def time_embedding_for(table: Tensor, frames: int) -> Tensor:
@@ -187,14 +214,67 @@ def similarity(zv: Tensor, zt: Tensor) -> Tensor:
     return torch.einsum("vqe,te->tvq", zv, zt).amax(dim=-1)
 
 
-class STGTHeads(nn.Module):
-    """The trainable part of STGT: video head, text head and the ITC temperature."""
+class BridgeMix(nn.Module):
+    """[sqrt(1 - g) learned, sqrt(g) bridge] for unit-norm parts: a unit vector whose cosines are
+    (1 - g) learned + g bridge. g = sigmoid(logit), trained only when ``trainable``."""
 
-    def __init__(self, cfg: STGTConfig, video_head: str = "stgt"):
+    def __init__(self, weight: float, trainable: bool):
+        super().__init__()
+        self.logit = nn.Parameter(torch.tensor(math.log(weight / (1 - weight))), requires_grad=trainable)
+
+    @property
+    def weight(self) -> Tensor:
+        return torch.sigmoid(self.logit)
+
+    def forward(self, learned: Tensor, bridge: Tensor) -> Tensor:
+        g = self.weight
+        return torch.cat([(1 - g).sqrt() * learned, g.sqrt() * bridge], dim=-1)
+
+
+class BridgedVideoHead(nn.Module):
+    """A video head with the ConSE bridge beside it: Zv [B, Q, E] = mix(learned Zv, bridge(tokens) per query)."""
+
+    def __init__(self, head: nn.Module, bridge: ConSEBridge, mix: BridgeMix):
+        super().__init__()
+        self.head, self.bridge, self.mix = head, bridge, mix
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        zv, x = self.head(tokens)
+        b = self.bridge(tokens)[:, None].expand(-1, zv.shape[1], -1)
+        return self.mix(zv, b), x
+
+
+class BridgedTextHead(nn.Module):
+    """A text head with the bridge's text side: zt [B, E] = mix(learned zt, the backbone's sentence embedding)."""
+
+    def __init__(self, head: nn.Module, mix: BridgeMix):
+        super().__init__()
+        self.head, self.mix = head, mix
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        return self.mix(self.head(features, mask), sentence_embedding(features, mask))
+
+
+class STGTHeads(nn.Module):
+    """The trainable part of STGT: video head, text head and the ITC temperature.
+
+    With ``cfg.bridge`` both heads carry the ConSE bridge: ``bridge`` filled from the backbones
+    (finsta.models.bridge.build_bridge) when training, or left empty for a checkpoint's state to fill."""
+
+    def __init__(self, cfg: STGTConfig, video_head: str = "stgt", bridge: ConSEBridge | None = None):
         super().__init__()
         self.cfg = cfg
-        self.video = STGTVideoHead(cfg) if video_head == "stgt" else MeanPoolVideoHead(cfg)
-        self.text = TextHead(cfg)
+        inner = replace(cfg, embed_dim=cfg.learned_dim, bridge=False)  # the learned part alone
+        video: nn.Module = STGTVideoHead(inner) if video_head == "stgt" else MeanPoolVideoHead(inner)
+        text: nn.Module = TextHead(inner)
+        if cfg.bridge:
+            if bridge is None:
+                bridge = ConSEBridge(IMAGENET_CLASSES, cfg.backbone_dim, cfg.text_dim, cfg.bridge_top)
+            mix = BridgeMix(cfg.bridge_weight, cfg.bridge_trainable)
+            video, text = BridgedVideoHead(video, bridge, mix), BridgedTextHead(text, mix)
+        elif bridge is not None:
+            raise ValueError("a bridge was given for a model config without bridge: true")
+        self.video, self.text = video, text
         self.log_temp = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
 
     @property
