@@ -6,15 +6,16 @@ import numpy as np
 
 
 def st_graph_attention_edges(x: np.ndarray, P: int, r: int, tau: float) -> np.ndarray:
-    """A [B, L, L] in float64, and the raw similarity S, from x [B, L, D]."""
-    x = x.astype(np.float64)
+    """A [B, L, L] in float64, and the raw similarity S, from x [B, L, D]. A token with NaN or +-inf in x has
+    NaN similarities, and a NaN edge is kept (S >= tau or NaN): its NaN reaches every output using it."""
+    x = x.astype(np.float64)  # float32's largest |x|, squared and summed, stays far inside float64's range
     norm = np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-    xn = x / norm
+    xn = np.where(np.isfinite(x).all(axis=-1, keepdims=True), x / np.where(np.isfinite(norm), norm, 1.0), np.nan)
     S = xn @ np.swapaxes(xn, 1, 2)
     L = x.shape[1]
     frame = np.arange(L) // P
     band = np.abs(frame[:, None] - frame[None, :]) <= r
-    A = np.where((S >= tau) & band, S, 0.0)
+    A = np.where(((S >= tau) | np.isnan(S)) & band, S, 0.0)
     A[:, np.arange(L), np.arange(L)] = 1.0
     return A, S
 

@@ -21,6 +21,7 @@ from .declaration import FINSTA_OPSET, OpDeclaration, finite_positive, non_negat
 
 OP = "STGraphAttention"
 NEG_INF = -math.inf
+TINY = 1.1754943508222875e-38  # float32's smallest normal: keeps x / m finite for an all-zero row
 
 
 @onnxscript.script(FINSTA_OPSET, default_opset=op)
@@ -33,17 +34,18 @@ def st_graph_attention_portable(
     r = op.Constant(value_int=frame_radius)
     tau = op.Constant(value_float=sim_threshold)
     scale_attr = op.Constant(value_float=scale)
-    # xn = x / max(|x|, eps);  S = xn xn^T
-    norm = op.Sqrt(op.ReduceSumSquare(x, [-1], keepdims=1))
-    xn = op.Div(x, op.Max(norm, 1e-12))
+    # xn = x / max(|x|, eps) as (x / m) / max(|x / m|, eps / m), m = max_c |x_c| (see normalize_rows)
+    m = op.Max(op.ReduceMax(op.Abs(x), [-1], keepdims=1), TINY)
+    xs = op.Div(x, m)
+    xn = op.Div(xs, op.Max(op.Sqrt(op.ReduceSumSquare(xs, [-1], keepdims=1)), op.Div(1e-12, m)))
     S = op.MatMul(xn, op.Transpose(xn, perm=[0, 2, 1]))
     # band(i, j) = |i // P - j // P| <= r, self-loops on the diagonal
     idx = op.Range(0, op.Squeeze(op.Shape(x, start=1, end=2)), 1)
     frame = op.Div(idx, P)
     band = op.LessOrEqual(op.Abs(op.Sub(op.Unsqueeze(frame, [-1]), frame)), r)
     eye = op.Equal(op.Unsqueeze(idx, [-1]), idx)
-    # A = where(S >= tau, S, 0) * band;  A(i, i) = 1
-    A0 = op.Where(op.And(op.GreaterOrEqual(S, tau), band), S, 0.0)
+    # A = S where band and not S < tau (S >= tau or NaN: an unknown edge is kept), else 0;  A(i, i) = 1
+    A0 = op.Where(op.Or(op.Less(S, tau), op.Not(band)), 0.0, S)
     A = op.Unsqueeze(op.Where(eye, 1.0, A0), [1])
     # scale: the attribute if > 0, else d^-1/2
     auto_scale = op.Pow(op.Cast(op.Shape(q, start=3, end=4), to=FLOAT.dtype), -0.5)
@@ -83,14 +85,24 @@ def _check(x: Tensor, q: Tensor, k: Tensor, v: Tensor, tokens_per_frame: int) ->
         raise ValueError(f"STGraphAttention: L={x.shape[1]} is not a multiple of tokens_per_frame={tokens_per_frame}")
 
 
+def normalize_rows(x: Tensor) -> Tensor:
+    """x / max(|x|, 1e-12) over the last axis, as the kernels compute it (docs/ops.md): (x / m) / max(|x / m|,
+    1e-12 / m) with m = max_c |x_c|, so the squared sum neither overflows (|x| above ~1e19 in float32) nor
+    underflows. A row holding NaN or +-inf comes out all NaN (m is NaN or inf, x / m NaN somewhere)."""
+    m = x.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)  # NaN stays NaN
+    xs = x / m
+    return xs / torch.maximum(torch.linalg.vector_norm(xs, dim=-1, keepdim=True), 1e-12 / m)
+
+
 def edge_weights(x: Tensor, tokens_per_frame: int, frame_radius: int, sim_threshold: float) -> Tensor:
-    """A [B, L, L]: thresholded cosine similarity inside the frame band, self-loops set to 1."""
-    xn = nn.functional.normalize(x.detach(), dim=-1, eps=1e-12)
+    """A [B, L, L]: thresholded cosine similarity inside the frame band, self-loops set to 1. A NaN similarity
+    (a token with NaN or inf in x) is kept, as in the kernels: its NaN reaches every output that uses the edge."""
+    xn = normalize_rows(x.detach())
     sim = xn @ xn.transpose(1, 2)
     idx = torch.arange(x.shape[1], device=x.device)
     frame = idx // tokens_per_frame
-    band = (frame[:, None] - frame[None, :]).abs() <= frame_radius
-    a = torch.where((sim >= sim_threshold) & band, sim, torch.zeros((), dtype=sim.dtype, device=sim.device))
+    off_band = (frame[:, None] - frame[None, :]).abs() > frame_radius
+    a = torch.where((sim < sim_threshold) | off_band, torch.zeros((), dtype=sim.dtype, device=sim.device), sim)
     return torch.where(idx[:, None] == idx[None, :], torch.ones((), dtype=a.dtype, device=a.device), a)
 
 
