@@ -178,16 +178,20 @@ def _seconds(value: Any, where: str, field: str) -> float | None:
     return t
 
 
-def _row(where: str, video: Path, caption: Any, start: Any = None, end: Any = None) -> CaptionRow:
-    caption = _text(caption, where, "caption")
-    a, b = _seconds(start, where, "start"), _seconds(end, where, "end")
+def _row(
+    where: str, video: Path, caption: Any, start: Any = None, end: Any = None, names: dict[str, str] | None = None
+) -> CaptionRow:
+    """A checked row; errors name each field as the file does (``names``: our field -> its key or column)."""
+    n = {f: f for f in FIELDS} | (names or {})
+    caption = _text(caption, where, n["caption"])
+    a, b = _seconds(start, where, n["start"]), _seconds(end, where, n["end"])
     if (a is None) != (b is None):
-        given, other = ("start", "end") if b is None else ("end", "start")
+        given, other = (n["start"], n["end"]) if b is None else (n["end"], n["start"])
         raise CaptionFileError(
             where, other, f"missing while {given} is given (give both, or neither for the whole video)"
         )
     if a is not None and b is not None and a >= b:
-        raise CaptionFileError(where, "end", f"must be after start ({b:g} <= {a:g})")
+        raise CaptionFileError(where, n["end"], f"must be after {n['start']} ({b:g} <= {a:g})")
     return CaptionRow(video, caption, a, b, where)
 
 
@@ -215,7 +219,8 @@ def _read_jsonl(path: Path, text: str, cols: dict[str, str]) -> list[CaptionRow]
         if not isinstance(obj, dict):
             raise CaptionFileError(where, "json", f"a row must be a JSON object, got {type(obj).__name__}")
         get = {f: obj.get(cols[f]) for f in FIELDS}
-        rows.append(_row(where, _video(get["video"], where, path.parent, cols["video"]), *(get[f] for f in FIELDS[1:])))
+        video = _video(get["video"], where, path.parent, cols["video"])
+        rows.append(_row(where, video, *(get[f] for f in FIELDS[1:]), names=cols))
     return rows
 
 
@@ -243,7 +248,8 @@ def _read_csv(path: Path, text: str, cols: dict[str, str]) -> list[CaptionRow]:
     rows = []
     for where, rec in _csv_records(path, text, [cols["video"], cols["caption"]]):
         get = {f: rec.get(cols[f]) for f in FIELDS}
-        rows.append(_row(where, _video(get["video"], where, path.parent, cols["video"]), *(get[f] for f in FIELDS[1:])))
+        video = _video(get["video"], where, path.parent, cols["video"])
+        rows.append(_row(where, video, *(get[f] for f in FIELDS[1:]), names=cols))
     return rows
 
 
@@ -257,7 +263,7 @@ def _read_webvid(path: Path, text: str, video_dir: Path) -> list[CaptionRow]:
             raise CaptionFileError(
                 where, "videoid" if "/" in vid or vid == ".." else "page_dir", "must be a plain name"
             )
-        rows.append(_row(where, (video_dir / page / f"{vid}.mp4").resolve(), rec["name"]))
+        rows.append(_row(where, (video_dir / page / f"{vid}.mp4").resolve(), rec["name"], names={"caption": "name"}))
     return rows
 
 
