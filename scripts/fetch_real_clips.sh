@@ -88,19 +88,23 @@ if [ ${#debs[@]} -gt 0 ]; then
   done
   mkdir -p "$tmp/deb"
   echo "fetch_real_clips: apt-get download ${specs[*]}" >&2
-  if ! (cd "$tmp/deb" && apt-get -qq download "${specs[@]}" 2>"$tmp/apt.log"); then
-    mirror=$(grep -hoE '^(URIs:|deb)[[:space:]]+[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
-      2>/dev/null | grep -v security | head -1 | awk '{print $NF}' || true)
-    mirror=${mirror:-http://deb.debian.org/debian}
-    state=$dest/apt  # kept: a second fetch of a changed set needs no new `apt-get update`
-    mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} bookworm main" >"$state/sources.list"
-    opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-          -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o "APT::Get::List-Cleanup=0"
-          -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" -o "Acquire::Check-Valid-Until=false")
-    echo "fetch_real_clips: not in the system's apt lists; fetching bookworm's from $mirror" >&2
-    apt-get "${opts[@]}" -qq update >&2
-    (cd "$tmp/deb" && apt-get "${opts[@]}" -qq download "${specs[@]}" >&2)
+  # Downloading needs no root; only refreshing stale or missing apt lists does (as scripts/install_cpp_deps.sh).
+  if ! (cd "$tmp/deb" && apt-get -qq -o APT::Sandbox::User=root download "${specs[@]}" 2>"$tmp/apt.log"); then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || {
+        cat "$tmp/apt.log" >&2
+        echo "fetch_real_clips: apt-get download failed; run 'apt-get update' as root, then again" >&2
+        exit 1
+      }
+      sudo="sudo"
+    fi
+    echo "fetch_real_clips: not in the apt lists; running apt-get update" >&2
+    $sudo apt-get update -qq >&2
+    (cd "$tmp/deb" && apt-get -qq -o APT::Sandbox::User=root download "${specs[@]}") || {
+      echo "fetch_real_clips: Debian has no ${specs[*]} here (they are bookworm's; LICENSES.md)" >&2
+      exit 1
+    }
   fi
   for p in "${debs[@]}"; do
     mkdir -p "$tmp/x/$p"
@@ -135,4 +139,4 @@ if grep -v '^ok ' "$tmp/plan" >&2; then
   echo "fetch_real_clips: the files above are missing or do not match LICENSES.md's SHA-256" >&2
   exit 1
 fi
-echo "real clips: $(wc -l <"$tmp/plan") clips verified; $dest holds $(du -sm --exclude=apt "$dest" | cut -f1) MB; took $((SECONDS - started)) s"
+echo "real clips: $(wc -l <"$tmp/plan") clips verified; $dest holds $(du -sm "$dest" | cut -f1) MB; took $((SECONDS - started)) s"
