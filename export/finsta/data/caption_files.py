@@ -195,19 +195,23 @@ def _row(
     return CaptionRow(video, caption, a, b, where)
 
 
-def _video(ref: Any, where: str, base: Path, field: str = "video") -> Path:
+def _video(ref: Any, where: str, base: Path, field: str, seen: dict[str, Path]) -> Path:
+    """The row's video reference resolved; ``seen`` memoises it per file (a video with many rows resolves once)."""
     ref = _text(ref, where, field)
-    try:
-        return resolve_video(ref, base)
-    except ValueError as e:
-        raise CaptionFileError(where, field, str(e)) from None
+    if ref not in seen:
+        try:
+            seen[ref] = resolve_video(ref, base)
+        except ValueError as e:
+            raise CaptionFileError(where, field, str(e)) from None
+    return seen[ref]
 
 
 # ------------------------------------------------------------------------------------------------------ formats
 
 
 def _read_jsonl(path: Path, text: str, cols: dict[str, str]) -> list[CaptionRow]:
-    rows = []
+    rows: list[CaptionRow] = []
+    seen: dict[str, Path] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -219,7 +223,7 @@ def _read_jsonl(path: Path, text: str, cols: dict[str, str]) -> list[CaptionRow]
         if not isinstance(obj, dict):
             raise CaptionFileError(where, "json", f"a row must be a JSON object, got {type(obj).__name__}")
         get = {f: obj.get(cols[f]) for f in FIELDS}
-        video = _video(get["video"], where, path.parent, cols["video"])
+        video = _video(get["video"], where, path.parent, cols["video"], seen)
         rows.append(_row(where, video, *(get[f] for f in FIELDS[1:]), names=cols))
     return rows
 
@@ -245,10 +249,11 @@ def _csv_records(path: Path, text: str, needed: list[str]) -> list[tuple[str, di
 
 
 def _read_csv(path: Path, text: str, cols: dict[str, str]) -> list[CaptionRow]:
-    rows = []
+    rows: list[CaptionRow] = []
+    seen: dict[str, Path] = {}
     for where, rec in _csv_records(path, text, [cols["video"], cols["caption"]]):
         get = {f: rec.get(cols[f]) for f in FIELDS}
-        video = _video(get["video"], where, path.parent, cols["video"])
+        video = _video(get["video"], where, path.parent, cols["video"], seen)
         rows.append(_row(where, video, *(get[f] for f in FIELDS[1:]), names=cols))
     return rows
 
