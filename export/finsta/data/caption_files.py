@@ -147,7 +147,9 @@ def resolve_video(ref: str, base: Path) -> Path:
         path = _first_existing(candidates)
         key = Path("deb") / package / inner
     else:
-        raise ValueError(f"{ref!r}: unknown scheme {m.group(1)!r} (expected a path, 'pkg:' or 'deb:')")
+        raise ValueError(
+            f"{ref!r}: unknown scheme {m.group(1)!r} (expected a path, 'pkg:' or 'deb:'; a file name with a colon: ./{ref})"
+        )
     return _gunzip(path, root, key) if path.suffix == ".gz" else path
 
 
