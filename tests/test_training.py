@@ -16,7 +16,8 @@ from finsta.families import finsta as finsta_family
 from finsta.families import load_run, parse_config, train
 from finsta.families import stgt as stgt_family
 from finsta.families import svilm as svilm_family
-from finsta.train.features import build_backbones, cache_features
+from finsta.train.features import build_backbones
+from finsta.train.setup import cache_features
 
 DATA = {"train": 24, "val": 12, "seed": 0, "val_seed": 5, "frames": 4, "size": 32}
 

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from ..train.config import ConfigError
+from ..train.config import ConfigError, data_parts
 
 EPILOG = """examples:
   finsta-train configs/stgt_synthetic.yaml
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(args.overrides)
     if args.output:
         overrides["output"] = args.output
+    from ..data.caption_files import CaptionFileError
     from ..families import load_config, train  # imported late: --help needs no torch
+    from ..train.caption_features import DataError
 
     try:
         cfg = load_config(args.config, overrides)
@@ -87,21 +89,27 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = train(cfg, resume=not args.fresh)
-    except ImportError as e:  # a missing weights package says how to install it
+    except (ImportError, CaptionFileError, DataError) as e:  # a missing weights package says how to install it
         print(f"finsta-train: {e}", file=sys.stderr)
         return 2
     m = result.metrics
-    print(
-        f"run {result.run_dir}: {result.epochs} epochs in {result.train_seconds / 60:.1f} min; held-out "
-        f"R@1 {m['r1']:.3f} (chance {m['chance_r1']:.3f}) R@5 {m['r5']:.3f} R@10 {m['r10']:.3f} "
-        f"order-swap acc {m['order_acc']:.3f} attribute-swap acc {m['attribute_acc']:.3f}"
-    )
-    if "host_r1" in m:  # finsta: the frozen host alone on the same held-out videos
-        print(
-            f"host {cfg.host} alone: R@1 {m['host_r1']:.3f} R@5 {m['host_r5']:.3f} R@10 {m['host_r10']:.3f} "
-            f"order-swap acc {m['host_order_acc']:.3f} attribute-swap acc {m['host_attribute_acc']:.3f}"
-        )
+    print(f"run {result.run_dir}: {result.epochs} epochs in {result.train_seconds / 60:.1f} min")
+    parts = [p.name for p in data_parts(cfg.data)]
+    for prefix, what in [(f"{p}_" if len(parts) > 1 else "", f"held-out {p}") for p in parts] + [("host_", "host")]:
+        if f"{prefix}r1" in m:  # host: finsta's frozen host alone on the same held-out videos
+            print(f"  {what if prefix != 'host_' else f'host {cfg.host} alone'}: {held_out_line(m, prefix)}")
     return 0
+
+
+def held_out_line(m: dict, prefix: str = "") -> str:
+    """Recall (video-level for captions data) with chance, and the hard-negative accuracies where there are any."""
+    g = lambda k: m.get(prefix + k)  # noqa: E731
+    text = f"R@1 {g('r1'):.3f} (chance {g('chance_r1'):.3f}) R@5 {g('r5'):.3f} R@10 {g('r10'):.3f}"
+    if g("videos") is not None:
+        text += f" over {g('videos'):.0f} videos; segment R@1 {g('seg_r1'):.3f} R@5 {g('seg_r5'):.3f}"
+    if g("order_acc") is not None:
+        text += f"; order-swap acc {g('order_acc'):.3f} attribute-swap acc {g('attribute_acc'):.3f}"
+    return text
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from finsta_rt.scene_graph import encode_text_graphs
 
 from ..export.bundle import ExportSpec, GraphExport, example_inputs, example_user_graph, io_specs
 from ..export.run import ExportParts
-from ..losses import itc_loss
 from ..models.finsta import (
     SCORER_OUTPUTS,
     TEXT_INPUTS,
@@ -37,12 +36,12 @@ from ..models.finsta import (
     TextGraphOutputs,
     VideoGraphOutputs,
 )
-from ..models.stgt import STGTHeads
-from ..train.batching import feature_batch
+from ..models.stgt import STGTHeads, similarity
+from ..train.batching import feature_batch, hard_rows, itc_loss_masked, same_segment
 from ..train.config import TrainConfig, check, check_model
 from ..train.features import FeatureSet, build_backbones
 from ..train.fit import CHECKPOINT, fit, read_checkpoint, save_checkpoint
-from ..train.metrics import retrieval_metrics
+from ..train.metrics import split_metrics, summary
 from ..train.setup import TrainResult, backbones_and_features, start_run
 from . import stgt
 from .base import Family, RunPath, spec_for
@@ -112,7 +111,13 @@ def evaluate(heads: FinstaHeads, fs: FeatureSet, ho: HostOutputs, batch: int = 5
     t = TextGraphOutputs(*(torch.cat([getattr(o, f.name) for o in texts]) for f in fields(TextGraphOutputs)))
     total = heads.scorer(v, t)["total"].view(n, 3, n)  # [video's texts, 3, videos]
     heads.train()
-    return retrieval_metrics(total[:, 0], total[torch.arange(n), :, torch.arange(n)])
+    return split_metrics(fs, total[:, 0], total[torch.arange(n), :, torch.arange(n)])
+
+
+def host_alone(fs: FeatureSet, ho: HostOutputs) -> dict[str, float]:
+    """The frozen host's own held-out metrics (max over queries), as Finsta's are computed."""
+    own = torch.stack([similarity(ho.zv[i : i + 1], ho.zt[i])[:, 0] for i in range(len(ho.zv))])  # [N, 3]
+    return split_metrics(fs, similarity(ho.zv, ho.zt[:, 0]), own)
 
 
 def finsta_config_for(cfg: TrainConfig, bb, host: STGTHeads) -> FinstaConfig:
@@ -144,14 +149,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     t0 = time.monotonic()
     train_ho = host_outputs(host, train_fs, bb.tokenizer, fcfg.max_nodes, fcfg.parser)
     val_ho = host_outputs(host, val_fs, bb.tokenizer, fcfg.max_nodes, fcfg.parser)
-    host_metrics = stgt.embedding_metrics(val_ho.zv, val_ho.zt)  # the host alone, on the same videos
-    log.info(
-        "host embeddings and text graphs in %.0f s; host alone: R@1 %.3f order %.3f attribute %.3f",
-        time.monotonic() - t0,
-        host_metrics["r1"],
-        host_metrics["order_acc"],
-        host_metrics["attribute_acc"],
-    )
+    host_metrics = host_alone(val_fs, val_ho)  # the host alone, on the same videos
+    log.info("host embeddings and text graphs in %.0f s; host alone: %s", time.monotonic() - t0, summary(host_metrics))
 
     heads = FinstaHeads(fcfg)
 
@@ -172,6 +171,7 @@ def step_loss(
     """ITC on the total score and on each structural part (object-centred spatial, predicate-centred
     temporal, holistic), plus: each video prefers its caption over its order- and attribute-swapped
     versions under the total score."""
+    idx = np.sort(idx)  # feature_batch's row order
     tokens, text, _ = feature_batch(fs, idx)
     B = len(idx)
     video = heads.video(tokens, ho.zv[idx])
@@ -179,16 +179,19 @@ def step_loss(
     parts = heads.scorer(video, texts)
     temp = heads.temperature
     cap = torch.arange(B) * 3
-    loss = itc_loss(parts["total"][cap], temp)
+    same = same_segment(fs, idx)  # other captions of a row's segment are no negatives
+    loss = itc_loss_masked(parts["total"][cap], temp, same)
     for name, on in (("spatial", fcfg.spatial), ("temporal", fcfg.temporal), ("holistic", True)):
         if on:
-            loss = loss + 0.5 * itc_loss(parts[name][cap], temp)
-    if hard_negatives:
-        own = parts["total"].view(B, 3, B)[torch.arange(B), :, torch.arange(B)]  # [B, 3]
-        loss = loss + F.cross_entropy(own / temp, torch.zeros(B, dtype=torch.long))
+            loss = loss + 0.5 * itc_loss_masked(parts[name][cap], temp, same)
+    hard = hard_rows(fs, idx)
+    if hard_negatives and bool(hard.any()):  # only rows with real order/attribute-swapped captions
+        H = int(hard.sum())
+        own = parts["total"].view(B, 3, B)[torch.arange(B), :, torch.arange(B)][hard]  # [H, 3]
+        loss = loss + F.cross_entropy(own / temp, torch.zeros(H, dtype=torch.long))
         if fcfg.temporal:  # order negatives differ only in time: the temporal part must see it
-            t_own = parts["temporal"].view(B, 3, B)[torch.arange(B), :2, torch.arange(B)]
-            loss = loss + F.cross_entropy(t_own / temp, torch.zeros(B, dtype=torch.long))
+            t_own = parts["temporal"].view(B, 3, B)[torch.arange(B), :2, torch.arange(B)][hard]
+            loss = loss + F.cross_entropy(t_own / temp, torch.zeros(H, dtype=torch.long))
     return loss
 
 

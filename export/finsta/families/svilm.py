@@ -52,11 +52,11 @@ from ..models.svilm import (
     splice,
     temporal_grouping_loss,
 )
-from ..train.batching import encode_text_rows, feature_batch
-from ..train.config import TrainConfig, check_model
+from ..train.batching import encode_text_rows, feature_batch, itc_loss_masked, same_segment
+from ..train.config import TrainConfig, check_model, data_parts
 from ..train.features import Backbones, FeatureSet, build_backbones, synthetic_split
 from ..train.fit import CHECKPOINT, fit, read_checkpoint, save_checkpoint
-from ..train.metrics import retrieval_metrics
+from ..train.metrics import split_metrics
 from ..train.setup import TrainResult, backbones_and_features, start_run
 from .base import Family, RunPath, spec_for
 
@@ -129,8 +129,11 @@ def noun_table(fs: FeatureSet, bb: Backbones) -> NounTable:
     return NounTable(phrases, torch.cat(feats).float(), torch.from_numpy(mask), per_clip)
 
 
-def _batch_nouns(table: NounTable, idx: np.ndarray) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Unique phrases of the batch, owner clip of each (noun, clip) pair and the same-phrase mask."""
+def _batch_nouns(
+    table: NounTable, idx: np.ndarray, same: torch.Tensor | None = None
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unique phrases of the batch, owner clip of each (noun, clip) pair and the same-phrase mask
+    (``same`` [B, B]: rows showing one segment; a phrase of one is no negative for the others)."""
     pairs = [(u, b) for b, i in enumerate(idx) for u in table.per_clip[i]]
     uniq = np.array(sorted({u for u, _ in pairs}), dtype=np.int64)
     where = {u: k for k, u in enumerate(uniq)}
@@ -139,7 +142,23 @@ def _batch_nouns(table: NounTable, idx: np.ndarray) -> tuple[np.ndarray, torch.T
     has = torch.zeros(len(uniq), len(idx), dtype=torch.bool)
     for u, b in pairs:
         has[where[u], b] = True
+    if same is not None:
+        has = (has.float() @ same.float()) > 0
     return uniq, rows, owner, has[rows]
+
+
+def splice_partners(video: np.ndarray, rng: np.random.Generator, H: int) -> np.ndarray | None:
+    """Partners (batch positions) of the first H clips for cut-and-paste: another clip of the batch, of
+    another video (a clip spliced with its own video shows no cut); None when the batch has one video."""
+    B = len(video)
+    partner = (np.arange(H) + rng.integers(1, B, size=H)) % B
+    clash = np.flatnonzero(video[partner] == video[:H])
+    for i in clash:  # only caption rows can clash (synthetic rows are one video each): redraw
+        others = np.flatnonzero(video != video[i])
+        if not len(others):
+            return None
+        partner[i] = rng.choice(others)
+    return partner
 
 
 # ----------------------------------------------------------------------------- losses per step
@@ -152,19 +171,23 @@ def step_loss(
     idx: np.ndarray,
     rng: np.random.Generator,
     weights: tuple[float, ...],
+    same: torch.Tensor | None = None,
+    video: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, dict]:
+    """The loss of a batch; ``same`` [B, B] marks rows of one segment (no negatives of each other),
+    ``video`` [B] the rows' video ids (splice partners come from other videos)."""
     B, T = tokens.shape[:2]
     cfg = heads.cfg
     temp = heads.temperature
     zv, _, groups, *_ = heads.video(tokens)
     zt, _ = heads.text(text, mask)
-    l_c = contrastive_loss(zv[:, 0], zt, temp)
+    l_c = contrastive_loss(zv[:, 0], zt, temp) if same is None else itc_loss_masked(zt @ zv[:, 0].t(), temp, same)
     parts = {"contrast": float(l_c.detach())}
     loss = l_c
     if weights[0] > 0:
-        uniq, rows, owner, same = _batch_nouns(table, idx)
+        uniq, rows, owner, named = _batch_nouns(table, idx, same)
         _, nouns = heads.text(table.features[uniq], table.mask[uniq])
-        l_g = grounding_loss(nouns[rows], owner, same, groups, cfg.ground_tau, temp)
+        l_g = grounding_loss(nouns[rows], owner, named, groups, cfg.ground_tau, temp)
         loss = loss + weights[0] * l_g
         parts["ground"] = float(l_g.detach())
         if len(weights) > 2 and weights[2] > 0:
@@ -175,14 +198,15 @@ def step_loss(
         # half the batch is spliced (with partners from the whole batch): the loss needs no more, and
         # the second forward pass is the costliest part of a step
         H = max(1, B // 2)
-        partner = torch.from_numpy((np.arange(H) + rng.integers(1, B, size=H)) % B)
-        start = rng.integers(1, T, size=H)
-        end = np.where(rng.random(H) < 0.5, T, [rng.integers(s + 1, T + 1) for s in start])
-        spliced, y = splice(tokens, partner, torch.from_numpy(start), torch.from_numpy(end))
-        frames = heads.video(spliced)[5]
-        l_t = temporal_grouping_loss(frames, y, temp)
-        loss = loss + weights[1] * l_t
-        parts["temporal"] = float(l_t.detach())
+        partner = splice_partners(np.arange(B) if video is None else video, rng, H)
+        if partner is not None:
+            start = rng.integers(1, T, size=H)
+            end = np.where(rng.random(H) < 0.5, T, [rng.integers(s + 1, T + 1) for s in start])
+            spliced, y = splice(tokens, torch.from_numpy(partner), torch.from_numpy(start), torch.from_numpy(end))
+            frames = heads.video(spliced)[5]
+            l_t = temporal_grouping_loss(frames, y, temp)
+            loss = loss + weights[1] * l_t
+            parts["temporal"] = float(l_t.detach())
     return loss, parts
 
 
@@ -194,10 +218,18 @@ class GroundTruth:
 
     nouns: list[list[str]]
     coverage: list[list[np.ndarray]]
+    offset: int = 0  # the held-out set's row of clip 0 (the synthetic part's start)
 
 
-def ground_truth(cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | None = None) -> GroundTruth:
-    data = synthetic_split(cfg, split)
+def ground_truth(
+    cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | None = None, offset: int = 0
+) -> GroundTruth | None:
+    """The synthetic part's grounding targets (None: the data has no synthetic part, so no object masks).
+    ``offset``: where that part's rows start in the split's FeatureSet."""
+    part = next((d for d in data_parts(cfg.data) if d.kind == "synthetic"), None)
+    if part is None:
+        return None
+    data = synthetic_split(part, split)
     nouns, cover = [], []
     for i in range(len(data) if n is None else min(n, len(data))):
         v = data[i]
@@ -207,7 +239,7 @@ def ground_truth(cfg: TrainConfig, split: str, grid: tuple[int, int], n: int | N
             seen.setdefault(m.object_id, m.text)
         nouns.append(list(seen.values()))
         cover.append([cell_coverage(labels, oid, grid) for oid in seen])
-    return GroundTruth(nouns, cover)
+    return GroundTruth(nouns, cover, offset)
 
 
 def pointing(
@@ -270,8 +302,25 @@ def _scene_change(
     )
 
 
-def spliced_tokens(fs: FeatureSet, partner: np.ndarray, cuts: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    a = np.asarray(fs.tokens[lo:hi], dtype=np.float32)
+def cut_pairs(fs: FeatureSet, seed: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed cut-and-paste clips of a split: (rows, partner rows, cuts), one clip per segment (the first
+    ``n``), its partner of another video. On synthetic data: temporal_cuts of rows 0..n-1 as they are."""
+    _, rows = np.unique(fs.segment, return_index=True)
+    rows = np.sort(rows)[:n]
+    partner, cuts = temporal_cuts(len(rows), fs.tokens.shape[1], seed=seed)
+    vid = fs.video[rows]
+    clash = np.flatnonzero(vid[partner] == vid)
+    rng = np.random.default_rng(seed + 1)
+    for i in clash:
+        others = np.flatnonzero(vid != vid[i])
+        if len(others):
+            partner[i] = rng.choice(others)
+    return rows, rows[partner], cuts
+
+
+def spliced_tokens(fs: FeatureSet, rows: np.ndarray, partner: np.ndarray, cuts: np.ndarray, lo: int, hi: int):
+    """Tokens [hi - lo, T, 1 + P, C] of clips rows[lo:hi], frames from cuts[i] on taken from partner[i]."""
+    a = np.stack([np.asarray(fs.tokens[j], dtype=np.float32) for j in rows[lo:hi]])
     b = np.stack([np.asarray(fs.tokens[j], dtype=np.float32) for j in partner[lo:hi]])
     T = a.shape[1]
     keep = np.arange(T)[None, :] < cuts[lo:hi, None]
@@ -296,7 +345,7 @@ def evaluate(
         probs.append(o[4].numpy())
         zt.append(encode_text_rows(lambda f, m: heads.text(f, m)[0], text, mask))
     zv, zt = torch.cat(zv), torch.cat(zt)  # [N, E], [N, 3, E]: caption, order-swapped, attribute-swapped
-    m = retrieval_metrics(zt[:, 0] @ zv.t(), torch.einsum("nke,ne->nk", zt, zv))
+    m = split_metrics(fs, zt[:, 0] @ zv.t(), torch.einsum("nke,ne->nk", zt, zv))
     groups, assign, probs = np.concatenate(groups), np.concatenate(assign), np.concatenate(probs)
     if truth is not None:
         noun_text = sorted({t for row in truth.nouns for t in row})
@@ -309,10 +358,11 @@ def evaluate(
         nemb = {p: nemb[k].numpy() for k, p in enumerate(noun_text)}
         hits, chance, hits50, chance50 = [], [], [], []
         for i in range(len(truth.nouns)):
-            heat = heat_maps(np.stack([nemb[p] for p in truth.nouns[i]]), groups[i], assign[i])
-            peaks = peak_patches(heat, assign[i], probs[i])
-            h, c = pointing(heat, assign[i], probs[i], truth.coverage[i], peaks=peaks)
-            h5, c5 = pointing(heat, assign[i], probs[i], truth.coverage[i], 0.5, peaks=peaks)
+            r = truth.offset + i
+            heat = heat_maps(np.stack([nemb[p] for p in truth.nouns[i]]), groups[r], assign[r])
+            peaks = peak_patches(heat, assign[r], probs[r])
+            h, c = pointing(heat, assign[r], probs[r], truth.coverage[i], peaks=peaks)
+            h5, c5 = pointing(heat, assign[r], probs[r], truth.coverage[i], 0.5, peaks=peaks)
             hits += h
             chance += c
             hits50 += h5
@@ -326,8 +376,8 @@ def evaluate(
                 "ground_n": float(len(hits)),
             }
         )
-    partner, cuts = temporal_cuts(n, fs.tokens.shape[1])
-    change = _scene_change(heads, n, lambda lo, hi: spliced_tokens(fs, partner, cuts, lo, hi), batch)
+    rows, partner, cuts = cut_pairs(fs, seed=7)
+    change = _scene_change(heads, len(rows), lambda lo, hi: spliced_tokens(fs, rows, partner, cuts, lo, hi), batch)
     m.update(temporal_metrics(change, cuts))
     heads.train()
     return m
@@ -338,10 +388,10 @@ def calibrate_threshold(heads: SViLMHeads, fs: FeatureSet, n: int = 200) -> floa
     """Scene-change threshold from training clips: half spliced at a random cut, scores of the cut
     transitions against all other transitions (of spliced and intact clips)."""
     heads.eval()
-    n = min(n, len(fs))
-    partner, cuts = temporal_cuts(n, fs.tokens.shape[1], seed=11)
-    spliced = _scene_change(heads, n, lambda lo, hi: spliced_tokens(fs, partner, cuts, lo, hi))
-    intact = _scene_change(heads, n, lambda lo, hi: fs.tokens[lo:hi])
+    rows, partner, cuts = cut_pairs(fs, seed=11, n=n)
+    n = len(rows)
+    spliced = _scene_change(heads, n, lambda lo, hi: spliced_tokens(fs, rows, partner, cuts, lo, hi))
+    intact = _scene_change(heads, n, lambda lo, hi: fs.tokens[rows[lo:hi]])
     T = spliced.shape[1]
     is_cut = np.arange(T)[None] == cuts[:, None]
     cut_scores = spliced[is_cut]
@@ -358,7 +408,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     weights = loss_weights(cfg)
     t0 = time.monotonic()
     train_nouns, val_nouns = noun_table(train_fs, bb), noun_table(val_fs, bb)
-    truth = ground_truth(cfg, "val", scfg.grid)
+    synthetic = next((p for p in val_fs.parts if p.kind == "synthetic"), None)
+    truth = None if synthetic is None else ground_truth(cfg, "val", scfg.grid, offset=synthetic.start)
     log.info(
         "noun phrases (%d train, %d val unique) and held-out object masks in %.0f s",
         len(train_nouns.phrases),
@@ -370,7 +421,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
 
     def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         tokens, text, mask = feature_batch(train_fs, idx)
-        return step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights)
+        same, video = same_segment(train_fs, idx), train_fs.video[np.sort(idx)]
+        return step_loss(heads, tokens, text[:, 0], mask[:, 0], train_nouns, idx, rng, weights, same, video)
 
     fitted = fit(
         heads,
@@ -382,7 +434,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
         scfg.to_dict(),
         resume,
         summary=lambda m: (
-            f"R@1 {m['r1']:.3f} ground {m['ground_acc']:.3f} (random {m['ground_random']:.3f}) cut {m['cut_acc']:.3f}"
+            f"R@1 {m['r1']:.3f}"
+            + (f" ground {m['ground_acc']:.3f} (random {m['ground_random']:.3f})" if "ground_acc" in m else "")
+            + f" cut {m['cut_acc']:.3f}"
         ),
     )
     metrics = dict(fitted.metrics)

@@ -202,6 +202,10 @@ def _data_part(values: dict, where: str) -> DataConfig:
         where,
         f"columns must map field names to column names (strings), got {columns!r}",
     )
+    from ..data.caption_files import FIELDS, OPTIONS  # the stdlib only
+
+    unknown = sorted(set(columns) - set(FIELDS) - set(OPTIONS))
+    check(not unknown, where, f"columns: unknown keys {unknown}; known: {list(FIELDS + OPTIONS)}")
     d.columns = dict(columns)
     check(d.min_rows >= 2, where, f"min_rows must be >= 2, got {d.min_rows}")
     return d
