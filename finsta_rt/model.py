@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from . import ops
+from . import op_check, ops
 from .bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,13 @@ class Model:
         # threads of extraction (or the host app) need: measured ~25% faster extraction on 2 cores.
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         kind = self.device.split(":")[0]
+        path = self.bundle.graphs[graph].path
         if self.bundle.requires_op_library:
-            ops.register(so, kind)
+            library = ops.register(so, kind)
+            try:  # an attribute a kernel would never read (misspelt, extra): ORT cannot show it to one
+                op_check.check_model(path, library)
+            except op_check.ModelCheckError as e:
+                raise BundleError(str(e)) from e
         if kind == "cuda":
             providers = [
                 ("CUDAExecutionProvider", {"device_id": int(self.device.split(":")[1])}),
@@ -74,7 +79,6 @@ class Model:
             ]
         else:
             providers = ["CPUExecutionProvider"]
-        path = self.bundle.graphs[graph].path
         try:
             return ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # ORT raises its own exception types; name the file

@@ -11,17 +11,26 @@ such as EdgeGraphAttention's clip of an infinite logit to ±clamp, gives finite 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import reference
-from helpers import fresh_seed, large_clamp_feeds, max_rel_err
+import yaml
+from helpers import fresh_seed, large_clamp_feeds, max_rel_err, one_node_model
+from onnx import TensorProto, helper
+
+from finsta_rt import op_check, ops
+from finsta_rt.bundle import Bundle, BundleError
+from finsta_rt.model import Model
 
 ROOT = Path(__file__).resolve().parents[1]
 ASAN_LIB_DIR = ROOT / "build" / "asan" / "finsta_rt" / "_lib"
@@ -206,26 +215,218 @@ def test_wrongly_typed_attribute_is_refused(tmp_path, op, attrs, message):
     assert status == "error" and f"{op}: {message}" in res, res
 
 
-# ONNX Runtime's custom-op API (OrtKernelInfo, up to API 24) reads an attribute by name only; it
-# cannot list a node's attributes, so a kernel cannot see a misspelt or extra one (ORT registers
-# custom schemas with AllowUncheckedAttributes). These stay xfail until the API can: strict, so
-# that the day they pass is noticed.
+# --- Attribute names. ONNX Runtime's custom-op API (up to onnxruntime 1.31) reads an attribute by
+# name only and cannot list a node's attributes, so a kernel cannot see a misspelt or extra one; the
+# library's FinstaCheckModel reads the model file instead (custom_ops/common/model_check.h), called
+# by finsta_rt.Model and the C++ runtime before a session exists (docs/ops.md).
 UNKNOWN_NAMES = [
     ("STGraphAttention", dict(tokens_per_frame=4, sim_threshold=0.1, frame_radiuss=2), "frame_radiuss"),
     ("EdgeGraphAttention", dict(clampp=100.0), "clampp"),
     ("GaussianDiffGraphAttention", dict(clamp=5.0), "clamp"),
+    ("STGraphAttention", dict(tokens_per_frame=4, sim_threshold=0.1, Scale=0.5), "Scale"),
+    ("EdgeGraphAttention", dict(clamp=5.0, frame_radius=1), "frame_radius"),
 ]
+# Every attribute each op reads, as docs/ops.md lists them: an independent copy of the op table.
+KNOWN = {
+    "STGraphAttention": dict(tokens_per_frame=4, frame_radius=2, sim_threshold=0.1, scale=0.5),
+    "EdgeGraphAttention": dict(clamp=5.0),
+    "GaussianDiffGraphAttention": {},
+}
+LIBRARIES = [kind for kind in ("cpu", "cuda") if (ops.library_dir() / ops._LIB_NAMES[kind]).is_file()]
 
 
-@pytest.mark.xfail(strict=True, reason="the ORT custom-op API cannot list a node's attribute names (docs/ops.md)")
-@pytest.mark.parametrize("op,attrs,name", UNKNOWN_NAMES)
-def test_unknown_attribute_is_refused(tmp_path, op, attrs, name):
-    rng = np.random.default_rng(0)
-    feeds = {"STGraphAttention": st_feeds, "EdgeGraphAttention": edge_feeds, "GaussianDiffGraphAttention": gauss_feeds}[
-        op
-    ](rng)
-    status, res = run_isolated(tmp_path, op, attrs, feeds)
-    assert status == "error" and op in res and name in res, res
+def node_model(op: str, attrs: dict) -> onnx.ModelProto:
+    ins = [(n, TensorProto.FLOAT, None) for n in INPUTS[op]]
+    return one_node_model(op, ins, [(n, TensorProto.FLOAT, None) for n in OUTPUTS[op]], **attrs)
+
+
+@pytest.mark.parametrize("kind", LIBRARIES)
+@pytest.mark.parametrize("op,attrs,name", UNKNOWN_NAMES, ids=[f"{op}-{n}" for op, _, n in UNKNOWN_NAMES])
+def test_unknown_attribute_is_refused(op, attrs, name, kind):
+    with pytest.raises(op_check.ModelCheckError) as e:
+        op_check.check_model(node_model(op, attrs).SerializeToString(), ops.library_path(kind))
+    msg = str(e.value)
+    assert msg.startswith(f"{op}: node ") and f"unknown attribute '{name}'" in msg, msg
+    known = ", ".join(KNOWN[op]) if KNOWN[op] else None
+    assert (f"(known attributes: {known})" if known else "(the op takes no attributes)") in msg, msg
+
+
+@pytest.mark.parametrize("kind", LIBRARIES)
+@pytest.mark.parametrize("op", KNOWN)
+def test_every_known_attribute_is_accepted(op, kind, tmp_path):
+    lib = ops.library_path(kind)
+    model = node_model(op, KNOWN[op])
+    op_check.check_model(model.SerializeToString(), lib)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    op_check.check_model(path, lib)  # the file form, as finsta_rt.Model calls it
+    for name in KNOWN[op]:  # and each alone (the optional ones)
+        op_check.check_model(node_model(op, {name: KNOWN[op][name]}).SerializeToString(), lib)
+
+
+def test_a_twice_given_attribute_is_refused():
+    model = node_model("EdgeGraphAttention", dict(clamp=5.0))
+    model.graph.node[0].attribute.append(helper.make_attribute("clamp", 50.0))
+    model.graph.node[0].name = "edge0"
+    with pytest.raises(op_check.ModelCheckError, match="EdgeGraphAttention: node 'edge0' has attribute 'clamp' twice"):
+        op_check.check_model(model.SerializeToString(), ops.library_path("cpu"))
+
+
+def test_other_domains_keep_their_attributes():
+    """Only finsta nodes are checked: a standard node's or another domain's attributes are ORT's business."""
+    model = node_model("EdgeGraphAttention", dict(clamp=5.0))
+    model.graph.node.append(helper.make_node("Identity", ["h"], ["h2"], frame_radiuss=3))
+    model.graph.node.append(helper.make_node("STGraphAttention", ["h"], ["h3"], domain="other", clampp=1.0))
+    op_check.check_model(model.SerializeToString(), ops.library_path("cpu"))
+
+
+def _if_nested(inner: onnx.NodeProto, depth: int) -> onnx.NodeProto:
+    """`inner` wrapped in `depth` If nodes (each then_branch holding the next)."""
+    node = inner
+    for i in range(depth):
+        out = helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None)
+        then = helper.make_graph([node], f"then{i}", [], [out])
+        node = helper.make_node(
+            "If", ["cond"], [f"y{i}"], then_branch=then, else_branch=helper.make_graph([], "e", [], [])
+        )
+    return node
+
+
+@pytest.mark.parametrize("depth", [1, 5, 25])
+def test_unknown_attribute_in_a_subgraph_or_function_is_refused(depth):
+    lib = ops.library_path("cpu")
+    bad = helper.make_node("EdgeGraphAttention", ["q", "k", "v", "e", "adj"], ["h", "s"], domain="finsta", clampp=1.0)
+    model = node_model("EdgeGraphAttention", dict(clamp=5.0))
+    model.graph.node.append(_if_nested(bad, depth))
+    with pytest.raises(op_check.ModelCheckError, match=r"EdgeGraphAttention: node #\d+ has unknown attribute 'clampp'"):
+        op_check.check_model(model.SerializeToString(), lib)
+    fn = helper.make_function("local", "wrap", ["q", "k", "v", "e", "adj"], ["h", "s"], [bad], [])
+    model = node_model("EdgeGraphAttention", dict(clamp=5.0))
+    model.functions.append(fn)
+    with pytest.raises(op_check.ModelCheckError, match="unknown attribute 'clampp'"):
+        op_check.check_model(model.SerializeToString(), lib)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2), written by hand."""
+
+    def varint(v: int) -> bytes:
+        out = b""
+        while v > 0x7F:
+            out, v = out + bytes([v & 0x7F | 0x80]), v >> 7
+        return out + bytes([v])
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_a_deep_or_broken_model_file_gives_a_clear_error():
+    lib = ops.library_path("cpu")
+    # 40 If nodes in then_branches: GraphProto.node (1) > NodeProto.attribute (5) > AttributeProto.g (6),
+    # 120 messages deep, past protobuf's limit of 100 (onnx cannot build it, so it is written by hand)
+    graph = _field(1, node_model("EdgeGraphAttention", dict(clamp=5.0)).graph.node[0].SerializeToString())
+    for _ in range(40):
+        graph = _field(1, _field(4, b"If") + _field(5, _field(1, b"then_branch") + _field(6, graph)))
+    with pytest.raises(op_check.ModelCheckError, match="messages nested more than 100 deep"):
+        op_check.check_model(_field(7, graph), lib)
+    data = node_model("EdgeGraphAttention", dict(clamp=5.0)).SerializeToString()
+    for broken in (data[:-3], data + b"\x0a\xff\xff\xff\xff\x0f", b"\xff" * 12, data + b"\x07"):
+        with pytest.raises(op_check.ModelCheckError, match="not a valid ONNX model: the protobuf data is malformed"):
+            op_check.check_model(broken, lib)
+
+
+def _with_extra_attribute(good: Path, dst: Path) -> tuple[Path, str]:
+    """A copy of bundle `good` whose video graph's first finsta node carries an extra attribute
+    'frame_radiuss', re-signed in bundle.yaml (so that only the attribute is wrong); its op type."""
+    shutil.copytree(good, dst)
+    path = Bundle.load(dst).graphs["video"].path
+    model = onnx.load(path)
+    node = next(n for n in [*model.graph.node, *(n for f in model.functions for n in f.node)] if n.domain == "finsta")
+    node.attribute.append(helper.make_attribute("frame_radiuss", 2))
+    onnx.save(model, path)
+    manifest = yaml.safe_load((dst / "bundle.yaml").read_text())
+    manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (dst / "bundle.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return dst, node.op_type
+
+
+def test_bundle_loaders_refuse_an_unknown_attribute(tiny_bundles, tmp_path):
+    """finsta_rt.Model and the C++ runtime refuse the graph before ONNX Runtime runs it; the
+    exporter's own bundle, every attribute known, still loads."""
+    good = tiny_bundles[3]["custom"]
+    Model(good, device="cpu")
+    bad, op = _with_extra_attribute(good, tmp_path / "bad")
+    with pytest.raises(BundleError) as e:
+        Model(bad, device="cpu")
+    msg = str(e.value)
+    assert msg.startswith(f"{Bundle.load(bad).graphs['video'].path}: {op}: node ") and "'frame_radiuss'" in msg, msg
+    selftest = ROOT / "build/runtime_build/finsta_rt_selftest"
+    if not selftest.is_file():
+        pytest.fail(f"missing {selftest}: build the C++ runtime with `make cpp`")
+    for bundle, refused in ((good, False), (bad, True)):  # embed loads the model first, then reads its inputs
+        proc = subprocess.run(
+            [str(selftest), "embed", str(bundle), str(tmp_path / "out"), "nope", "1,1,1,1,3", "nope"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 1 and ("BundleError" in proc.stderr) == refused, proc.stderr
+    assert f"{op}: node " in proc.stderr and "unknown attribute 'frame_radiuss'" in proc.stderr, proc.stderr
+
+
+# Runs in the child, on the ASan/UBSan library: FinstaCheckModel over mutated model files (bytes
+# flipped, cut, inserted, length varints blown up); prints "<cases> <refused>".
+_FUZZ_WORKER = textwrap.dedent("""
+    import ctypes, sys
+    import numpy as np
+    lib = ctypes.CDLL(sys.argv[1])
+    f = lib.FinstaCheckModel
+    f.argtypes, f.restype = [ctypes.c_char_p, ctypes.c_size_t], ctypes.c_char_p
+    seeds = [open(p, "rb").read() for p in sys.argv[4:]]
+    rng = np.random.default_rng(int(sys.argv[2]))
+    refused = 0
+    for i in range(int(sys.argv[3])):
+        b = bytearray(seeds[i % len(seeds)])
+        for _ in range(int(rng.integers(1, 6))):
+            at = int(rng.integers(0, len(b)))
+            how = int(rng.integers(0, 4))
+            if how == 0:
+                b[at] = int(rng.integers(0, 256))
+            elif how == 1:
+                del b[at:]
+            elif how == 2:
+                b[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 12))).astype(np.uint8))
+            else:
+                b[at:at] = b"\\xff\\xff\\xff\\xff\\x0f"
+            if not b:
+                break
+        refused += f(bytes(b), len(b)) is not None
+    print(int(sys.argv[3]), refused)
+""")
+
+
+def test_hostile_model_files_never_crash_the_check(tmp_path):
+    """The reader is bounds-checked: mutated files under ASan/UBSan give a verdict, never a report."""
+    lib = ASAN_LIB_DIR / "libfinsta_ops.so"
+    if not lib.is_file():
+        pytest.fail(f"missing {lib}: run `make ops-asan`")
+    seeds = []
+    for op in KNOWN:
+        model = node_model(op, dict(KNOWN[op], **({"extra": 1} if op == "EdgeGraphAttention" else {})))
+        model.graph.node.append(_if_nested(node_model(op, KNOWN[op]).graph.node[0], 3))
+        seeds.append(tmp_path / f"{op}.onnx")
+        onnx.save(model, seeds[-1])
+    n = 3000
+    proc = subprocess.run(
+        [sys.executable, "-c", _FUZZ_WORKER, str(lib), str(SEED), str(n), *map(str, seeds)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **sanitizer_env()),
+        timeout=600,
+    )
+    at = max(proc.stderr.find("ERROR: AddressSanitizer"), proc.stderr.find("runtime error"), 0)
+    assert proc.returncode == 0, f"FINSTA_TEST_SEED={SEED}: status {proc.returncode}\n{proc.stderr[at : at + 3000]}"
+    cases, refused = map(int, proc.stdout.split())
+    assert cases == n and 0 < refused <= n, proc.stdout
 
 
 # --- Non-finite and extreme values of STGraphAttention's x: NaN was swallowed by the graph (a

@@ -6,6 +6,7 @@
 // Non-finite inputs propagate through the edges (an infinite logit clips to +-clamp, as defined).
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -42,6 +43,8 @@ struct EdgeGraphAttentionDef {
   static constexpr size_t kInputs = 5;   // q, k, v, e, adj
   static constexpr size_t kOutputs = 2;  // h, e_out
   static constexpr int kHostInput = -1;  // none
+  // Every attribute ReadEdgeGraphAttentionAttrs reads; any other name on a node is refused (model_check.h).
+  static constexpr std::array<const char*, 1> kAttrNames = {"clamp"};
   using Attrs = EdgeGraphAttentionAttrs;
   static OrtStatusPtr ReadAttrs(const OrtKernelInfo* info, Attrs* a) { return ReadEdgeGraphAttentionAttrs(info, a); }
 };

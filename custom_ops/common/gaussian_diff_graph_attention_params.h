@@ -7,6 +7,7 @@
 // without the edge (i, j) (0 * NaN in the dense product), as in the float64 reference.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -19,7 +20,7 @@ namespace finsta {
 
 constexpr const char* kGaussianDiffGraphAttention = "GaussianDiffGraphAttention";
 
-// The op takes no attributes (ORT cannot show a kernel any that a node carries: docs/ops.md).
+// The op takes no attributes (a node that carries any is refused when its model is loaded: model_check.h).
 struct GaussianDiffGraphAttentionAttrs {};
 
 // The op's entry in the op table (common/op_table.h).
@@ -28,6 +29,8 @@ struct GaussianDiffGraphAttentionDef {
   static constexpr size_t kInputs = 6;   // q, k, v, pos, adj, sigma
   static constexpr size_t kOutputs = 1;  // out
   static constexpr int kHostInput = 5;   // sigma: the CUDA kernel checks its values on the host first
+  // No attributes: any name on a node is refused (model_check.h).
+  static constexpr std::array<const char*, 0> kAttrNames = {};
   using Attrs = GaussianDiffGraphAttentionAttrs;
   static OrtStatusPtr ReadAttrs(const OrtKernelInfo*, Attrs*) { return nullptr; }
 };

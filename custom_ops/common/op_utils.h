@@ -125,8 +125,8 @@ inline OrtStatusPtr CheckSelfLoops(const std::string& op, const char* input, con
 }
 
 // The type of a node attribute, as far as ORT's custom-op API can tell. That API reads an
-// attribute by name and type only: it cannot list a node's attributes (so a misspelt or extra
-// attribute is invisible to a kernel, see docs/ops.md) nor say an attribute's type, so ProbeAttr
+// attribute by name and type only: it cannot list a node's attributes (a misspelt or extra one is
+// refused on the model file instead, model_check.h) nor say an attribute's type, so ProbeAttr
 // tries every reader. A list of strings, a graph or a sparse tensor reads as kMissing.
 enum class AttrKind { kMissing, kFloat, kInt, kString, kFloats, kInts, kList, kTensor };
 

@@ -9,6 +9,7 @@
 // every token whose window holds it (core::RowNormScale, core::EdgeWeight).
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -60,6 +61,9 @@ struct STGraphAttentionDef {
   static constexpr size_t kInputs = 4;   // x, q, k, v
   static constexpr size_t kOutputs = 1;  // out
   static constexpr int kHostInput = -1;  // none: the CUDA kernels read every input on the device
+  // Every attribute ReadSTGraphAttentionAttrs reads; any other name on a node is refused (model_check.h).
+  static constexpr std::array<const char*, 4> kAttrNames = {"tokens_per_frame", "frame_radius", "sim_threshold",
+                                                            "scale"};
   using Attrs = STGraphAttentionAttrs;
   static OrtStatusPtr ReadAttrs(const OrtKernelInfo* info, Attrs* a) { return ReadSTGraphAttentionAttrs(info, a); }
 };

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "finsta_rt/errors.h"
+#include "op_check.h"
 
 namespace finsta_rt {
 namespace {
@@ -55,7 +56,10 @@ GraphSession::GraphSession(const GraphSpec& graph, const SessionConfig& config)
     Ort::SessionOptions so;
     so.SetIntraOpNumThreads(config.intra_op_threads);
     so.SetLogSeverityLevel(3);
-    if (!config.ops_library.empty()) so.RegisterCustomOpsLibrary(config.ops_library.c_str());
+    if (!config.ops_library.empty()) {
+      so.RegisterCustomOpsLibrary(config.ops_library.c_str());
+      check_model_attributes(graph.path, config.ops_library);  // what ORT cannot show a kernel
+    }
     if (config.device.rfind("cuda", 0) == 0) append_cuda(so, config.device);
     session_ = std::make_unique<Ort::Session>(*env_, graph.path.c_str(), so);
     Ort::AllocatorWithDefaultOptions alloc;
