@@ -284,10 +284,26 @@ def _copy(src: Path, dst_root: Path, name: str) -> Path:
     return dst
 
 
+class Plain(str):
+    """A scalar written into bundle.yaml as it is, unquoted (a text no Python value dumps to: an impossible date
+    such as 2026-02-30, or .NaN)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _plain(dumper: yaml.SafeDumper, v: Plain) -> yaml.ScalarNode:
+    return dumper.represent_scalar(dumper.resolve(yaml.ScalarNode, v, (True, False)), v)  # the tag it resolves to
+
+
+_Dumper.add_representer(Plain, _plain)
+
+
 def _edit_manifest(b: Path, edit) -> None:
     m = yaml.safe_load((b / "bundle.yaml").read_text())
     edit(m)
-    (b / "bundle.yaml").write_text(yaml.safe_dump(m, sort_keys=False))  # unsorted: keys of mixed types
+    (b / "bundle.yaml").write_text(yaml.dump(m, Dumper=_Dumper, sort_keys=False))  # unsorted: keys of mixed types
 
 
 def _video_input(m: dict) -> dict:
@@ -381,6 +397,27 @@ MANIFEST_EDITS = {
     "preprocess_std_bool": (lambda m: m["preprocess"].update(std=[1, True, 1]), "preprocess.std must be a list of 3"),
     "preprocess_std_str": (lambda m: m["preprocess"].update(std="128"), "preprocess.std must be a list of 3"),
     "preprocess_std_zero": (lambda m: m["preprocess"].update(std=[0, 1, 1.5]), "std > 0; got (127.5, 127.5, 127.5)"),
+    # a mean/std value must be a finite float (10**400 overflows float())
+    "preprocess_mean_int_overflow": (
+        lambda m: m["preprocess"].update(mean=[0.5, 10**400, 0.5]),
+        "preprocess.mean must be a list of 3 numbers, got a list",  # too long to show
+    ),
+    "preprocess_mean_inf": (lambda m: m["preprocess"].update(mean=[float("inf"), 1, 1]), "got list [inf, 1, 1]"),
+    "preprocess_mean_nan": (lambda m: m["preprocess"].update(mean=[1, 1, float("nan")]), "preprocess.mean must be"),
+    "preprocess_std_nan": (lambda m: m["preprocess"].update(std=[float("nan"), 1.0, 1.0]), "got list [nan, 1.0, 1.0]"),
+    "preprocess_std_inf": (lambda m: m["preprocess"].update(std=[1.0, float("inf"), 1.0]), "preprocess.std must be"),
+    "preprocess_std_minus_inf": (lambda m: m["preprocess"].update(std=[1, 1, float("-inf")]), "got list [1, 1, -inf]"),
+    "preprocess_std_nan_text": (lambda m: m["preprocess"].update(std=[1, Plain(".NaN"), 1]), "got list [1, nan, 1]"),
+    "preprocess_mean_near_max": (lambda m: m["preprocess"].update(mean=[1.7e308, -1.7e308, 0]), None),  # finite
+    # a date datetime cannot hold is not valid YAML in PyYAML (construct_yaml_timestamp raises ValueError)
+    "created_feb_30": (lambda m: m.update(created=Plain("2026-02-30")), "not valid YAML"),
+    "created_feb_29_no_leap": (lambda m: m.update(created=Plain("2026-02-29")), "day is out of range for month"),
+    "created_feb_29_leap": (lambda m: m.update(created=Plain("2024-02-29")), None),
+    "created_month_13": (lambda m: m.update(created=Plain("2026-13-01")), "month must be in 1..12"),
+    "created_year_0": (lambda m: m.update(created=Plain("0000-01-01")), "year 0 is out of range"),
+    "created_hour_25": (lambda m: m.update(created=Plain("2026-12-01 25:00:00")), "hour must be in 0..23"),
+    "created_offset_25h": (lambda m: m.update(created=Plain("2026-12-01T09:05:00+25:00")), "offset must be"),
+    "model_date_feb_30": (lambda m: m["model"].update(trained=Plain("2026-02-30")), "not valid YAML"),
     "inputs_empty": (lambda m: m["graphs"]["scorer"].update(inputs=[]), "graphs.scorer.inputs must be a non-empty"),
     "outputs_dict": (lambda m: m["graphs"]["text"].update(outputs={"a": 1}), "graphs.text.outputs must be a non-"),
     "input_str": (lambda m: m["graphs"]["video"]["inputs"].__setitem__(0, "frames"), "inputs[0] must be a mapping"),

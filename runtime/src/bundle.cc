@@ -3,6 +3,7 @@
 #include "finsta_rt/bundle.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -135,7 +136,8 @@ class BundleLoader {
       auto& dst = std::string(k) == "mean" ? p.mean : p.std;
       for (size_t i = 0; ok && i < 3; ++i) {
         const Kind e = yaml::kind(s[i]);
-        ok = (e == Kind::kInt || e == Kind::kFloat) && yaml::as_float(s[i], &dst[i]);
+        // bundle.py _finite: a value float() cannot hold (10**400, 1.0e+400) or that is inf/NaN is refused here
+        ok = (e == Kind::kInt || e == Kind::kFloat) && yaml::as_float(s[i], &dst[i]) && std::isfinite(dst[i]);
       }
       if (!ok) sc_.fail(std::string("preprocess.") + k, "a list of 3 numbers", s);
     }
