@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from .preprocess import Preprocess
+from .tokenizer import TOKENIZER_KINDS, from_bundle
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ DTYPES = (
     "bool",
     "string",
 )
+TOKENIZER_KEYS = ("kind", "vocab", "merges", "lowercase", "max_length")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 _OPENERS = re.compile(rb"[\[{](?:[ \t\r\n]*[\[{]){%d}" % MAX_NESTING)  # MAX_NESTING + 1 flow openers in a row
 
@@ -78,10 +80,16 @@ class GraphSpec:
 
 @dataclass(frozen=True)
 class TokenizerSpec:
-    kind: str
-    vocab: Path
+    kind: str  # one of TOKENIZER_KINDS; a bundle without one is wordpiece (format 1 before clip_bpe)
+    vocab: Path  # wordpiece: vocab.txt; clip_bpe: vocab.json
     lowercase: bool
     max_length: int
+    merges: Path | None = None  # clip_bpe: merges.txt
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file the tokenizer reads (each must be listed, with its sha256, in 'files')."""
+        return (self.vocab,) if self.merges is None else (self.vocab, self.merges)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -306,6 +314,30 @@ def _check_io(sc: _Schema, graphs: dict[str, GraphSpec]) -> None:
             raise BundleError(f"{sc.where}: graphs.scorer.inputs[{i}].name {t.name!r} is not an output of graphs.{src}")
 
 
+def _tokenizer(sc: _Schema, root: Path, v: Any) -> TokenizerSpec:
+    """The tokenizer section: its kind (default wordpiece), its files (inside the bundle), max_length."""
+    tok = sc.mapping(v, "tokenizer", required=("vocab", "max_length"), allowed=TOKENIZER_KEYS)
+    kind = sc.string(tok.get("kind", "wordpiece"), "tokenizer.kind", choices=TOKENIZER_KINDS)
+    lowercase = sc.boolean(tok.get("lowercase", True), "tokenizer.lowercase")
+    merges = None
+    if kind == "clip_bpe":
+        if "merges" not in tok:
+            raise BundleError(f"{sc.where}: tokenizer.merges is missing (kind clip_bpe reads vocab.json and merges.txt)")
+        merges = _inside(root, sc.string(tok["merges"], "tokenizer.merges"), "tokenizer.merges")
+        if not lowercase:
+            raise BundleError(f"{sc.where}: tokenizer.lowercase must be true for kind clip_bpe (CLIP always lower-cases)")
+    elif "merges" in tok:
+        raise BundleError(f"{sc.where}: tokenizer.merges is only for kind clip_bpe, not {kind}")
+    return TokenizerSpec(
+        kind,
+        _inside(root, sc.string(tok["vocab"], "tokenizer.vocab"), "tokenizer.vocab"),
+        lowercase,
+        # 2: room for the start and end tokens ([CLS]/[SEP], <|startoftext|>/<|endoftext|>)
+        sc.integer(tok["max_length"], "tokenizer.max_length", lo=2, hi=1 << 20),
+        merges,
+    )
+
+
 class Bundle:
     """A loaded, verified bundle. ``Bundle.load(path)`` is the one way to get one."""
 
@@ -339,13 +371,7 @@ class Bundle:
         if "created" in manifest and not isinstance(manifest["created"], (str, _dt.date)):
             sc.fail("created", "a timestamp", manifest["created"])
         self.preprocess = _preprocess(sc, manifest["preprocess"])
-        tok = sc.mapping(manifest["tokenizer"], "tokenizer", required=("kind", "vocab", "max_length"))
-        self.tokenizer_spec = TokenizerSpec(
-            sc.string(tok["kind"], "tokenizer.kind"),
-            _inside(root, sc.string(tok["vocab"], "tokenizer.vocab"), "tokenizer.vocab"),
-            sc.boolean(tok.get("lowercase", True), "tokenizer.lowercase"),
-            sc.integer(tok["max_length"], "tokenizer.max_length", lo=1, hi=1 << 20),
-        )
+        self.tokenizer_spec = _tokenizer(sc, root, manifest["tokenizer"])
         graphs = sc.mapping(manifest["graphs"], "graphs", required=GRAPHS)
         self.graphs: dict[str, GraphSpec] = {}
         for g in GRAPHS:
@@ -404,8 +430,9 @@ class Bundle:
         for g in bundle.graphs.values():
             if g.path not in bundle.files:
                 raise BundleError(f"{mpath}: graph file {g.path.name} has no sha256 in 'files'")
-        if bundle.tokenizer_spec.vocab not in bundle.files:
-            raise BundleError(f"{mpath}: tokenizer vocab {bundle.tokenizer_spec.vocab.name} has no sha256 in 'files'")
+        for f in bundle.tokenizer_spec.files:
+            if f not in bundle.files:
+                raise BundleError(f"{mpath}: tokenizer file {f.name} has no sha256 in 'files'")
         if verify:
             for full, digest in bundle.files.items():
                 if not full.is_file():
@@ -423,12 +450,8 @@ class Bundle:
         return bundle
 
     def tokenizer(self):
-        from .tokenizer import WordPieceTokenizer
-
-        spec = self.tokenizer_spec
-        if spec.kind != "wordpiece":
-            raise BundleError(f"{self.root / MANIFEST}: tokenizer kind {spec.kind!r} is not supported")
-        return WordPieceTokenizer.from_vocab_file(spec.vocab, lowercase=spec.lowercase, max_length=spec.max_length)
+        """The tokenizer this bundle's text graph was trained with (tokenizer.from_bundle)."""
+        return from_bundle(self)
 
     def __repr__(self) -> str:
         return f"Bundle({str(self.root)!r}, family={self.family!r}, flavour={self.flavour!r})"
