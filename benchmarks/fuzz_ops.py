@@ -15,8 +15,9 @@ new worker at the next case). Verdicts:
     python benchmarks/fuzz_ops.py --n 10000 --asan      # the ASan/UBSan library (make ops-asan)
     python benchmarks/fuzz_ops.py --replay 1234         # run case 1234 in this process, print it
 
-Misspelt or extra attribute names are not fuzzed: ORT's custom-op API cannot show them to a kernel
-(tests/test_op_safety.py keeps them as strict xfails).
+Misspelt or extra attribute names are fuzzed too: ORT's custom-op API cannot show them to a kernel,
+so each case's model goes through the loaders' model check first (finsta_rt.op_check, as
+finsta_rt.Model does before its sessions; docs/ops.md), which must refuse them.
 """
 
 from __future__ import annotations
@@ -145,6 +146,14 @@ BAD_ATTRS = [
     ("EdgeGraphAttention", "clamp", 5),
     ("EdgeGraphAttention", "clamp", "5"),
     ("EdgeGraphAttention", "clamp", [5.0]),
+    # unknown names (misspelt, another op's, any on GaussianDiffGraphAttention)
+    ("STGraphAttention", "frame_radiuss", 2),
+    ("STGraphAttention", "Scale", 0.5),
+    ("STGraphAttention", "clamp", 5.0),
+    ("EdgeGraphAttention", "clampp", 100.0),
+    ("EdgeGraphAttention", "frame_radius", 1),
+    ("GaussianDiffGraphAttention", "clamp", 5.0),
+    ("GaussianDiffGraphAttention", "scale", 1.0),
 ]
 
 
@@ -386,6 +395,8 @@ def run_case(case: dict) -> tuple[str, list[np.ndarray] | None, str]:
     from helpers import one_node_model, session
     from onnx import TensorProto, helper
 
+    from finsta_rt import op_check, ops
+
     op, feeds, attrs = case["op"], case["feeds"], case["attrs"]
     ins = [(n, helper.np_dtype_to_tensor_dtype(feeds[n].dtype), None) for n in INPUTS[op]]
     key = repr((op, sorted(attrs.items()), [t for _, t, _ in ins]))
@@ -394,9 +405,11 @@ def run_case(case: dict) -> tuple[str, list[np.ndarray] | None, str]:
             if len(_SESSIONS) > 256:
                 _SESSIONS.clear()
             outs = [(n, TensorProto.FLOAT, None) for n in OUTPUTS[op]]
-            _SESSIONS[key] = session(one_node_model(op, ins, outs, **attrs), threads=1)
+            model = one_node_model(op, ins, outs, **attrs)
+            op_check.check_model(model.SerializeToString(), ops.library_path("cpu"))  # as finsta_rt.Model
+            _SESSIONS[key] = session(model, threads=1)
         return "ok", _SESSIONS[key].run(None, feeds), ""
-    except Exception as e:  # ORT's error for this case (at session creation or run)
+    except Exception as e:  # the model check's or ORT's error for this case (at session creation or run)
         _SESSIONS.pop(key, None)
         return "error", None, str(e)
 
