@@ -17,6 +17,7 @@ import pytest
 import reference
 import torch
 from helpers import IR_VERSION, SEED, case_rng, replay_hint, session
+from test_op_safety import st_reached
 
 from finsta.export import attach_portable_functions
 from finsta.nn import STGraphAttention
@@ -73,15 +74,10 @@ def draw_x(rng: np.random.Generator, tau: float) -> np.ndarray:
 
 
 def reached(bad: list[tuple[int, int]]) -> np.ndarray:
-    """[B, H, L, d] bool: the outputs a non-finite token (b, i) reaches through its edges: every other
-    token within R frames, and the token itself when it has another in-band token."""
-    frame = np.arange(L) // P
-    band = np.abs(frame[:, None] - frame[None, :]) <= R
+    """[B, H, L, d] bool: the outputs the non-finite tokens (b, i) reach through their edges."""
     mask = np.zeros((B, L), bool)
     for b, i in bad:
-        others = band[i] & (np.arange(L) != i)
-        mask[b] |= others
-        mask[b, i] |= others.any()
+        mask[b] |= st_reached(L, P, R, [i])
     return np.broadcast_to(mask[:, None, :, None], (B, H, L, d))
 
 
