@@ -142,6 +142,12 @@ def _pre_tokenizer() -> re.Pattern[str]:
     )
 
 
+# _pre_tokenizer() restricted to ASCII text: \\p{L} there is [A-Za-z], \\p{N} is [0-9], \\s is \\t\\n\\v\\f\\r and " ".
+_ASCII_PRE_TOKENIZER = re.compile(
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[A-Za-z]+|[0-9]|[^\t\n\x0b\x0c\r A-Za-z0-9]+"
+)
+
+
 def _nfc(text: str) -> str:
     if text.isascii():
         return text
@@ -297,25 +303,33 @@ class ClipBpeTokenizer:
         return list(word)
 
     def _piece_ids_uncached(self, piece: str) -> tuple[int, ...]:
+        if piece in _SPECIAL_PIECES:  # GPT-2's split inside ByteLevel cuts these three ways
+            return tuple(i for part in _SPECIAL_PIECES[piece] for i in self._piece_ids(part))
         chars = [self._byte_char[b] for b in piece.encode("utf-8")]
         symbols = (*chars[:-1], chars[-1] + END_OF_WORD)
         return tuple(self._vocab[s] for s in self._bpe(symbols))
 
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        """normalize + pre-tokenise. The whitespace step of normalize is skipped: the pattern drops every
+        whitespace character just as it drops the " " that step writes, and NFC and lowercase map none
+        into or out of the class, so the pieces are the same."""
+        text = _lower_per_char(_nfc(text))
+        # ASCII text (most captions) takes an equivalent pattern with small classes: ~5x faster
+        return (_ASCII_PRE_TOKENIZER if text.isascii() else _pre_tokenizer()).findall(text)
+
     def _text_ids(self, text: str) -> list[int]:
-        if _SURROGATES.search(text):
+        if not text.isascii() and _SURROGATES.search(text):
             text = _SURROGATES.sub("", text)
+        piece_ids = self._piece_ids
+        if "<|" not in text:  # no special token spelled out: the text is one segment
+            return [i for piece in self._split(text) for i in piece_ids(piece)]
         ids: list[int] = []
-        split = _pre_tokenizer().findall
         pos = 0
         for m in [*self._specials.finditer(text), None]:
             seg = text[pos : m.start() if m else len(text)]
             if seg:
-                for piece in split(normalize(seg)):
-                    if piece in _SPECIAL_PIECES:  # GPT-2's split inside ByteLevel cuts these three ways
-                        for part in _SPECIAL_PIECES[piece]:
-                            ids += self._piece_ids(part)
-                    else:
-                        ids += self._piece_ids(piece)
+                ids += [i for piece in self._split(seg) for i in piece_ids(piece)]
             if m:
                 ids.append(self._vocab[m.group()])
                 pos = m.end()

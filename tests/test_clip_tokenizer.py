@@ -307,3 +307,34 @@ def test_missing_merges_file_is_named(tmp_path, clip_files):
     with pytest.raises(BundleError, match="merges.txt is missing"):
         Bundle.load(root)
 
+
+
+def test_exporter_writes_a_tokenizer_section_the_runtime_loads(tmp_path, clip_files):
+    from finsta.export.bundle import ExportSpec, tokenizer_section  # torch: imported only here
+
+    def spec(**kw):
+        base = dict(family="stgt", name="t", preprocess=None, vocab_file=clip_files / "vocab.json", lowercase=True)
+        return ExportSpec(**{**base, "max_length": 77, "model_config": {}, **kw})
+
+    section, files = tokenizer_section(spec(tokenizer_kind="clip_bpe", merges_file=clip_files / "merges.txt"))
+    assert section == {"kind": "clip_bpe", "vocab": "vocab.json", "merges": "merges.txt", "max_length": 77}
+    assert files == {"vocab.json": clip_files / "vocab.json", "merges.txt": clip_files / "merges.txt"}
+    b = Bundle.load(_clip_bundle(tmp_path / "b", clip_files, lambda m: m.update(tokenizer=section)))
+    assert isinstance(b.tokenizer(), ClipBpeTokenizer)
+    with pytest.raises(ValueError, match="needs merges_file"):
+        tokenizer_section(spec(tokenizer_kind="clip_bpe"))
+    with pytest.raises(ValueError, match="tokenizer kind must be one of"):
+        tokenizer_section(spec(tokenizer_kind="bpe"))
+    with pytest.raises(FileNotFoundError, match="merges.txt"):
+        tokenizer_section(spec(tokenizer_kind="clip_bpe", merges_file=tmp_path / "merges.txt"))
+    section, files = tokenizer_section(spec(vocab_file=clip_files / "merges.txt"))  # any file: it only checks it is there
+    assert section["kind"] == "wordpiece" and list(files) == ["vocab.txt"]
+
+
+def test_ascii_fast_path_equals_the_full_pattern():
+    rng = random.Random(SEED)
+    alphabet = [chr(c) for c in range(128)] + [BOS, EOS, "'s", "'ll", "'re", "<|"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))).lower() for _ in range(3000)]
+    with replay_hint("ASCII fast path"):
+        for t in texts:
+            assert ct._ASCII_PRE_TOKENIZER.findall(t) == ct._pre_tokenizer().findall(t), ascii(t)

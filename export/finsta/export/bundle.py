@@ -29,6 +29,7 @@ from torch import nn
 from finsta_rt.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, sha256_file
 from finsta_rt.model import Model
 from finsta_rt.preprocess import Preprocess
+from finsta_rt.tokenizer import TOKENIZER_KINDS
 
 from .. import __version__
 from ..models.towers import Scorer, TextTower, VideoTower
@@ -53,10 +54,32 @@ class ExportSpec:
     family: str
     name: str
     preprocess: Preprocess
-    vocab_file: Path
+    vocab_file: Path  # wordpiece: vocab.txt; clip_bpe: vocab.json
     lowercase: bool
     max_length: int
     model_config: dict
+    tokenizer_kind: str = "wordpiece"  # one of finsta_rt.tokenizer.TOKENIZER_KINDS
+    merges_file: Path | None = None  # clip_bpe: merges.txt
+
+
+def tokenizer_section(spec: ExportSpec) -> tuple[dict, dict[str, Path]]:
+    """The manifest's tokenizer section and the files it names (bundle file name -> source file)."""
+    if spec.tokenizer_kind not in TOKENIZER_KINDS:
+        raise ValueError(f"tokenizer kind must be one of {TOKENIZER_KINDS}, got {spec.tokenizer_kind!r}")
+    if spec.tokenizer_kind == "clip_bpe":
+        if spec.merges_file is None:
+            raise ValueError("tokenizer kind clip_bpe needs merges_file (merges.txt) besides vocab_file (vocab.json)")
+        files = {"vocab.json": Path(spec.vocab_file), "merges.txt": Path(spec.merges_file)}
+        section = {"kind": "clip_bpe", "vocab": "vocab.json", "merges": "merges.txt", "max_length": spec.max_length}
+    else:
+        if spec.merges_file is not None:
+            raise ValueError(f"merges_file is only for tokenizer kind clip_bpe, not {spec.tokenizer_kind}")
+        files = {"vocab.txt": Path(spec.vocab_file)}
+        section = {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": spec.lowercase, "max_length": spec.max_length}
+    for name, src in files.items():
+        if not src.is_file():
+            raise FileNotFoundError(f"tokenizer file {src} ({name}) not found")
+    return section, files
 
 
 def default_bundle_dir(name: str, flavour: str) -> Path:
@@ -244,8 +267,7 @@ def export_bundle(
     out = Path(out_dir) if out_dir else default_bundle_dir(spec.name, flavour)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    if not spec.vocab_file.is_file():
-        raise FileNotFoundError(f"tokenizer vocabulary {spec.vocab_file} not found")
+    tokenizer, tokenizer_files = tokenizer_section(spec)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
@@ -266,7 +288,6 @@ def export_bundle(
         "finsta.exporter_version": __version__,
         "finsta.preprocess": json.dumps(spec.preprocess.to_dict()),
     }
-    tokenizer = {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": spec.lowercase, "max_length": spec.max_length}
 
     umask = os.umask(0)
     os.umask(umask)
@@ -281,7 +302,8 @@ def export_bundle(
             if name == "text":
                 meta["finsta.tokenizer"] = json.dumps(tokenizer)
             _finish(proto, flavour, meta, tmp / f"{name}.onnx")
-        shutil.copyfile(spec.vocab_file, tmp / "vocab.txt")
+        for name, src in tokenizer_files.items():
+            shutil.copyfile(src, tmp / name)
 
         manifest = {
             "format": FORMAT,
@@ -306,7 +328,7 @@ def export_bundle(
                 for name, gs in graphs.items()
             },
             "model": spec.model_config,
-            "files": {f: sha256_file(tmp / f) for f in ("video.onnx", "text.onnx", "scorer.onnx", "vocab.txt")},
+            "files": {f: sha256_file(tmp / f) for f in ("video.onnx", "text.onnx", "scorer.onnx", *tokenizer_files)},
         }
         (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
         if verify:
