@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from ..export.run import ExportParts
-from ..losses import csal_loss, itc_loss
+from ..losses import csal_loss
 from ..models.bridge import build_bridge
 from ..models.stgt import STGTConfig, STGTHeads, similarity
 from ..models.towers import TextTower, VideoTower
-from ..train.batching import encode_text_rows, feature_batch
+from ..train.batching import encode_text_rows, feature_batch, hard_rows, itc_loss_masked, same_segment
 from ..train.config import TrainConfig, check_model
 from ..train.features import Backbones, FeatureSet, build_backbones
 from ..train.fit import fit, read_checkpoint
-from ..train.metrics import retrieval_metrics
+from ..train.metrics import split_metrics
 from ..train.setup import TrainResult, backbones_and_features, start_run
 from .base import Family, RunPath, spec_for
 
@@ -68,17 +68,14 @@ def embed_split(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> tuple[torc
     return torch.cat(zv), torch.cat(zt)
 
 
-def embedding_metrics(zv: torch.Tensor, zt: torch.Tensor) -> dict[str, float]:
-    """Retrieval metrics of query embeddings zv [N, Q, E] and texts zt [N, 3, E] (max over queries)."""
-    own = torch.stack([similarity(zv[i : i + 1], zt[i])[:, 0] for i in range(len(zv))])  # [N, 3]
-    return retrieval_metrics(similarity(zv, zt[:, 0]), own)
-
-
 @torch.no_grad()
 def evaluate(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> dict[str, float]:
-    """Held-out text->video recall, and how often the true caption beats each hard negative."""
+    """Held-out text->video recall, and how often the true caption beats each hard negative (part by part:
+    finsta.train.metrics.split_metrics)."""
     heads.eval()
-    m = embedding_metrics(*embed_split(heads, fs, batch))
+    zv, zt = embed_split(heads, fs, batch)
+    own = torch.stack([similarity(zv[i : i + 1], zt[i])[:, 0] for i in range(len(zv))])  # [N, 3]
+    m = split_metrics(fs, similarity(zv, zt[:, 0]), own)
     heads.train()
     return m
 
@@ -93,16 +90,22 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     csal = lambda epoch: o.loss == "csal" and epoch >= o.csal_after * o.epochs  # noqa: E731
 
     def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        idx = np.sort(idx)  # feature_batch's row order
         tokens, text, mask = feature_batch(train_fs, idx)
         zv, _ = heads.video(tokens)
         zt_all = encode_text_rows(heads.text, text, mask)  # [B, 3, E]
         zt = zt_all[:, 0]
         sim = similarity(zv, zt)
         temp = heads.temperature
-        loss = csal_loss(sim, zv, zt, temp) if csal(epoch) else itc_loss(sim, temp)
-        if o.hard_negatives:  # the video must prefer its caption over its swapped versions
-            own = torch.einsum("bqe,bke->bkq", zv, zt_all).amax(dim=-1)
-            loss = loss + F.cross_entropy(own / temp, torch.zeros(len(idx), dtype=torch.long))
+        same = same_segment(train_fs, idx)  # other captions of a row's segment are no negatives
+        if csal(epoch) and same is None:
+            loss = csal_loss(sim, zv, zt, temp)
+        else:  # CSAL's negatives are the batch's other rows: with repeated segments, masked ITC instead
+            loss = itc_loss_masked(sim, temp, same)
+        hard = hard_rows(train_fs, idx)
+        if o.hard_negatives and bool(hard.any()):  # a video prefers its caption over its swapped versions
+            own = torch.einsum("bqe,bke->bkq", zv, zt_all).amax(dim=-1)[hard]
+            loss = loss + F.cross_entropy(own / temp, torch.zeros(len(own), dtype=torch.long))
         return loss, {}
 
     fitted = fit(
