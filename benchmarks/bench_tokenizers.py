@@ -67,7 +67,9 @@ def main() -> None:
             from transformers import CLIPTokenizer
 
             wp = tokenizers.Tokenizer.from_file(str(next(minilm.rglob("tokenizer.json"))))
-            rows.append(("wordpiece (Rust tokenizers)", 0.0, rate(wp.encode_batch, texts), rate(wp.encode_batch, texts)))
+            rows.append(
+                ("wordpiece (Rust tokenizers)", 0.0, rate(wp.encode_batch, texts), rate(wp.encode_batch, texts))
+            )
             ref = CLIPTokenizer.from_pretrained(tmp)
             call = lambda b: ref(b, padding="max_length", truncation=True, max_length=77)  # noqa: E731
             rows.append(("clip_bpe (transformers CLIPTokenizer)", 0.0, rate(call, texts), rate(call, texts)))

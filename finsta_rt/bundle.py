@@ -317,23 +317,25 @@ def _check_io(sc: _Schema, graphs: dict[str, GraphSpec]) -> None:
 def _tokenizer(sc: _Schema, root: Path, v: Any) -> TokenizerSpec:
     """The tokenizer section: its kind (default wordpiece), its files (inside the bundle), max_length."""
     tok = sc.mapping(v, "tokenizer", required=("vocab", "max_length"), allowed=TOKENIZER_KEYS)
-    kind = sc.string(tok.get("kind", "wordpiece"), "tokenizer.kind", choices=TOKENIZER_KINDS)
+    kind = sc.string(tok.get("kind", "wordpiece"), "tokenizer.kind")
+    if kind not in TOKENIZER_KINDS:
+        raise BundleError(f"{sc.where}: tokenizer.kind {kind!r} is not one of {', '.join(TOKENIZER_KINDS)}")
     lowercase = sc.boolean(tok.get("lowercase", True), "tokenizer.lowercase")
     merges = None
     if kind == "clip_bpe":
         if "merges" not in tok:
-            raise BundleError(f"{sc.where}: tokenizer.merges is missing (kind clip_bpe reads vocab.json and merges.txt)")
+            raise BundleError(f"{sc.where}: tokenizer.merges is missing (kind clip_bpe reads a vocab and merges)")
         merges = _inside(root, sc.string(tok["merges"], "tokenizer.merges"), "tokenizer.merges")
         if not lowercase:
-            raise BundleError(f"{sc.where}: tokenizer.lowercase must be true for kind clip_bpe (CLIP always lower-cases)")
+            raise BundleError(f"{sc.where}: tokenizer.lowercase must be true for kind clip_bpe (CLIP lower-cases)")
     elif "merges" in tok:
         raise BundleError(f"{sc.where}: tokenizer.merges is only for kind clip_bpe, not {kind}")
     return TokenizerSpec(
         kind,
         _inside(root, sc.string(tok["vocab"], "tokenizer.vocab"), "tokenizer.vocab"),
         lowercase,
-        # 2: room for the start and end tokens ([CLS]/[SEP], <|startoftext|>/<|endoftext|>)
-        sc.integer(tok["max_length"], "tokenizer.max_length", lo=2, hi=1 << 20),
+        # 1 as the C++ loader (the tokenizers refuse < 2 themselves: room for the start and end tokens)
+        sc.integer(tok["max_length"], "tokenizer.max_length", lo=1, hi=1 << 20),
         merges,
     )
 
@@ -430,9 +432,9 @@ class Bundle:
         for g in bundle.graphs.values():
             if g.path not in bundle.files:
                 raise BundleError(f"{mpath}: graph file {g.path.name} has no sha256 in 'files'")
-        for f in bundle.tokenizer_spec.files:
-            if f not in bundle.files:
-                raise BundleError(f"{mpath}: tokenizer file {f.name} has no sha256 in 'files'")
+        for what, f in (("vocab", bundle.tokenizer_spec.vocab), ("merges", bundle.tokenizer_spec.merges)):
+            if f is not None and f not in bundle.files:
+                raise BundleError(f"{mpath}: tokenizer {what} {f.name} has no sha256 in 'files'")
         if verify:
             for full, digest in bundle.files.items():
                 if not full.is_file():

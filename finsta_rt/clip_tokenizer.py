@@ -129,7 +129,9 @@ def letter_number_ranges() -> tuple[list[tuple[int, int]], list[tuple[int, int]]
 
 def class_body(ranges: list[tuple[int, int]]) -> str:
     """A regex character-class body (what goes between [ and ]) matching exactly ``ranges``."""
-    return "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+    return "".join(
+        re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges
+    )
 
 
 @functools.cache
@@ -137,9 +139,8 @@ def _pre_tokenizer() -> re.Pattern[str]:
     """CLIP's split regex with \\p{L}, \\p{N} and \\s spelled out (built once, ~0.4 s, on first use)."""
     letters, numbers = map(class_body, letter_number_ranges())
     space = re.escape(_WHITESPACE)
-    return re.compile(
-        rf"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[{letters}]+|[{numbers}]|[^{space}{letters}{numbers}]+"
-    )
+    specials_and_contractions = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d"
+    return re.compile(rf"{specials_and_contractions}|[{letters}]+|[{numbers}]|[^{space}{letters}{numbers}]+")
 
 
 # _pre_tokenizer() restricted to ASCII text: \\p{L} there is [A-Za-z], \\p{N} is [0-9], \\s is \\t\\n\\v\\f\\r and " ".
@@ -215,7 +216,9 @@ class ClipBpeTokenizer:
             if len(pair) != 2 or not all(isinstance(s, str) and s for s in pair):
                 raise TokenizerError(f"{source}: merge {rank + 1} {pair!r} is not two non-empty symbols")
             if "".join(pair) not in self._vocab:
-                raise TokenizerError(f"{source}: merge {rank + 1} {' '.join(pair)!r} makes a token not in the vocabulary")
+                raise TokenizerError(
+                    f"{source}: merge {rank + 1} {' '.join(pair)!r} makes a token not in the vocabulary"
+                )
             self._ranks.setdefault((pair[0], pair[1]), rank)  # a repeated merge keeps its first (lowest) rank
         self.max_length = self._check_max_length(max_length)
         self._specials = re.compile(re.escape(BOS) + "|" + re.escape(EOS))
@@ -223,9 +226,7 @@ class ClipBpeTokenizer:
         self._piece_ids = functools.lru_cache(maxsize=1 << 16)(self._piece_ids_uncached)
 
     @classmethod
-    def from_files(
-        cls, vocab_json: str | PathLike[str], merges_txt: str | PathLike[str], **kwargs
-    ) -> ClipBpeTokenizer:
+    def from_files(cls, vocab_json: str | PathLike[str], merges_txt: str | PathLike[str], **kwargs) -> ClipBpeTokenizer:
         """Read CLIPTokenizer's ``save_pretrained`` files: vocab.json (token -> id) and merges.txt (one
         "a b" merge per line in rank order, after an optional ``#version`` header line)."""
         vpath, mpath = Path(vocab_json), Path(merges_txt)
@@ -258,7 +259,9 @@ class ClipBpeTokenizer:
         vocab = {t: i for t, i in sorted(self._vocab.items(), key=lambda kv: kv[1])}
         (d / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         merges = sorted(self._ranks, key=self._ranks.__getitem__)
-        (d / "merges.txt").write_text("\n".join([MERGES_HEADER, *(f"{a} {b}" for a, b in merges)]) + "\n", encoding="utf-8")
+        (d / "merges.txt").write_text(
+            "\n".join([MERGES_HEADER, *(f"{a} {b}" for a, b in merges)]) + "\n", encoding="utf-8"
+        )
         return d / "vocab.json", d / "merges.txt"
 
     # -- properties -----------------------------------------------------------------------------
@@ -395,7 +398,9 @@ class ClipBpeTokenizer:
         return int(max_length)
 
     def __repr__(self) -> str:
-        return f"ClipBpeTokenizer(vocab_size={self.vocab_size}, merges={len(self._ranks)}, max_length={self.max_length})"
+        return (
+            f"ClipBpeTokenizer(vocab_size={self.vocab_size}, merges={len(self._ranks)}, max_length={self.max_length})"
+        )
 
 
 def _read_text(path: Path, what: str) -> str:

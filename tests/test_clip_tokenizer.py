@@ -259,7 +259,8 @@ def _clip_bundle(root: Path, clip_files: Path, edit=None) -> Path:
 
 def test_bundle_serves_clip_bpe(tmp_path, clip_files, ref):
     b = Bundle.load(_clip_bundle(tmp_path / "b", clip_files))
-    assert b.tokenizer_spec.kind == "clip_bpe" and [f.name for f in b.tokenizer_spec.files] == ["vocab.json", "merges.txt"]
+    assert b.tokenizer_spec.kind == "clip_bpe"
+    assert [f.name for f in b.tokenizer_spec.files] == ["vocab.json", "merges.txt"]
     t = b.tokenizer()
     assert isinstance(t, ClipBpeTokenizer) and isinstance(from_bundle(b), ClipBpeTokenizer)
     ids, _ = t(["A Photo of a CAT"])
@@ -284,14 +285,17 @@ def test_bundle_without_kind_is_wordpiece(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda m: m["tokenizer"].update(kind="sentencepiece"), "tokenizer.kind must be one of wordpiece, clip_bpe"),
+        (
+            lambda m: m["tokenizer"].update(kind="sentencepiece"),
+            "tokenizer.kind 'sentencepiece' is not one of wordpiece, clip_bpe",
+        ),
         (lambda m: m["tokenizer"].pop("merges"), "tokenizer.merges is missing"),
         (lambda m: m["tokenizer"].update(merges="../merges.txt"), "tokenizer.merges '../merges.txt' leaves the bundle"),
         (lambda m: m["tokenizer"].update(merges="/etc/passwd"), "tokenizer.merges '/etc/passwd' leaves the bundle"),
         (lambda m: m["tokenizer"].update(merges=["merges.txt"]), "tokenizer.merges must be a non-empty string"),
-        (lambda m: m["files"].pop("merges.txt"), "tokenizer file merges.txt has no sha256 in 'files'"),
+        (lambda m: m["files"].pop("merges.txt"), "tokenizer merges merges.txt has no sha256 in 'files'"),
         (lambda m: m["tokenizer"].update(lowercase=False), "tokenizer.lowercase must be true for kind clip_bpe"),
-        (lambda m: m["tokenizer"].update(max_length=1), r"tokenizer.max_length must be an integer in \[2,"),
+        (lambda m: m["tokenizer"].update(max_length=0), r"tokenizer.max_length must be an integer in \[1,"),
         (lambda m: m["tokenizer"].update(vocabulary="x"), "tokenizer.vocabulary is not a known key"),
         (lambda m: m["tokenizer"].update(kind="wordpiece"), "tokenizer.merges is only for kind clip_bpe"),
     ],
@@ -301,12 +305,17 @@ def test_bad_clip_bundle_names_the_key(tmp_path, clip_files, edit, message):
         Bundle.load(_clip_bundle(tmp_path / "b", clip_files, edit))
 
 
+def test_too_short_max_length_is_refused_when_the_tokenizer_is_built(tmp_path, clip_files):
+    b = Bundle.load(_clip_bundle(tmp_path / "b", clip_files, lambda m: m["tokenizer"].update(max_length=1)))
+    with pytest.raises(ValueError, match="max_length must be an integer >= 2"):
+        b.tokenizer()
+
+
 def test_missing_merges_file_is_named(tmp_path, clip_files):
     root = _clip_bundle(tmp_path / "b", clip_files)
     (root / "merges.txt").unlink()
     with pytest.raises(BundleError, match="merges.txt is missing"):
         Bundle.load(root)
-
 
 
 def test_exporter_writes_a_tokenizer_section_the_runtime_loads(tmp_path, clip_files):
@@ -327,7 +336,8 @@ def test_exporter_writes_a_tokenizer_section_the_runtime_loads(tmp_path, clip_fi
         tokenizer_section(spec(tokenizer_kind="bpe"))
     with pytest.raises(FileNotFoundError, match="merges.txt"):
         tokenizer_section(spec(tokenizer_kind="clip_bpe", merges_file=tmp_path / "merges.txt"))
-    section, files = tokenizer_section(spec(vocab_file=clip_files / "merges.txt"))  # any file: it only checks it is there
+    # wordpiece: any existing file will do here (the section only names it)
+    section, files = tokenizer_section(spec(vocab_file=clip_files / "merges.txt"))
     assert section["kind"] == "wordpiece" and list(files) == ["vocab.txt"]
 
 

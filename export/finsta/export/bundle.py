@@ -75,7 +75,8 @@ def tokenizer_section(spec: ExportSpec) -> tuple[dict, dict[str, Path]]:
         if spec.merges_file is not None:
             raise ValueError(f"merges_file is only for tokenizer kind clip_bpe, not {spec.tokenizer_kind}")
         files = {"vocab.txt": Path(spec.vocab_file)}
-        section = {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": spec.lowercase, "max_length": spec.max_length}
+        section = {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": spec.lowercase}
+        section["max_length"] = spec.max_length
     for name, src in files.items():
         if not src.is_file():
             raise FileNotFoundError(f"tokenizer file {src} ({name}) not found")
