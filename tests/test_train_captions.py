@@ -316,6 +316,12 @@ def stgt_captions_run(tmp_path_factory) -> tuple[Path, object]:
     return tmp, train(parse_config(raw))
 
 
+def finsta_config(tmp: Path, **extra) -> dict:
+    """Small Finsta heads on the STGT host of ``stgt_captions_run``."""
+    model = {"dim": 32, "heads": 4, "slots": 2, "text_layers": 1, "max_nodes": 8}
+    return config(tmp, "finsta", host=str(tmp / "stgt"), model=model, **extra)
+
+
 def test_stgt_trains_on_real_clips_and_its_bundle_reproduces_pytorch(stgt_captions_run):
     tmp, result = stgt_captions_run
     assert result.epochs == 2 and np.isfinite(result.metrics["r1"])
@@ -325,13 +331,7 @@ def test_stgt_trains_on_real_clips_and_its_bundle_reproduces_pytorch(stgt_captio
 
 def test_finsta_trains_on_an_stgt_host_trained_on_real_clips(stgt_captions_run):
     tmp, _ = stgt_captions_run
-    raw = config(
-        tmp,
-        "finsta",
-        host=str(tmp / "stgt"),
-        model={"dim": 32, "heads": 4, "slots": 2, "text_layers": 1, "max_nodes": 8},
-    )
-    result = train(parse_config(raw))
+    result = train(parse_config(finsta_config(tmp)))
     m = result.metrics
     assert m["videos"] == 2 and m["segments"] == 4 and m["chance_r1"] == 0.5  # video-level held-out recall
     assert "order_acc" not in m and "host_r1" in m  # captions have no swapped negatives
@@ -340,13 +340,7 @@ def test_finsta_trains_on_an_stgt_host_trained_on_real_clips(stgt_captions_run):
 
 def test_finsta_trains_on_synthetic_and_real_clips_together(stgt_captions_run):
     tmp, _ = stgt_captions_run
-    raw = config(
-        tmp,
-        "finsta",
-        host=str(tmp / "stgt"),
-        output=str(tmp / "finsta-mixed"),
-        model={"dim": 32, "heads": 4, "slots": 2, "text_layers": 1, "max_nodes": 8},
-    )
+    raw = finsta_config(tmp, output=str(tmp / "finsta-mixed"))
     raw["data"] = {
         "kind": "mixed",
         "frames": FRAMES,

@@ -61,6 +61,8 @@ def test_captions_and_mixed_configs_parse_resolve_paths_and_round_trip(tmp_path)
     for path in (CAPTIONS, MIXED, "configs/finsta_captions.yaml", "configs/svilm_captions.yaml"):
         cfg = load_config(path)
         assert parse_config(cfg.to_dict()).data == cfg.data  # what a checkpoint stores reads back the same
+    # a synthetic section stores what it stored before data kinds existed: older runs still resume
+    assert set(load_config(BASE).to_dict()["data"]) == {"kind", "train", "val", "seed", "val_seed", "frames", "size"}
     d = load_config(CAPTIONS).data
     assert (d.kind, d.train, d.frames) == ("captions", str(Path("datasets/real_clips/train.jsonl").resolve()), 8)
     parts = load_config(MIXED).data.parts

@@ -411,9 +411,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     synthetic = next((p for p in val_fs.parts if p.kind == "synthetic"), None)
     truth = None if synthetic is None else ground_truth(cfg, "val", scfg.grid, offset=synthetic.start)
     log.info(
-        "noun phrases (%d train, %d val unique) and held-out object masks in %.0f s",
+        "noun phrases (%d train, %d val unique) and %s in %.0f s",
         len(train_nouns.phrases),
         len(val_nouns.phrases),
+        "no held-out object masks (no synthetic part)" if truth is None else "held-out object masks",
         time.monotonic() - t0,
     )
 

@@ -66,7 +66,11 @@ class DataConfig:
         if self.kind == "mixed":
             return {"kind": "mixed", "frames": self.frames, "parts": [p.to_dict() for p in self.parts]}
         keys = SYNTHETIC_KEYS if self.kind == "synthetic" else CAPTION_KEYS
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in keys}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name in keys}
+        for k, default in (("name", self.kind), ("repeat", 1)):  # at their defaults: as checkpoints before parts
+            if out[k] == default:
+                del out[k]
+        return out
 
 
 SYNTHETIC_KEYS = {"kind", "train", "val", "seed", "val_seed", "frames", "size", "name", "repeat"}
