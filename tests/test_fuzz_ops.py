@@ -1,8 +1,9 @@
 """A short run of the op fuzzer (benchmarks/fuzz_ops.py) on the ASan/UBSan library (make ops-asan).
 
 Random valid and invalid shapes, dtypes, attribute values and types, NaN and inf values for all
-three ops, each case in a worker subprocess so that a crash or a sanitizer report is counted, not
-fatal. Valid cases must equal the float64 reference, invalid ones must raise an ORT error, and a
+three ops (unknown attribute names too, refused by the loaders' model check), each case in a worker
+subprocess so that a crash or a sanitizer report is counted, not fatal. Valid cases must equal the
+float64 reference, invalid ones must raise an error (the model check's or ORT's), and a
 non-finite value must reach every output it touches (docs/ops.md). Fresh cases each run;
 FINSTA_TEST_SEED=<printed seed> replays them (the longer run: python benchmarks/fuzz_ops.py --n 100000).
 """
