@@ -1,5 +1,5 @@
-// The op library's entry points: RegisterCustomOps (called by ORT) and FinstaOpsInfo (called by
-// finsta_rt to detect a stale library). The ops, the domain and its version come from the op table
+// The op library's entry points: RegisterCustomOps (called by ORT), FinstaOpsInfo (called by
+// finsta_rt to detect a stale library) and FinstaCheckModel (the loaders' attribute-name check). The ops, the domain and its version come from the op table
 // (common/op_table.h); each execution provider folder registers its kernels (cpu/register_ops.cc,
 // cuda/register_ops.cc), as ONNX Runtime's custom_op_library sample does. The CUDA library
 // registers every op for both the CPU and the CUDA execution providers: a CUDA-only registration
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model_check.h"
 #include "common/op_table.h"  // ORT_API_MANUAL_INIT comes from CMake: no libonnxruntime link
 
 #ifndef FINSTA_VERSION
@@ -56,6 +57,20 @@ __attribute__((visibility("default"))) const char* FinstaOpsInfo() {
                                   finsta::kDomain + " opset=" + std::to_string(finsta::kDomainVersion) +
                                   " ops=" + finsta::OpNames();
   return info.c_str();
+}
+
+// nullptr when every finsta node of the serialized ModelProto `data` carries only attributes its op
+// reads, else why not: "STGraphAttention: node 'n' has unknown attribute 'frame_radiuss' (...)".
+// The message stays valid until the calling thread calls again. finsta_rt and the C++ runtime
+// call it before they create a session (docs/ops.md); an app that embeds the library can too.
+__attribute__((visibility("default"))) const char* FinstaCheckModel(const void* data, size_t size) {
+  static thread_local std::string error;
+  try {
+    error = data || size == 0 ? finsta::model_check::CheckModel(data, size) : "no model data (a null pointer)";
+  } catch (const std::exception& e) {  // std::bad_alloc: never across the C ABI
+    error = std::string("cannot check the model: ") + e.what();
+  }
+  return error.empty() ? nullptr : error.c_str();
 }
 
 }  // extern "C"

@@ -63,6 +63,17 @@ def test_cpu_library_has_no_cuda_or_onnxruntime_dependency():
     assert "libcudart" not in needed and "onnxruntime" not in needed, needed
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_library_exports_only_its_entry_points(device):
+    """Hidden visibility for C++ and CUDA objects alike: an app that links other code with the same
+    symbol names (e.g. another build of our kernels) must not get ours."""
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(finsta_rt.library_path(device))], capture_output=True, text=True, check=True
+    ).stdout
+    text_symbols = sorted(line.split()[-1] for line in out.splitlines() if line.split()[1:2] == ["T"])
+    assert text_symbols == ["FinstaCheckModel", "FinstaOpsInfo", "RegisterCustomOps"], text_symbols
+
+
 def _st_model():
     return st_graph_attention_model(tokens_per_frame=2, frame_radius=0, sim_threshold=-1.0)
 

@@ -4,7 +4,7 @@
 // OrtNode that Node_GetAttributes reads, and ORT's schema check accepts any attribute on a custom
 // op), so a kernel cannot see a misspelt or extra attribute. The loaders check the file
 // before they create a session instead: finsta_rt (finsta_rt/op_check.py) and the C++ runtime
-// (runtime/src/op_check.h), through the library's FinstaCheckModel (cpu/register_ops.cc). A bare
+// (runtime/src/op_check.h), through the library's FinstaCheckModel (register.cc). A bare
 // ORT session that only registers the library does not run this check.
 //
 // The reader walks the protobuf wire format of onnx.ModelProto with bounds checks on every read
