@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .preprocess import Preprocess
-from .tokenizer import TOKENIZER_KINDS, from_bundle
+from .tokenizer import TOKENIZER_KINDS, WordPieceTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,17 @@ def _tokenizer(sc: _Schema, root: Path, v: Any) -> TokenizerSpec:
     )
 
 
+def tokenizer_from_spec(spec: TokenizerSpec):
+    """The one factory of runtime tokenizers: the tokenizer a bundle's tokenizer section states."""
+    if spec.kind == "clip_bpe":
+        from .clip_tokenizer import ClipBpeTokenizer  # its \\p classes are built on first use
+
+        return ClipBpeTokenizer.from_files(spec.vocab, spec.merges, max_length=spec.max_length)
+    if spec.kind == "wordpiece":
+        return WordPieceTokenizer.from_vocab_file(spec.vocab, lowercase=spec.lowercase, max_length=spec.max_length)
+    raise BundleError(f"tokenizer kind {spec.kind!r} is not one of {', '.join(TOKENIZER_KINDS)}")
+
+
 class Bundle:
     """A loaded, verified bundle. ``Bundle.load(path)`` is the one way to get one."""
 
@@ -452,8 +463,8 @@ class Bundle:
         return bundle
 
     def tokenizer(self):
-        """The tokenizer this bundle's text graph was trained with (tokenizer.from_bundle)."""
-        return from_bundle(self)
+        """The tokenizer this bundle's text graph was trained with (``tokenizer_from_spec``)."""
+        return tokenizer_from_spec(self.tokenizer_spec)
 
     def __repr__(self) -> str:
         return f"Bundle({str(self.root)!r}, family={self.family!r}, flavour={self.flavour!r})"

@@ -28,13 +28,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .bundle import Bundle
-    from .clip_tokenizer import ClipBpeTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -507,17 +502,8 @@ class WordPieceTokenizer:
         )
 
 
-# The tokenizer kinds a bundle may state (docs/bundle.md); one loader each, in from_bundle.
+
+# The tokenizer kinds a bundle may state (docs/bundle.md); finsta_rt.bundle.tokenizer_from_spec builds each.
+# This module imports no sibling (runtime/tools/gen_unicode_tables.py loads it by path, and
+# clip_tokenizer imports it), so the factory lives in bundle.py.
 TOKENIZER_KINDS = ("wordpiece", "clip_bpe")
-
-
-def from_bundle(bundle: Bundle) -> WordPieceTokenizer | ClipBpeTokenizer:
-    """The tokenizer a bundle states in its tokenizer section: the one way the runtime builds one."""
-    spec = bundle.tokenizer_spec
-    if spec.kind == "clip_bpe":
-        from .clip_tokenizer import ClipBpeTokenizer  # imports this module: loaded on first use
-
-        return ClipBpeTokenizer.from_files(spec.vocab, spec.merges, max_length=spec.max_length)
-    if spec.kind == "wordpiece":
-        return WordPieceTokenizer.from_vocab_file(spec.vocab, lowercase=spec.lowercase, max_length=spec.max_length)
-    raise TokenizerError(f"tokenizer kind {spec.kind!r} is not one of {TOKENIZER_KINDS}")

@@ -24,9 +24,9 @@ from tokenizers import Regex, normalizers  # the reference's regex engine (Onigu
 from transformers import CLIPTokenizer  # the reference; `make venv` installs it (extra hf)
 
 from finsta_rt import clip_tokenizer as ct
-from finsta_rt.bundle import Bundle, BundleError
+from finsta_rt.bundle import Bundle, BundleError, tokenizer_from_spec
 from finsta_rt.clip_tokenizer import BOS, EOS, ClipBpeTokenizer, open_clip_vocab
-from finsta_rt.tokenizer import TokenizerError, WordPieceTokenizer, from_bundle
+from finsta_rt.tokenizer import TokenizerError, WordPieceTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 # open_clip's merges file, read as data (open_clip itself is never imported: it needs ftfy and torch)
@@ -262,7 +262,7 @@ def test_bundle_serves_clip_bpe(tmp_path, clip_files, ref):
     assert b.tokenizer_spec.kind == "clip_bpe"
     assert [f.name for f in b.tokenizer_spec.files] == ["vocab.json", "merges.txt"]
     t = b.tokenizer()
-    assert isinstance(t, ClipBpeTokenizer) and isinstance(from_bundle(b), ClipBpeTokenizer)
+    assert isinstance(t, ClipBpeTokenizer) and isinstance(tokenizer_from_spec(b.tokenizer_spec), ClipBpeTokenizer)
     ids, _ = t(["A Photo of a CAT"])
     assert ids[0].tolist() == ref("A Photo of a CAT")["input_ids"]
 
