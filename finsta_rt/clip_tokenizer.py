@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tokenizer import PADDING_MODES, TokenizerError, _lower_per_char, _parse_ranges
+from .tokenizer import BatchEncoder, TokenizerError, _lower_per_char, _parse_ranges, check_vocab
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,9 @@ def open_clip_vocab(bpe_gz: str | PathLike[str]) -> tuple[dict[str, int], list[t
     return {t: i for i, t in enumerate(tokens)}, merges  # type: ignore[return-value]
 
 
-class ClipBpeTokenizer:
-    """CLIP byte-level BPE: ``tok(texts) -> (input_ids, attention_mask)``, int64 [N, S]; ``eot_positions``."""
+class ClipBpeTokenizer(BatchEncoder):
+    """CLIP byte-level BPE: ``tok(texts) -> (input_ids, attention_mask)``, int64 [N, S], padded with
+    <|endoftext|> (CLIP's text towers take max_length 77); ``eot_positions`` where they pool."""
 
     def __init__(
         self,
@@ -191,17 +192,7 @@ class ClipBpeTokenizer:
         source: str = "vocab",
     ) -> None:
         """``source`` names the files in error messages."""
-        if not isinstance(vocab, dict) or not vocab:
-            raise TokenizerError(f"{source}: the vocabulary is empty or not a dict")
-        ids_seen: dict[int, str] = {}
-        for token, idx in vocab.items():
-            if not isinstance(token, str) or not token:
-                raise TokenizerError(f"{source}: token {token!r} is not a non-empty string")
-            if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool) or idx < 0:
-                raise TokenizerError(f"{source}: token {token!r} has id {idx!r}, not a non-negative integer")
-            if int(idx) in ids_seen:
-                raise TokenizerError(f"{source}: tokens {ids_seen[int(idx)]!r} and {token!r} share id {idx}")
-            ids_seen[int(idx)] = token
+        ids_seen = check_vocab(vocab, source)
         for tok in (BOS, EOS):
             if tok not in vocab:
                 raise TokenizerError(f"{source}: the special token {tok!r} is not in the vocabulary")
@@ -350,31 +341,6 @@ class ClipBpeTokenizer:
             raise TypeError(f"text must be str, got {type(text).__name__}")
         limit = self.max_length if max_length is None else self._check_max_length(max_length)
         return [self.bos_id, *self._text_ids(text)[: limit - 2], self.eos_id]
-
-    def __call__(
-        self, texts: str | Sequence[str], max_length: int | None = None, padding: str = "longest"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Encode a text or a batch: (input_ids, attention_mask), int64 [N, S], padded on the right
-        with <|endoftext|>. ``padding="longest"`` pads to this batch's longest row, ``"max_length"`` to
-        max_length (CLIP's text towers take 77)."""
-        if padding not in PADDING_MODES:
-            raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
-        if isinstance(texts, str):
-            texts = [texts]
-        elif not isinstance(texts, Sequence):
-            raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
-        limit = self.max_length if max_length is None else self._check_max_length(max_length)
-        rows = [self.encode(t, limit) for t in texts]
-        width = limit if padding == "max_length" else max((len(r) for r in rows), default=0)
-        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            input_ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
-        return input_ids, mask
 
     def eot_positions(self, input_ids: np.ndarray) -> np.ndarray:
         """Where a CLIP text tower pools, int64 [N]: each row's first <|endoftext|>, as transformers'

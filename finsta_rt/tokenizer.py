@@ -198,7 +198,63 @@ def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", text) if not _is_nonspacing_mark(c))
 
 
-class WordPieceTokenizer:
+def check_vocab(vocab: dict[str, int], source: str) -> dict[int, str]:
+    """id -> token of a token -> id vocabulary, refusing what no tokenizer can use (names ``source``)."""
+    if not isinstance(vocab, dict) or not vocab:
+        raise TokenizerError(f"{source}: the vocabulary is empty or not a dict")
+    ids_seen: dict[int, str] = {}
+    for token, idx in vocab.items():
+        if not isinstance(token, str) or not token:
+            raise TokenizerError(f"{source}: token {token!r} is not a non-empty string")
+        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool) or idx < 0:
+            raise TokenizerError(f"{source}: token {token!r} has id {idx!r}, not a non-negative integer")
+        if int(idx) in ids_seen:
+            raise TokenizerError(f"{source}: tokens {ids_seen[int(idx)]!r} and {token!r} share id {idx}")
+        ids_seen[int(idx)] = token
+    return ids_seen
+
+
+class BatchEncoder:
+    """The batch call every runtime tokenizer shares; a subclass gives ``encode(text, max_length)``
+    (start token, ids, end token, already cut), ``max_length``, ``pad_id`` and ``_check_max_length``."""
+
+    max_length: int
+    pad_id: int
+
+    def encode(self, text: str, max_length: int | None = None) -> list[int]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_max_length(max_length: int) -> int:
+        raise NotImplementedError
+
+    def __call__(
+        self, texts: str | Sequence[str], max_length: int | None = None, padding: str = "longest"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode a text or a batch: (input_ids, attention_mask), int64 [N, S], padded on the right
+        with the pad token (mask 0). ``padding="longest"`` pads to the longest row of this batch,
+        ``"max_length"`` to max_length."""
+        if padding not in PADDING_MODES:
+            raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
+        if isinstance(texts, str):
+            texts = [texts]
+        elif not isinstance(texts, Sequence):
+            raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
+        limit = self.max_length if max_length is None else self._check_max_length(max_length)
+        rows = [self.encode(t, limit) for t in texts]
+        width = limit if padding == "max_length" else max((len(r) for r in rows), default=0)
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return input_ids, mask
+
+
+class WordPieceTokenizer(BatchEncoder):
     """BERT uncased WordPiece tokenizer: ``tok(texts) -> (input_ids, attention_mask)``, int64 [N, S]."""
 
     def __init__(
@@ -219,17 +275,7 @@ class WordPieceTokenizer:
         """``special_tokens``: tokens matched verbatim in the raw text and never split; default the
         unk/cls/sep/pad tokens plus "[MASK]" when the vocab has it, as BERT's tokenizer.json does.
         ``source`` names the vocabulary in error messages."""
-        if not isinstance(vocab, dict) or not vocab:
-            raise TokenizerError(f"{source}: the vocabulary is empty or not a dict")
-        ids_seen: dict[int, str] = {}
-        for token, idx in vocab.items():
-            if not isinstance(token, str) or not token:
-                raise TokenizerError(f"{source}: token {token!r} is not a non-empty string")
-            if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool) or idx < 0:
-                raise TokenizerError(f"{source}: token {token!r} has id {idx!r}, not a non-negative integer")
-            if int(idx) in ids_seen:
-                raise TokenizerError(f"{source}: tokens {ids_seen[int(idx)]!r} and {token!r} share id {idx}")
-            ids_seen[int(idx)] = token
+        ids_seen = check_vocab(vocab, source)
         for name, tok in (("unk", unk_token), ("cls", cls_token), ("sep", sep_token), ("pad", pad_token)):
             if tok not in vocab:
                 raise TokenizerError(f"{source}: the {name} token {tok!r} is not in the vocabulary")
@@ -460,32 +506,6 @@ class WordPieceTokenizer:
         if tuple(idx for idx, _, _ in pieces) != want:  # not attributable per character: whole chunk
             pieces = [(idx, 0, len(chunk)) for idx in want]
         return pieces
-
-    def __call__(
-        self, texts: str | Sequence[str], max_length: int | None = None, padding: str = "longest"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Encode a text or a batch: (input_ids, attention_mask), int64 [N, S], padded on the right.
-
-        ``padding="longest"`` pads to the longest row of this batch, ``"max_length"`` to max_length.
-        """
-        if padding not in PADDING_MODES:
-            raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
-        if isinstance(texts, str):
-            texts = [texts]
-        elif not isinstance(texts, Sequence):
-            raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
-        limit = self.max_length if max_length is None else self._check_max_length(max_length)
-        rows = [self.encode(t, limit) for t in texts]
-        width = limit if padding == "max_length" else max((len(r) for r in rows), default=0)
-        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            input_ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
-        return input_ids, mask
 
     @staticmethod
     def _check_max_length(max_length: int) -> int:
