@@ -367,7 +367,34 @@ MANIFEST_EDITS = {
     "no_sha256": (lambda m: m["files"].pop("video.onnx"), "has no sha256"),
     "vocab_no_sha256": (lambda m: m["files"].pop("vocab.txt"), "has no sha256"),
     "tokenizer_str": (lambda m: m.update(tokenizer="wordpiece"), "tokenizer must be a mapping, got str"),
-    "tokenizer_kind_missing": (lambda m: m["tokenizer"].pop("kind"), "tokenizer.kind is missing"),
+    "tokenizer_kind_missing": (lambda m: m["tokenizer"].pop("kind"), None),  # wordpiece, the default: loads
+    "tokenizer_kind_unknown": (
+        lambda m: m["tokenizer"].update(kind="sentencepiece"),
+        "tokenizer.kind 'sentencepiece' is not one of wordpiece, clip_bpe",
+    ),
+    "tokenizer_unknown_key": (lambda m: m["tokenizer"].update(vocab_size=5), "tokenizer.vocab_size is not a known"),
+    "tokenizer_merges_wordpiece": (
+        lambda m: m["tokenizer"].update(merges="vocab.txt"),
+        "tokenizer.merges is only for kind clip_bpe, not wordpiece",
+    ),
+    "tokenizer_clip_no_merges": (lambda m: m["tokenizer"].update(kind="clip_bpe"), "tokenizer.merges is missing"),
+    "tokenizer_clip_merges_int": (
+        lambda m: m["tokenizer"].update(kind="clip_bpe", merges=3),
+        "tokenizer.merges must be a non-empty string, got int 3",
+    ),
+    "tokenizer_clip_merges_escape": (
+        lambda m: m["tokenizer"].update(kind="clip_bpe", merges="../merges.txt"),
+        "tokenizer.merges '../merges.txt'",
+    ),
+    "tokenizer_clip_not_lowercase": (
+        lambda m: m["tokenizer"].update(kind="clip_bpe", merges="vocab.txt", lowercase=False),
+        "tokenizer.lowercase must be true for kind clip_bpe",
+    ),
+    "tokenizer_clip_merges_unlisted": (
+        lambda m: m["tokenizer"].update(kind="clip_bpe", merges="merges.txt"),
+        "tokenizer merges merges.txt has no sha256 in 'files'",
+    ),
+    "tokenizer_clip_loads": (lambda m: m["tokenizer"].update(kind="clip_bpe", merges="vocab.txt"), None),
     "tokenizer_kind_int": (lambda m: m["tokenizer"].update(kind=1), "tokenizer.kind must be a non-empty string"),
     "tokenizer_vocab_list": (lambda m: m["tokenizer"].update(vocab=["vocab.txt"]), "tokenizer.vocab must be"),
     "tokenizer_vocab_escape": (lambda m: m["tokenizer"].update(vocab="../vocab.txt"), "tokenizer.vocab '../"),

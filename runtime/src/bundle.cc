@@ -149,13 +149,28 @@ class BundleLoader {
     return p;
   }
 
-  TokenizerSpec tokenizer(const YAML::Node& v) const {
-    sc_.mapping(v, "tokenizer", {"kind", "vocab", "max_length"});
+  // bundle.py _tokenizer: kind (default wordpiece), its files inside the bundle, max_length. The merges file of
+  // kind clip_bpe is checked and kept in merges_ (its sha256 is checked in Bundle::load); this runtime's Model
+  // refuses that kind.
+  TokenizerSpec tokenizer(const YAML::Node& v) {
+    static const std::vector<std::string> kKnown = {"kind", "vocab", "merges", "lowercase", "max_length"};
+    sc_.mapping(v, "tokenizer", {"vocab", "max_length"}, &kKnown);
     TokenizerSpec t;
-    t.kind = sc_.string(yaml::get(v, "kind"), "tokenizer.kind");
-    t.vocab = inside(sc_.string(yaml::get(v, "vocab"), "tokenizer.vocab"), "tokenizer.vocab");
+    const YAML::Node kind = yaml::get(v, "kind");
+    t.kind = kind.IsDefined() ? sc_.string(kind, "tokenizer.kind") : "wordpiece";
+    if (t.kind != "wordpiece" && t.kind != "clip_bpe")  // finsta_rt.tokenizer.TOKENIZER_KINDS
+      sc_.error("tokenizer.kind " + py::str_repr(t.kind) + " is not one of wordpiece, clip_bpe");
     const YAML::Node lowercase = yaml::get(v, "lowercase");
     t.lowercase = lowercase.IsDefined() ? sc_.boolean(lowercase, "tokenizer.lowercase") : true;
+    const YAML::Node merges = yaml::get(v, "merges");
+    if (t.kind == "clip_bpe") {
+      if (!merges.IsDefined()) sc_.error("tokenizer.merges is missing (kind clip_bpe reads a vocab and merges)");
+      merges_ = inside(sc_.string(merges, "tokenizer.merges"), "tokenizer.merges");
+      if (!t.lowercase) sc_.error("tokenizer.lowercase must be true for kind clip_bpe (CLIP lower-cases)");
+    } else if (merges.IsDefined()) {
+      sc_.error("tokenizer.merges is only for kind clip_bpe, not " + t.kind);
+    }
+    t.vocab = inside(sc_.string(yaml::get(v, "vocab"), "tokenizer.vocab"), "tokenizer.vocab");
     t.max_length = static_cast<int>(sc_.integer(yaml::get(v, "max_length"), "tokenizer.max_length", 1, 1 << 20));
     return t;
   }
@@ -287,9 +302,10 @@ class BundleLoader {
   const std::vector<std::pair<fs::path, std::string>>& listed() const { return listed_; }
   bool is_listed(const fs::path& full) const { return listed_index_.count(full) > 0; }
   [[noreturn]] void error(const std::string& message) const { sc_.error(message); }
+  const fs::path& merges() const { return merges_; }  // empty unless tokenizer.kind is clip_bpe
 
  private:
-  fs::path root_, root_resolved_;
+  fs::path root_, root_resolved_, merges_;
   schema::Schema sc_;
   std::vector<std::pair<fs::path, std::string>> listed_;
   std::map<fs::path, size_t> listed_index_;
@@ -326,6 +342,8 @@ Bundle Bundle::load(const fs::path& path, bool verify) {
       loader.error("graph file " + g.path.filename().string() + " has no sha256 in 'files'");
   if (!loader.is_listed(bundle.tokenizer_.vocab))
     loader.error("tokenizer vocab " + bundle.tokenizer_.vocab.filename().string() + " has no sha256 in 'files'");
+  if (!loader.merges().empty() && !loader.is_listed(loader.merges()))
+    loader.error("tokenizer merges " + loader.merges().filename().string() + " has no sha256 in 'files'");
   if (verify) {
     for (const auto& [full, digest] : loader.listed()) {
       if (!fs::is_regular_file(full, ec)) throw BundleError("bundle file " + full.string() + " is missing");
