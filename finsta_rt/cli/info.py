@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         f"({p.interpolation}), mean {list(p.mean)}, std {list(p.std)}",
     ]
     t = b.tokenizer_spec
-    lines.append(f"tokenizer {t.kind}, {t.vocab.name}, lowercase={t.lowercase}, max_length={t.max_length}")
+    files = " + ".join(f.name for f in t.files)
+    lines.append(f"tokenizer {t.kind}, {files}, lowercase={t.lowercase}, max_length={t.max_length}")
     need = "required" if b.requires_op_library else "optional (portable functions included)"
     for op in b.custom_ops:
         lines.append(f"ops       domain {op['domain']} v{op['version']}: {', '.join(op['ops'])}  [{need}]")
