@@ -66,7 +66,7 @@ REFUSED = {
     "deep_nesting": (_deep, "nested deeper"),
     "missing_file": (_missing_file, "text.onnx is missing"),
     "bad_sha256": (_bad_sha256, "sha256 check"),
-    "not_onnx": (_not_onnx, "cannot load"),
+    "not_onnx": (_not_onnx, "not a valid ONNX model"),  # the loaders' model check reads it first
     "no_dir": (_no_dir, "does not exist"),
     "manifest_is_a_directory": (_manifest_is_a_directory, "bundle.yaml is missing"),
 }
