@@ -4,10 +4,35 @@ from pathlib import Path
 
 # tests import `reference` and `helpers` as plain modules
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-
 
 import pytest  # noqa: E402
+
+
+def _distributing(config: pytest.Config) -> bool:
+    """Whether this process is pytest-xdist's controller, which runs no test itself."""
+    if hasattr(config, "workerinput"):
+        return False
+    return config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # torch's and numpy's BLAS threads (read from OMP_NUM_THREADS when loaded): the cores shared among
+    # the processes that run tests, at most 2. Set here, not at import, so that the controller (which
+    # runs nothing) leaves it unset for each worker to choose; ORT sessions size their own pools.
+    if not _distributing(config):
+        workers = config.workerinput["workercount"] if hasattr(config, "workerinput") else 1
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, min(2, len(os.sched_getaffinity(0)) // workers))))
+    from helpers import SEED  # after OMP_NUM_THREADS: helpers loads numpy
+
+    # One seed for the whole run: xdist's workers (and the pytest/python children some tests start)
+    # inherit it instead of drawing their own, so the printed seed replays every process's cases.
+    os.environ["FINSTA_TEST_SEED"] = str(SEED)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from helpers import SEED
+
+    return f"FINSTA_TEST_SEED={SEED} (set it to replay this run's random cases)"
 
 
 @pytest.fixture(scope="session")
