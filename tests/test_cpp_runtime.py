@@ -436,6 +436,14 @@ MANIFEST_EDITS = {
     "preprocess_std_minus_inf": (lambda m: m["preprocess"].update(std=[1, 1, float("-inf")]), "got list [1, 1, -inf]"),
     "preprocess_std_nan_text": (lambda m: m["preprocess"].update(std=[1, Plain(".NaN"), 1]), "got list [1, nan, 1]"),
     "preprocess_mean_near_max": (lambda m: m["preprocess"].update(mean=[1.7e308, -1.7e308, 0]), None),  # finite
+    # numbers beyond int64 or double's exponent range: read as Python reads them (inf, 0.0, a float)
+    "preprocess_mean_exp_overflow": (
+        lambda m: m["preprocess"].update(mean=[0.5, Plain("1.0e+400"), 0.5]),
+        "got list [0.5, inf, 0.5]",
+    ),
+    "preprocess_mean_exp_underflow": (lambda m: m["preprocess"].update(mean=[0.5, Plain("1.0e-400"), 0.5]), None),
+    "preprocess_mean_beyond_int64": (lambda m: m["preprocess"].update(mean=[2**64, 1, 1]), None),
+    "preprocess_std_huge_int": (lambda m: m["preprocess"].update(std=[10**300, 1, 1]), None),
     # a date datetime cannot hold is not valid YAML in PyYAML (construct_yaml_timestamp raises ValueError)
     "created_feb_30": (lambda m: m.update(created=Plain("2026-02-30")), "not valid YAML"),
     "created_feb_29_no_leap": (lambda m: m.update(created=Plain("2026-02-29")), "day is out of range for month"),

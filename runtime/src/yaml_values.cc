@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <stdexcept>
 
@@ -282,6 +283,21 @@ bool parse_float(const std::string& s, double* out) {
   const char* b = t.c_str();
   if (*b == '+') ++b;
   auto r = std::from_chars(b, t.c_str() + t.size(), *out);
+  if (r.ptr != t.c_str() + t.size()) return false;
+  if (r.ec == std::errc::result_out_of_range)  // Python's float(): 1.0e+400 is inf, 1.0e-400 is 0.0
+    *out = std::strtod(t.c_str(), nullptr);
+  return r.ec == std::errc() || r.ec == std::errc::result_out_of_range;
+}
+
+// float(n) of a decimal int beyond int64 (Python ints are unbounded): the nearest double; false where float()
+// raises OverflowError (over ~1.8e308). Hex, octal, binary and sexagesimal ints that large stay unsupported.
+bool big_decimal_int_as_float(const std::string& s, double* out) {
+  std::string t;
+  for (char c : s)
+    if (c != '_') t += c;
+  const size_t i = skip_sign(t);
+  if (i >= t.size() || t[i] == '0' || !all_from(t, i, is_digit)) return false;
+  auto r = std::from_chars(t.c_str() + (t[0] == '+' ? 1 : 0), t.c_str() + t.size(), *out);
   return r.ec == std::errc() && r.ptr == t.c_str() + t.size();
 }
 
@@ -414,7 +430,7 @@ bool as_float(const YAML::Node& node, double* out) {
   switch (kind(node)) {
     case Kind::kInt: {
       int64_t v;
-      if (!as_int(node, &v)) return false;
+      if (!as_int(node, &v)) return big_decimal_int_as_float(node.Scalar(), out);
       *out = static_cast<double>(v);
       return true;
     }
