@@ -189,6 +189,32 @@ def test_second_run_decodes_nothing_and_an_interrupted_run_keeps_its_segments(tm
     assert not np.allclose(np.asarray(first.tokens[0], np.float32), got, atol=1e-2)  # another window
 
 
+def test_a_video_gone_during_caching_is_skipped_but_not_remembered_as_undecodable(tmp_path, monkeypatch):
+    """A file removed (or a disk that fails) between hashing and decoding says nothing about its
+    content: this run drops its rows, the next run decodes it again."""
+    moved = tmp_path / "rabbit.mp4"
+    shutil.copy(CLIPS / "bigbuckbunny.mp4", moved)
+    rows = [*TRAIN, (moved, "the rabbit again", 0.0, 1.0)]
+    cfg = parse_config(config(tmp_path, train_file=write_jsonl(tmp_path / "train.jsonl", rows)))
+    bb = build_backbones(cfg)
+    hidden = tmp_path / "hidden.mp4"
+
+    def vanishing(path, *args, **kwargs):
+        if Path(path) == moved:
+            moved.rename(hidden)  # gone after it was hashed
+        return read_frames(path, *args, **kwargs)
+
+    monkeypatch.setattr(cf, "read_frames", vanishing)
+    fs = cache_features(cfg, "train", bb)
+    assert len(fs) == len(TRAIN)  # its row dropped for this run
+    seg_dir = Path(cfg.cache) / "segments"
+    assert list(seg_dir.glob("*.error")) == []  # and not remembered
+    hidden.rename(moved)
+    calls = count_decodes(monkeypatch)
+    again = cache_features(cfg, "train", bb)
+    assert calls == [moved] and len(again) == len(TRAIN) + 1
+
+
 # ------------------------------------------------------------------------------------------- pieces
 @replay_hint("RowView and join on random arrays")
 def test_row_view_and_join_index_like_the_arrays_they_stand_for():

@@ -182,12 +182,18 @@ def caption_features(cfg: TrainConfig, d: DataConfig, split: str, bb: Backbones)
             seg_dir,
         )
     t0 = last = time.monotonic()
+    transient: dict[str, str] = {}  # failures of this run only: the file vanished, or the disk failed
     for i, k in enumerate(todo):
         row = first_row[k]
         try:
             _encode_segment(bb, row, sampling, seg_dir / f"{k}.npy")
-        except (VideoError, OSError) as e:  # undecodable: remembered, so no second run decodes it
-            _write_atomic(seg_dir / f"{k}.error", str(getattr(e, "reason", e)).encode())
+        except VideoError as e:
+            if not row.video.is_file():  # gone since it was hashed: says nothing about its content
+                transient[k] = e.reason
+            else:  # undecodable content: remembered (the key holds its hash), so no second run decodes it
+                _write_atomic(seg_dir / f"{k}.error", e.reason.encode())
+        except OSError as e:
+            transient[k] = str(e)
         now = time.monotonic()
         if now - last > 5 or i + 1 == len(todo):
             last = now
@@ -200,6 +206,7 @@ def caption_features(cfg: TrainConfig, d: DataConfig, split: str, bb: Backbones)
             )
 
     bad = {k: (seg_dir / f"{k}.error").read_text() for k in first_row if (seg_dir / f"{k}.error").is_file()}
+    bad.update(transient)
     keep: list[int] = []
     for i, (r, k) in enumerate(zip(rs.rows, row_key)):
         if k is None:
