@@ -3,7 +3,8 @@ import sys
 from pathlib import Path
 
 # tests import `reference` and `helpers` as plain modules
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
 
 import pytest  # noqa: E402
 
@@ -33,6 +34,61 @@ def pytest_report_header(config: pytest.Config) -> str:
     from helpers import SEED
 
     return f"FINSTA_TEST_SEED={SEED} (set it to replay this run's random cases)"
+
+
+# --------------------------------------------------------------------------- pytest-xdist groups
+
+
+def _shared_fixtures(item: pytest.Item) -> list[str]:
+    """The tests' own session-, package- and module-scoped fixtures ``item`` uses (module ones keyed by
+    file, a parametrised one by its parameter): the expensive state that should be built once."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    indices = getattr(getattr(item, "callspec", None), "indices", {})
+    keys = []
+    for name in item.fixturenames:
+        defs = info.name2fixturedefs.get(name)
+        if not defs or defs[-1].scope == "function":
+            continue
+        code = getattr(defs[-1].func, "__code__", None)
+        if code is None or TESTS not in Path(code.co_filename).resolve().parents:
+            continue  # pytest's own (tmp_path_factory, ...) and plugins' fixtures
+        key = name if defs[-1].scope in ("session", "package") else f"{item.nodeid.split('::')[0]}:{name}"
+        if name in indices:
+            key += f"-{indices[name]}"  # no ']' or '@': xdist's loadgroup parses the group name out of the node id
+        keys.append(key)
+    return keys
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n N --dist loadgroup``, the tests that share an expensive fixture (an exported bundle, a
+    loaded backbone) run on one worker, so that it is built once, not once per worker (plain ``-n 2``
+    exported every bundle on both workers): a test's group is the connected set of tests linked
+    through such fixtures (union-find), named by its smallest key, the same on every worker."""
+    if not config.getoption("loadgroup", False):  # what xdist sets on a worker of --dist loadgroup
+        return
+    from _pytest.nodeid import NodeId
+
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    keys = [_shared_fixtures(item) for item in items]
+    for ks in keys:
+        for k in ks[1:]:
+            a, b = root(ks[0]), root(k)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    for item, ks in zip(items, keys, strict=True):
+        if ks and "@" not in item.nodeid.rpartition("]")[2]:
+            # xdist 3.8 appends "@group" to item._nodeid, which pytest 9 no longer reads: do it here
+            item._id = NodeId.parse(f"{item.nodeid}@{root(ks[0])}")
 
 
 @pytest.fixture(scope="session")
