@@ -272,6 +272,9 @@ class ClipBpeTokenizer(BatchEncoder):
     def pad_id(self) -> int:
         return self._vocab[EOS]  # CLIP pads with <|endoftext|> (the mask tells padding apart)
 
+    start_id = bos_id
+    end_id = eos_id
+
     @property
     def vocab(self) -> dict[str, int]:
         return dict(self._vocab)
@@ -328,19 +331,6 @@ class ClipBpeTokenizer(BatchEncoder):
                 ids.append(self._vocab[m.group()])
                 pos = m.end()
         return ids
-
-    def tokenize(self, text: str) -> list[str]:
-        """BPE token strings for ``text`` (no specials added, no truncation)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        return [self._id_to_token[i] for i in self._text_ids(text)]
-
-    def encode(self, text: str, max_length: int | None = None) -> list[int]:
-        """``<|startoftext|> ids <|endoftext|>``, the ids cut so the total is <= max_length."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        limit = self.max_length if max_length is None else self._check_max_length(max_length)
-        return [self.bos_id, *self._text_ids(text)[: limit - 2], self.eos_id]
 
     def eot_positions(self, input_ids: np.ndarray) -> np.ndarray:
         """Where a CLIP text tower pools, int64 [N]: each row's first <|endoftext|>, as transformers'

@@ -215,18 +215,36 @@ def check_vocab(vocab: dict[str, int], source: str) -> dict[int, str]:
 
 
 class BatchEncoder:
-    """The batch call every runtime tokenizer shares; a subclass gives ``encode(text, max_length)``
-    (start token, ids, end token, already cut), ``max_length``, ``pad_id`` and ``_check_max_length``."""
+    """What every runtime tokenizer shares: ``tokenize``, ``encode`` and the batch call. A subclass gives
+    ``_text_ids(text)`` (the ids of a text, no specials), ``_id_to_token``, ``start_id`` / ``end_id`` (the
+    tokens around each row: [CLS]/[SEP], <|startoftext|>/<|endoftext|>), ``max_length``, ``pad_id`` and
+    ``_check_max_length``."""
 
     max_length: int
     pad_id: int
+    start_id: int
+    end_id: int
+    _id_to_token: list[str]
 
-    def encode(self, text: str, max_length: int | None = None) -> list[int]:
+    def _text_ids(self, text: str) -> list[int]:
         raise NotImplementedError
 
     @staticmethod
     def _check_max_length(max_length: int) -> int:
         raise NotImplementedError
+
+    def tokenize(self, text: str) -> list[str]:
+        """The token strings of ``text`` (no start/end tokens, no truncation)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        return [self._id_to_token[i] for i in self._text_ids(text)]
+
+    def encode(self, text: str, max_length: int | None = None) -> list[int]:
+        """``start ids end``, the ids cut so the total is <= max_length (default self.max_length)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        limit = self.max_length if max_length is None else self._check_max_length(max_length)
+        return [self.start_id, *self._text_ids(text)[: limit - 2], self.end_id]
 
     def __call__(
         self, texts: str | Sequence[str], max_length: int | None = None, padding: str = "longest"
@@ -352,6 +370,9 @@ class WordPieceTokenizer(BatchEncoder):
     def pad_id(self) -> int:
         return self._vocab[self.pad_token]
 
+    start_id = cls_id
+    end_id = sep_id
+
     @property
     def unk_id(self) -> int:
         return self._unk_id
@@ -433,20 +454,6 @@ class WordPieceTokenizer(BatchEncoder):
             if special is not None:
                 ids.append(special)
         return ids
-
-    def tokenize(self, text: str) -> list[str]:
-        """WordPiece strings for ``text`` (no [CLS]/[SEP], no truncation)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        return [self._id_to_token[i] for i in self._text_ids(text)]
-
-    def encode(self, text: str, max_length: int | None = None) -> list[int]:
-        """``[CLS] ids [SEP]``, the word pieces cut so the total is <= max_length (default self.max_length)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        limit = self.max_length if max_length is None else self._check_max_length(max_length)
-        ids = self._text_ids(text)[: limit - 2]
-        return [self.cls_id, *ids, self.sep_id]
 
     def encode_with_offsets(self, text: str, max_length: int | None = None) -> tuple[list[int], list[tuple[int, int]]]:
         """``encode(text, max_length)`` plus the character span ``(start, end)`` in ``text`` of each id.
