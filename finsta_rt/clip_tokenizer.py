@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tokenizer import BatchEncoder, TokenizerError, _lower_per_char, _parse_ranges, check_vocab
+from .tokenizer import BatchEncoder, TokenizerError, _lower_per_char, _parse_ranges, check_vocab, read_text
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +222,12 @@ class ClipBpeTokenizer(BatchEncoder):
         "a b" merge per line in rank order, after an optional ``#version`` header line)."""
         vpath, mpath = Path(vocab_json), Path(merges_txt)
         try:
-            vocab = json.loads(_read_text(vpath, "vocab file"))
+            vocab = json.loads(read_text(vpath, "vocab file"))
         except json.JSONDecodeError as e:
             raise TokenizerError(f"{vpath}: vocab file is not valid JSON ({e})") from None
         if not isinstance(vocab, dict):
             raise TokenizerError(f"{vpath}: vocab file must hold a JSON object token -> id")
-        lines = _read_text(mpath, "merges file").split("\n")
+        lines = read_text(mpath, "merges file").split("\n")
         first = 1 if lines and lines[0].startswith("#version") else 0
         merges: list[tuple[str, str]] = []
         for i, line in enumerate(lines[first:], start=first + 1):
@@ -357,16 +357,3 @@ class ClipBpeTokenizer(BatchEncoder):
         return (
             f"ClipBpeTokenizer(vocab_size={self.vocab_size}, merges={len(self._ranks)}, max_length={self.max_length})"
         )
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TokenizerError(f"{path}: {what} does not exist") from None
-    except OSError as e:
-        raise TokenizerError(f"{path}: cannot read {what} ({e.strerror or e})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TokenizerError(f"{path}: {what} is not UTF-8 (byte {e.start})") from None

@@ -214,6 +214,20 @@ def check_vocab(vocab: dict[str, int], source: str) -> dict[int, str]:
     return ids_seen
 
 
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a tokenizer file; a TokenizerError naming the file and ``what`` it is otherwise."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise TokenizerError(f"{path}: {what} does not exist") from None
+    except OSError as e:
+        raise TokenizerError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TokenizerError(f"{path}: {what} is not UTF-8 (byte {e.start})") from None
+
+
 class BatchEncoder:
     """What every runtime tokenizer shares: ``tokenize``, ``encode`` and the batch call. A subclass gives
     ``_text_ids(text)`` (the ids of a text, no specials), ``_id_to_token``, ``start_id`` / ``end_id`` (the
@@ -324,16 +338,7 @@ class WordPieceTokenizer(BatchEncoder):
     def from_vocab_file(cls, path: str | PathLike[str], **kwargs) -> WordPieceTokenizer:
         """Read a BERT ``vocab.txt``: one token per line, id = line number (from 0)."""
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise TokenizerError(f"{path}: vocab file does not exist") from None
-        except OSError as e:
-            raise TokenizerError(f"{path}: cannot read vocab file ({e.strerror or e})") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise TokenizerError(f"{path}: vocab file is not UTF-8 (byte {e.start})") from None
+        text = read_text(path, "vocab file")
         # Only the line ending is removed (as HF's load_vocab does): tokens may contain other spaces.
         lines = text.split("\n")
         if lines and lines[-1] == "":
