@@ -1,22 +1,30 @@
-"""Exact search over extracted features (docs/runtime.md): text -> videos by the bundle's score
-(max over queries of the cosine), video -> videos by the cosine of the pooled embeddings.
+"""Search over extracted features (docs/runtime.md): text -> videos by the bundle's score (max over queries
+of the cosine), video -> videos by the cosine of the pooled embeddings.
+
+With the folder's index (``finsta-rt index``, finsta_rt/index.py) the top candidates come from the index
+and are re-ranked with the exact score over the stored features; without one (or ``exact=True``) every row
+is scored. The features and the index are opened once and answer any number of queries.
 
 >>> index = FeatureIndex("features/")
->>> index.search_text(index.load_model().embed_text(["a man rides a bike"])[0], k=5)
+>>> model = index.load_model()
+>>> index.search_texts(model.embed_text(["a man rides a bike", "a dog"]), k=5)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .extract import RUN_INFO, read_manifest
+from .feature_store import RUN_INFO, FeatureStore, FeatureStoreError
+from .index import AnnIndex, AnnIndexError, open_index, pooled
 
 log = logging.getLogger(__name__)
+
+CANDIDATES = 100  # index vectors looked up per query (at least 10·k and k·Q·segments), their rows re-ranked exactly
+_EXACT_CHUNK = 1 << 26  # floats of scores computed at once by exact batched search (256 MB)
 
 
 class SearchError(ValueError):
@@ -32,46 +40,39 @@ class Hit:
 
 
 class FeatureIndex:
-    """All ok features of an extraction folder in memory: [N, Q, E] (segments become rows)."""
+    """The ok features of an extraction folder in memory, ``[R, Q, E]`` (segments become rows), and its index.
 
-    def __init__(self, out_dir: str | Path):
-        self.root = Path(out_dir)
-        if not (self.root / RUN_INFO).is_file():
-            raise SearchError(
-                f"{self.root} is not an extraction folder ({RUN_INFO} is missing); run finsta-rt extract first"
-            )
+    ``index``: None uses the folder's index when it matches the features (a stale one is refused with a
+    warning: search is exact until ``finsta-rt index`` rebuilds it); False never opens it; True requires it."""
+
+    def __init__(self, out_dir: str | Path, index: bool | None = None):
         try:
-            self.info = json.loads((self.root / RUN_INFO).read_text())
-            if not isinstance(self.info, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            raise SearchError(f"cannot read {self.root / RUN_INFO}: {e}") from e
-        rows = [
-            r for r in read_manifest(self.root).values() if r.get("status") == "ok" and isinstance(r.get("file"), str)
-        ]
-        if not rows:
-            raise SearchError(f"{self.root} holds no extracted features")
-        emb, owner, segment = [], [], []
-        for i, r in enumerate(sorted(rows, key=lambda r: r["path"])):
-            try:
-                a = np.load(self.root / r["file"], allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise SearchError(f"cannot read {self.root / r['file']}: {e}") from e
-            a = a[None] if a.ndim == 2 else a
-            emb.append(a.astype(np.float32))
-            owner += [i] * a.shape[0]
-            segment += (
-                list(range(a.shape[0])) if a.shape[0] > 1 or r.get("sampling", "").startswith("segments") else [None]
+            store = FeatureStore(out_dir)
+            if not len(store):
+                raise SearchError(f"{store.root} holds no extracted features")
+            self.embeddings = np.asarray(store.array(), np.float32)  # [R, Q, E]
+        except FeatureStoreError as e:
+            raise SearchError(str(e)) from e
+        if self.embeddings.ndim != 3:
+            raise SearchError(
+                f"{store.root}: video_embedding is {list(self.embeddings.shape[1:])} per clip, not [Q, E]"
             )
-        self.paths = [r["path"] for r in sorted(rows, key=lambda r: r["path"])]
-        shapes = {e.shape[1:] for e in emb}
-        if len(shapes) != 1:
-            raise SearchError(f"{self.root}: features of different shapes {sorted(shapes)}")
-        self.embeddings = np.concatenate(emb)  # [R, Q, E]
-        self.owner = np.asarray(owner)
-        self.segment = segment
-        pooled = self.embeddings.mean(axis=1)
-        self.pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        self.store, self.root, self.info = store, store.root, store.info
+        self.paths: list[str] = store.paths
+        self.owner: np.ndarray = store.owner  # clip row -> video
+        self.segment: list[int | None] = store.segment
+        self.pooled = pooled(self.embeddings)  # [R, E]
+        self.clips_per_video = int(np.bincount(self.owner).max())
+        self.ann: AnnIndex | None = None
+        if index is not False:
+            try:
+                self.ann = open_index(store)
+            except AnnIndexError as e:
+                if index:
+                    raise
+                log.warning("%s; searching exactly", e)
+            if index and self.ann is None:
+                raise SearchError(f"{self.root} has no index: build it with finsta-rt index {self.root}")
 
     def load_model(self, bundle: str | Path | None = None, device: str = "auto", threads: int = 0):
         """The Model of the bundle these features were made with (``bundle``: where it is now, default
@@ -89,31 +90,117 @@ class FeatureIndex:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _top(self, row_scores: np.ndarray, k: int, exclude: int | None = None) -> list[Hit]:
+    def _uses_index(self, exact: bool, count: int, pooled_only: bool = False) -> bool:
+        if self.ann is None or exact or (pooled_only and self.ann.per_row != 1):
+            return False
+        return count < len(self.owner) * self.ann.per_row  # else scoring every row is as cheap
+
+    def _count(self, k: int, candidates: int | None, extra: int = 0) -> int:
+        """Index vectors to look up: enough for k distinct videos even when each has several rows (segments)
+        and each row several vectors (an index of the Q query vectors), plus ``extra`` rows to skip."""
+        per_row = self.ann.per_row if self.ann is not None else 1
+        return max(candidates or max(CANDIDATES, 10 * k), (k * self.clips_per_video + extra) * per_row)
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, k: int, exclude: int | None = None) -> list[Hit]:
+        """The k best videos among clip ``rows`` scored ``scores`` (ties: the lower row first), each at its
+        best row."""
         best: dict[int, tuple[float, int]] = {}
-        for r in np.argsort(-row_scores, kind="stable"):
+        for i in np.lexsort((rows, -scores)):
+            r = int(rows[i])
             v = int(self.owner[r])
             if v == exclude or v in best:
                 continue
-            best[v] = (float(row_scores[r]), int(r))
+            best[v] = (float(scores[i]), r)
             if len(best) == k:
                 break
         return [Hit(i + 1, s, self.paths[v], self.segment[r]) for i, (v, (s, r)) in enumerate(best.items())]
 
-    def search_text(self, text_embedding: np.ndarray, k: int = 10) -> list[Hit]:
-        """Top-k videos for one text embedding [E]: exact max-over-queries cosine."""
+    def _top_all(self, scores: np.ndarray, k: int, exclude: int | None = None) -> list[Hit]:
+        """``_top`` over every row, sorting only the rows that can hold the k best videos."""
+        m = k * self.clips_per_video + (self.clips_per_video if exclude is not None else 0)
+        if m >= len(scores):
+            rows = np.arange(len(scores))
+        else:  # every row scoring at least the m-th best (ties included, as a full sort would keep them)
+            rows = np.flatnonzero(scores >= np.partition(scores, len(scores) - m)[len(scores) - m])
+        return self._top(rows, scores[rows], k, exclude)
+
+    def _text_scores(self, rows: np.ndarray | None, t: np.ndarray) -> np.ndarray:
+        """The bundle's score of each clip row (all when ``rows`` is None) for texts t [B, E]: [B, rows]."""
+        emb = self.embeddings if rows is None else self.embeddings[rows]
+        return np.einsum("rqe,be->brq", emb, t, optimize=True).max(axis=2)
+
+    def _check_texts(self, text_embeddings: np.ndarray) -> np.ndarray:
+        t = np.asarray(text_embeddings, np.float32)
+        t = t[None] if t.ndim == 1 else t
+        if t.ndim != 2 or t.shape[1] != self.embeddings.shape[2]:
+            raise SearchError(
+                f"text embeddings must be [E] or [B, E] with E = {self.embeddings.shape[2]} (the features' width), "
+                f"got {list(np.shape(text_embeddings))}"
+            )
+        return t
+
+    def search_texts(
+        self, text_embeddings: np.ndarray, k: int = 10, exact: bool = False, candidates: int | None = None
+    ) -> list[list[Hit]]:
+        """Top-k videos for each text embedding of [B, E] by the exact max-over-queries cosine: over the index's
+        ``candidates`` rows (default max(100, 10·k)) when the folder has one and not ``exact``, else all rows."""
+        t = self._check_texts(text_embeddings)
+        if k < 1:
+            raise SearchError(f"k must be >= 1, got {k}")
+        count = self._count(k, candidates)
+        if not self._uses_index(exact, count):
+            step = max(1, _EXACT_CHUNK // max(1, self.embeddings.shape[0] * self.embeddings.shape[1]))
+            out: list[list[Hit]] = []
+            for i in range(0, len(t), step):
+                out += [self._top_all(s, k) for s in self._text_scores(None, t[i : i + step])]
+            return out
+        assert self.ann is not None
+        keys = self.ann.search(t, count)
+        out = []
+        for ti, rows in zip(t, keys, strict=True):
+            rows = np.unique(rows[rows >= 0])
+            hits = self._top(rows, self._text_scores(rows, ti[None])[0], k)
+            if len(hits) < min(k, len(self)):  # the graph gave too few rows (tiny or disconnected): score all
+                hits = self._top_all(self._text_scores(None, ti[None])[0], k)
+            out.append(hits)
+        return out
+
+    def search_text(
+        self, text_embedding: np.ndarray, k: int = 10, exact: bool = False, candidates: int | None = None
+    ) -> list[Hit]:
+        """Top-k videos for one text embedding [E] (``search_texts``)."""
         t = np.asarray(text_embedding, np.float32).reshape(-1)
         if t.shape[0] != self.embeddings.shape[2]:
             raise SearchError(f"text embedding has {t.shape[0]} dims, the features have {self.embeddings.shape[2]}")
-        return self._top(np.einsum("rqe,e->rq", self.embeddings, t).max(axis=1), k)
+        return self.search_texts(t[None], k, exact, candidates)[0]
 
-    def search_video(self, query: str | int, k: int = 10) -> list[Hit]:
-        """Top-k other videos nearest to an indexed video (by path or position)."""
+    def video_position(self, query: str | int) -> int:
+        """The position of an indexed video, by its path (as extracted, or resolved) or position."""
         if isinstance(query, str):
             matches = [i for i, p in enumerate(self.paths) if p == query or p == str(Path(query).resolve())]
             if not matches:
                 raise SearchError(f"{query} is not in {self.root}")
-            query = matches[0]
-        rows = np.flatnonzero(self.owner == query)
-        q = self.pooled[rows].mean(axis=0)
-        return self._top(self.pooled @ (q / max(np.linalg.norm(q), 1e-12)), k, exclude=query)
+            return matches[0]
+        if not 0 <= query < len(self.paths):
+            raise SearchError(f"video position {query} is outside 0..{len(self.paths) - 1}")
+        return int(query)
+
+    def search_video(
+        self, query: str | int, k: int = 10, exact: bool = False, candidates: int | None = None
+    ) -> list[Hit]:
+        """Top-k other videos nearest to an indexed video (by path or position): cosine of the pooled embeddings
+        (through the index when it holds pooled vectors, else over every row)."""
+        v = self.video_position(query)
+        own = np.flatnonzero(self.owner == v)
+        q = self.pooled[own].mean(axis=0)
+        q /= max(float(np.linalg.norm(q)), 1e-12)
+        count = self._count(k, candidates, extra=len(own))
+        if not self._uses_index(exact, count, pooled_only=True):
+            return self._top_all(self.pooled @ q, k, exclude=v)
+        assert self.ann is not None
+        rows = self.ann.search(q[None], count)[0]
+        rows = np.unique(rows[rows >= 0])
+        hits = self._top(rows, self.pooled[rows] @ q, k, exclude=v)
+        if len(hits) < min(k, len(self) - 1):
+            hits = self._top_all(self.pooled @ q, k, exclude=v)
+        return hits

@@ -5,7 +5,8 @@
     finsta-rt extract BUNDLE INPUT... -o OUT       features of many videos (resumable)
     finsta-rt embed-text BUNDLE TEXT...            text embeddings (JSON or .npy)
     finsta-rt score BUNDLE --video V --text T...   how well texts describe one video
-    finsta-rt search OUT --text "..." [-k K]       exact top-k over extracted features
+    finsta-rt index OUT                            the search index of extracted features (usearch)
+    finsta-rt search OUT --text "..." [-k K]       top-k over extracted features (indexed or exact)
     finsta-rt bench BUNDLE INPUT...                decode / model / pipeline throughput
     finsta-rt ops                                  the op libraries and execution providers
     finsta-rt ground BUNDLE --video V --text T     heat maps of each noun of T (S-ViLM), PNG
@@ -23,10 +24,10 @@ import sys
 from types import ModuleType
 
 from .. import __version__
-from . import bench, embed_text, extract, ground, info, ops, scenes, score, search
+from . import bench, embed_text, extract, ground, index, info, ops, scenes, score, search
 from ._common import EXIT_USAGE, guarded, printable, safe_streams
 
-COMMANDS: tuple[ModuleType, ...] = (info, extract, embed_text, score, search, bench, ops, ground, scenes)
+COMMANDS: tuple[ModuleType, ...] = (info, extract, embed_text, score, index, search, bench, ops, ground, scenes)
 
 
 class _Parser(argparse.ArgumentParser):
