@@ -1,10 +1,12 @@
 """STGraphAttention: STGT's spatio-temporal graph attention (docs/ops.md).
 
-Eager PyTorch follows the official STGT code: a dense [B, L, L] similarity graph, a band of
-frames, multiplicative edge weights and a masked softmax (differentiable in q, k and v; the graph
-itself carries no gradient). Under ``torch.onnx.export`` the op becomes a single node
-``finsta::STGraphAttention`` that the finsta op library runs without the dense buffers; its portable
-function (:data:`DECLARATION`) is the same dense decomposition in standard ONNX ops.
+:func:`st_graph_attention_dense` follows the official STGT code: a dense [B, L, L] similarity graph, a band
+of frames, multiplicative edge weights and a masked softmax (differentiable in q, k and v; the graph itself
+carries no gradient). It is the reference; eager calls (training) run the same numbers band-sparse
+(``st_graph_band``: each query frame against its 2r + 1 key frames, never [B, H, L, L]). Under
+``torch.onnx.export`` the op becomes a single node ``finsta::STGraphAttention`` that the finsta op library
+runs without the dense buffers; its portable function (:data:`DECLARATION`) is the dense decomposition in
+standard ONNX ops.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from onnxscript import opset18 as op
 from torch import Tensor, nn
 
 from .declaration import FINSTA_OPSET, OpDeclaration, finite_positive, non_negative, not_nan, positive
+from .st_graph_band import band_attention, band_edge_weights
 
 OP = "STGraphAttention"
 NEG_INF = -math.inf
@@ -106,6 +109,19 @@ def edge_weights(x: Tensor, tokens_per_frame: int, frame_radius: int, sim_thresh
     return torch.where(idx[:, None] == idx[None, :], torch.ones((), dtype=a.dtype, device=a.device), a)
 
 
+def _prepare(
+    x: Tensor, q: Tensor, k: Tensor, v: Tensor, tokens_per_frame: int, sim_threshold: float, frame_radius: int,
+    scale: float | None,
+) -> tuple[dict, float]:
+    """Checks the attributes and inputs; returns the node's attributes and the scale (d^-1/2, 1 when d = 0)."""
+    attrs = dict(tokens_per_frame=tokens_per_frame, sim_threshold=sim_threshold, frame_radius=frame_radius)
+    DECLARATION.check_attributes(attrs if scale is None else {**attrs, "scale": scale})
+    _check(x, q, k, v, tokens_per_frame)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5 if q.shape[-1] else 1.0
+    return attrs, scale
+
+
 def st_graph_attention(
     x: Tensor,
     q: Tensor,
@@ -119,15 +135,30 @@ def st_graph_attention(
     """softmax(scale * q k^T * A, masked where A == 0) v, with A from :func:`edge_weights`.
 
     x: [B, L, D] features that define the graph; q, k, v: [B, H, L, d]; L = T * tokens_per_frame.
-    Returns [B, H, L, d].
+    Returns [B, H, L, d]. Eager: the band-sparse form (memory O(B H L (2r + 1) P)), equal to
+    :func:`st_graph_attention_dense`; under ``torch.onnx.export``: one ``finsta::STGraphAttention`` node.
     """
-    attrs = dict(tokens_per_frame=tokens_per_frame, sim_threshold=sim_threshold, frame_radius=frame_radius)
-    DECLARATION.check_attributes(attrs if scale is None else {**attrs, "scale": scale})
-    _check(x, q, k, v, tokens_per_frame)
-    if scale is None:
-        scale = q.shape[-1] ** -0.5
+    attrs, scale = _prepare(x, q, k, v, tokens_per_frame, sim_threshold, frame_radius, scale)
     if torch.onnx.is_in_onnx_export():
         return DECLARATION.export_node((x, q, k, v), {**attrs, "scale": scale}, [q.dtype], [q.shape])
+    if x.shape[1] == 0:  # no token, no frame to window: the dense form is as small
+        return st_graph_attention_dense(x, q, k, v, tokens_per_frame, sim_threshold, frame_radius, scale)
+    a, keys = band_edge_weights(normalize_rows(x.detach()), tokens_per_frame, frame_radius, sim_threshold)
+    return band_attention(q, k, v, a, keys, scale)
+
+
+def st_graph_attention_dense(
+    x: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    tokens_per_frame: int,
+    sim_threshold: float,
+    frame_radius: int = 1,
+    scale: float | None = None,
+) -> Tensor:
+    """The dense reference of :func:`st_graph_attention` (the official code's [B, H, L, L] form), eager only."""
+    _, scale = _prepare(x, q, k, v, tokens_per_frame, sim_threshold, frame_radius, scale)
     a = edge_weights(x, tokens_per_frame, frame_radius, sim_threshold)[:, None]
     logits = (q @ k.transpose(-1, -2)) * scale * a
     logits = logits.masked_fill(a == 0, float("-inf"))
