@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundle import Bundle
 from .feature_store import ERRORS, FEATURES, LAYOUTS, MANIFEST, PACKS, RUN_INFO, read_manifest
 from .feature_writer import ExtractError, FeatureWriter
 from .model import Model
@@ -50,6 +51,7 @@ class Summary:
     failed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ort_threads: list[int] = field(default_factory=list)  # on Ray: the intra-op threads of the actors' sessions
 
 
 def feature_name(path: Path) -> str:
@@ -78,10 +80,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(i), int(n)
 
 
-def select_outputs(model: Model, outputs: Sequence[str] | str | None) -> list[str]:
+def select_outputs(bundle: Bundle, outputs: Sequence[str] | str | None) -> list[str]:
     """The video outputs to save: None -> video_embedding; "all" -> every output of the video graph;
     else names (a list, or one comma-separated string)."""
-    names = [t.name for t in model.bundle.graphs["video"].outputs]
+    names = [t.name for t in bundle.graphs["video"].outputs]
     if outputs is None:
         outputs = ["video_embedding"]
     elif isinstance(outputs, str):
@@ -89,21 +91,21 @@ def select_outputs(model: Model, outputs: Sequence[str] | str | None) -> list[st
     unknown = [o for o in outputs if o not in names]
     if unknown or not outputs:
         raise ValueError(
-            f"outputs {', '.join(unknown) or '(none)'}: the video graph of {model.bundle.name} has "
+            f"outputs {', '.join(unknown) or '(none)'}: the video graph of {bundle.name} has "
             f"{', '.join(names)} (or 'all')"
         )
     return list(dict.fromkeys(outputs))
 
 
-def folder_info(model: Model, sampling: Sampling, layout: str, outputs: list[str]) -> dict:
+def folder_info(bundle: Bundle, sampling: Sampling, layout: str, outputs: list[str]) -> dict:
     """What extract.json records: a folder is only resumed with the same values."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     return {
-        "bundle": str(model.bundle.root),
-        "bundle_sha256": model.bundle.sha256,
+        "bundle": str(bundle.root),
+        "bundle_sha256": bundle.sha256,
         "sampling": str(sampling),
-        "family": model.bundle.family,
+        "family": bundle.family,
         "layout": layout,
         "outputs": outputs,
     }
@@ -167,6 +169,16 @@ def decode(path: Path, sampling: Sampling, model: Model, timeout: float | None) 
     return clip.frames.reshape(clips, per, *clip.frames.shape[1:]), clip.timestamps
 
 
+def try_decode(path: Path, sampling: Sampling, model: Model, timeout: float | None) -> tuple | str:
+    """:func:`decode`, or the reason the video cannot be decoded (a bad video never stops the job)."""
+    try:
+        return decode(path, sampling, model, timeout)
+    except VideoError as e:
+        return str(e)
+    except Exception as e:  # an unexpected decoder failure is that video's error too
+        return f"{type(e).__name__}: {e}"
+
+
 def decoded_outputs(model: Model, items: list) -> Iterator[tuple[Path, dict | str, np.ndarray]]:
     """Runs the video graph on decoded ``items`` [(path, clips [c, T, S, S, 3], timestamps)], clips of
     equal length together; yields (path, {output: [c, ...]} or the reason of a model failure, timestamps)."""
@@ -215,8 +227,9 @@ def extract(
     sampling_ = Sampling.parse(sampling or f"uniform:{model.bundle.preprocess.frames}")
     if batch_size < 1 or workers < 1:
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
-    info = folder_info(model, sampling_, layout, select_outputs(model, outputs))
+    info = folder_info(model.bundle, sampling_, layout, select_outputs(model.bundle, outputs))
     writer = FeatureWriter(Path(out_dir), info, pack_size=pack_size)
+    summary = Summary()
     try:
         todo, summary = plan(paths, writer, resume, shard)
         bar = Progress(summary.total, progress)
@@ -288,21 +301,18 @@ def _run(
                 p = next(it, None)
                 if p is None:
                     return
-                ahead.append((p, pool.submit(decode, p, sampling_, model, timeout)))
+                ahead.append((p, pool.submit(try_decode, p, sampling_, model, timeout)))
 
         try:
             fill()
             while ahead:
                 path, fut = ahead.popleft()
                 fill()
-                try:
-                    clips, stamps = fut.result()
-                except VideoError as e:
-                    fail(path, str(e))
+                decoded = fut.result()
+                if isinstance(decoded, str):
+                    fail(path, decoded)
                     continue
-                except Exception as e:  # an unexpected decoder failure must not stop the batch job
-                    fail(path, f"{type(e).__name__}: {e}")
-                    continue
+                clips, stamps = decoded
                 pending.append((path, clips, stamps))
                 if sum(c.shape[0] for _, c, _ in pending) >= batch_size:
                     flush_batch()

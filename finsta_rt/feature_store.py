@@ -72,12 +72,12 @@ def row_is_complete(out_dir: Path, row: dict) -> bool:
     return row.get("status") == "ok" and bool(outs) and all((out_dir / o["file"]).is_file() for o in outs.values())
 
 
-def _clips(row: dict, output: dict) -> int:
+def _clips(row: dict, output: dict, segmented: bool) -> int:
     """Clip rows a video contributes: S for segments:S (the leading axis of its shape), else 1."""
     if "clips" in row:
         return int(row["clips"])
     shape = output.get("shape") or []
-    return int(shape[0]) if str(row.get("sampling", "")).startswith("segments") and shape else 1
+    return int(shape[0]) if segmented and shape else 1
 
 
 class FeatureStore:
@@ -99,12 +99,17 @@ class FeatureStore:
         ok = [r for r in read_manifest(self.root).values() if r.get("status") == "ok" and row_outputs(r)]
         self.rows: list[dict] = sorted(ok, key=lambda r: r["path"])
         self.paths: list[str] = [r["path"] for r in self.rows]
-        clips = [_clips(r, next(iter(row_outputs(r).values()))) for r in self.rows]
+        segmented = self.segmented
+        clips = [_clips(r, next(iter(row_outputs(r).values())), segmented) for r in self.rows]
         self.owner = np.repeat(np.arange(len(self.rows)), clips)  # clip row -> index into rows
-        segmented = str(self.info.get("sampling", "")).startswith("segments")
         self.segment: list[int | None] = [
             s for n in clips for s in (range(n) if n > 1 or segmented else [None])
         ]  # clip row -> its segment (None unless segments:S)
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the folder was made with segments:S (a video's outputs have a leading segment axis)."""
+        return str(self.info.get("sampling", "")).startswith("segments")
 
     @property
     def layout(self) -> str:
@@ -139,11 +144,11 @@ class FeatureStore:
                     f"{self.root}: output {name!r} was not saved for {r['path']} (saved: {', '.join(self.outputs)})"
                 )
             entries.append(o)
-        segmented = str(self.info.get("sampling", "")).startswith("segments")
+        segmented = self.segmented
         by_file: dict[str, tuple[list[int], list[int]]] = {}  # file -> (clip rows of out, rows of the file)
         dst = 0
         for r, o in zip(self.rows, entries, strict=True):
-            n = _clips(r, o)
+            n = _clips(r, o, segmented)
             src = int(o["rows"][0]) if "rows" in o else 0
             d, s = by_file.setdefault(o["file"], ([], []))
             d.extend(range(dst, dst + n))
