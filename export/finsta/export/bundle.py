@@ -8,14 +8,12 @@ after it loads in ``finsta_rt`` and reproduces PyTorch, so a failed export leave
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import logging
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,19 +31,25 @@ from finsta_rt.tokenizer import TOKENIZER_KINDS
 
 from .. import __version__
 from ..models.towers import Scorer, TextTower, VideoTower
-from .portable import OPS_DOMAIN, OPS_VERSION, attach_portable_functions
+from .api import IR_VERSION, OPSET, ExportError, exporter_noise_silenced, finish, trace
+from .portable import OPS_DOMAIN, OPS_VERSION
+
+__all__ = [
+    "IR_VERSION",
+    "OPSET",
+    "ExportError",
+    "ExportSpec",
+    "GraphExport",
+    "GraphBuilder",
+    "export_bundle",
+    "verify_bundle",
+    "stgt_graphs",
+    "io_specs",
+    "example_inputs",
+    "tokenizer_section",
+]
 
 log = logging.getLogger(__name__)
-for _noisy in ("onnx_ir", "onnxscript"):  # the exporter's passes log every rewrite at INFO
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
-
-IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 would write 14 (docs/environment.md)
-OPSET = 18
-
-
-class ExportError(RuntimeError):
-    """The export failed or the exported bundle does not reproduce PyTorch."""
-
 
 @dataclass
 class ExportSpec:
@@ -96,61 +100,18 @@ def io_specs(names: list[str], values, dims: list[list]) -> list[dict]:
     return out
 
 
-class _DropMessages(logging.Filter):
-    def __init__(self, *prefixes: str):
-        super().__init__()
-        self.prefixes = prefixes
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefixes)
-
-
-@contextlib.contextmanager
-def _exporter_noise_silenced():
-    """The torch exporter's known, harmless noise, silenced only while it exports: a warning per
-    torchvision op when torchvision is absent (we export none), a FutureWarning from torch's own
-    use of a deprecated pytree API, and a UserWarning per dynamic axis that shares its name's
-    constraints (our axis names are chosen per graph: the merge is what we ask for)."""
-    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
-    drop = _DropMessages("torchvision is not installed")
-    registration.addFilter(drop)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
-            warnings.filterwarnings("ignore", r"# The axis name: .* will not be used, since it shares", UserWarning)
-            yield
-    finally:
-        registration.removeFilter(drop)
+# the names other modules import from here (export.passes, tests)
+_exporter_noise_silenced = exporter_noise_silenced
 
 
 def _export(
     module: nn.Module, args: tuple, input_names: list[str], output_names: list[str], dynamic_shapes: dict, path: Path
 ) -> onnx.ModelProto:
-    module.eval()
-    with torch.no_grad(), _exporter_noise_silenced():
-        program = torch.onnx.export(
-            module,
-            args,
-            dynamo=True,
-            input_names=input_names,
-            output_names=output_names,
-            dynamic_shapes=dynamic_shapes,
-            opset_version=OPSET,
-            verbose=False,
-        )
-    proto = program.model_proto
-    proto.ir_version = min(proto.ir_version, IR_VERSION)
-    return proto
+    return trace(module, args, input_names, output_names, dynamic_shapes)
 
 
-def _finish(proto: onnx.ModelProto, flavour: str, meta: dict[str, str], path: Path) -> None:
-    if flavour == "portable":
-        attach_portable_functions(proto)
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        proto.metadata_props.add(key=k, value=v)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+def _finish(proto: onnx.ModelProto, flavour: str, meta: dict[str, str], path: Path, module: nn.Module | None = None) -> None:
+    finish(proto, flavour, meta, path, module)
 
 
 @dataclass
@@ -228,6 +189,13 @@ def example_inputs(spec: ExportSpec, g: torch.Generator) -> tuple[torch.Tensor, 
     """Two random uint8 clips [2, T, S, S, 3] and two token sequences (ids, mask) to trace with."""
     S, T = spec.preprocess.size, spec.preprocess.frames
     frames = torch.randint(0, 256, (2, T, S, S, 3), dtype=torch.uint8, generator=g)
+    if spec.tokenizer_kind == "clip_bpe":  # ids the vocabulary holds, each row ending in <|endoftext|>
+        from finsta_rt.clip_tokenizer import ClipBpeTokenizer
+
+        tok = ClipBpeTokenizer.from_files(spec.vocab_file, spec.merges_file, max_length=spec.max_length)
+        ids = torch.randint(0, min(2000, tok.vocab_size - 2), (2, 9), generator=g)
+        ids[:, 0], ids[:, -1] = tok.bos_id, tok.eos_id
+        return frames, ids, torch.ones_like(ids)
     ids = torch.randint(1000, 2000, (2, 9), generator=g)
     ids[:, 0], ids[:, -1] = 101, 102
     return frames, ids, torch.ones_like(ids)
@@ -297,12 +265,12 @@ def export_bundle(
         used_ops: set[str] = set()
         for name, gs in graphs.items():
             log.info("exporting %s graph", name)
-            proto = _export(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic, tmp / f"{name}.onnx")
+            proto = trace(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic)
             used_ops |= {n.op_type for n in proto.graph.node if n.domain == OPS_DOMAIN}
             meta = {**meta_common, "finsta.graph": name}
             if name == "text":
                 meta["finsta.tokenizer"] = json.dumps(tokenizer)
-            _finish(proto, flavour, meta, tmp / f"{name}.onnx")
+            finish(proto, flavour, meta, tmp / f"{name}.onnx", gs.module)
         for name, src in tokenizer_files.items():
             shutil.copyfile(src, tmp / name)
 

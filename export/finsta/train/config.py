@@ -17,14 +17,6 @@ VIDEO_HEADS = ("stgt", "meanpool")
 LOSSES = ("itc", "csal")
 
 
-def backbone_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The frame and text backbone names a config may use: the tables of finsta.models.backbones
-    (reading them imports no torch)."""
-    from ..models.backbones import FRAME_BACKBONES, TEXT_BACKBONES
-
-    return tuple(FRAME_BACKBONES), tuple(TEXT_BACKBONES)
-
-
 class ConfigError(ValueError):
     """A bad configuration value; the message names the file and the key."""
 
@@ -255,17 +247,11 @@ def parse_config(raw: dict, where: str = "config") -> TrainConfig:
         where,
         f"family must be a plain lower-case name, got {cfg.family!r}",
     )
-    frame_backbones, text_backbones = backbone_names()
-    check(
-        cfg.frame_backbone in frame_backbones,
-        where,
-        f"frame_backbone must be one of {frame_backbones}, got {cfg.frame_backbone!r}",
-    )
-    check(
-        cfg.text_backbone in text_backbones,
-        where,
-        f"text_backbone must be one of {text_backbones}, got {cfg.text_backbone!r}",
-    )
+    from ..models.backbones.plugin import check_name
+
+    for side in ("frame", "text"):
+        why = check_name(side, getattr(cfg, f"{side}_backbone"))
+        check(why is None, where, f"{side}_backbone {why}")
     check(cfg.video_head in VIDEO_HEADS, where, f"video_head must be one of {VIDEO_HEADS}, got {cfg.video_head!r}")
     check(bool(cfg.name) and "/" not in cfg.name, where, f"name must be a plain name, got {cfg.name!r}")
     o = cfg.optim

