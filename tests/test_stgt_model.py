@@ -104,8 +104,18 @@ def compress_ref(x: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return np.stack(out)
 
 
+def pool_ref(tokens: np.ndarray, grid: tuple[int, int], p: int) -> np.ndarray:
+    """[T, 1 + h*w, C] -> [T, 1 + ceil(h/p)*ceil(w/p), C]: each cell the mean of the patches it covers."""
+    h, wd = grid
+    cells = tokens[:, 1:].reshape(tokens.shape[0], h, wd, -1)
+    pooled = [cells[:, r : r + p, c : c + p].mean(axis=(1, 2)) for r in range(0, h, p) for c in range(0, wd, p)]
+    return np.concatenate([tokens[:, :1], np.stack(pooled, axis=1)], axis=1)
+
+
 def head_ref(tokens: np.ndarray, head: STGTVideoHead) -> tuple[np.ndarray, np.ndarray]:
-    cfg = head.cfg
+    cfg = head.cfg  # the grid after token_pool
+    if head.pool > 1:
+        tokens = pool_ref(tokens, head.backbone_grid, head.pool)
     T = tokens.shape[0]
     time = w(head.time_embed)[[int(np.floor(i * cfg.frames / T)) for i in range(T)]]  # nearest, as F.interpolate
     x = lin(tokens, head.input_proj) + time[:, None] + w(head.pos_embed)[None]
@@ -179,13 +189,17 @@ def test_block_matches_the_reference(T, radius, threshold):
         assert 0.05 < kept < 0.95, kept
 
 
-@pytest.mark.parametrize("T", [4, 3, 6])  # T = cfg.frames, and fewer / more: the time table is interpolated
-def test_video_head_matches_the_reference(T):
-    case = {"test": "head", "T": T}
+@pytest.mark.parametrize(
+    "T,grid,pool",
+    # T = cfg.frames, and fewer / more: the time table is interpolated; token_pool 2 on odd and even grids
+    [(4, (2, 3), 1), (3, (2, 3), 1), (6, (2, 3), 1), (4, (5, 4), 2), (3, (3, 3), 3)],
+)
+def test_video_head_matches_the_reference(T, grid, pool):
+    case = {"test": "head", "T": T, "grid": grid, "pool": pool}
     with replay_hint(repr(case)):
         rng = case_rng(SEED, case)
         torch.manual_seed(int(rng.integers(2**31)))
-        cfg = small_cfg(layers=2)
+        cfg = small_cfg(layers=2, grid=grid, token_pool=pool)
         head = STGTVideoHead(cfg).double().eval()
         with torch.no_grad():  # the learned tables start near 0; make them matter
             head.time_embed.normal_(0, 1.0)
@@ -199,5 +213,7 @@ def test_video_head_matches_the_reference(T):
                 rel_err(mem[b], ref_mem),
                 rel_err(zv[b], ref_zv),
             )
-        assert zv.shape == (2, cfg.queries, cfg.embed_dim) and mem.shape == (2, T * (1 + 2 + 3), cfg.dim)
+        h, wd = head.cfg.grid
+        assert (h, wd) == (-(-grid[0] // pool), -(-grid[1] // pool))
+        assert zv.shape == (2, cfg.queries, cfg.embed_dim) and mem.shape == (2, T * (1 + h + wd), cfg.dim)
         np.testing.assert_allclose(np.linalg.norm(zv, axis=-1), 1.0, rtol=1e-12)

@@ -24,6 +24,7 @@ from .metrics import summary as default_summary
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+PROGRESS_SECONDS = 30.0  # a long epoch says where it is this often
 
 # loss of one batch: (sorted video indices, the run's rng, epoch) -> (loss, named parts for the log)
 StepFn = Callable[[np.ndarray, np.random.Generator, int], tuple[Tensor, dict[str, float]]]
@@ -141,6 +142,7 @@ def fit(
     done, stopped = start_epoch, False
     heads.train()
     for epoch in range(start_epoch, o.epochs):
+        t_said = time.monotonic()
         order = rng.permutation(n_train)
         losses: list[float] = []
         parts_sum: dict[str, float] = {}
@@ -162,6 +164,9 @@ def fit(
             if time.monotonic() - t_start > budget:
                 stopped = True
                 break
+            if time.monotonic() - t_said > PROGRESS_SECONDS and s + 1 < steps_per_epoch:
+                t_said = time.monotonic()
+                log.info("epoch %d/%d step %d/%d loss %.4f", epoch + 1, o.epochs, s + 1, steps_per_epoch, np.mean(losses))
         elapsed = time.monotonic() - t_start
         n = max(1, len(losses))
         line: dict[str, Any] = {
