@@ -69,7 +69,15 @@ class STGTConfig(ModelConfig):
 
     def validate(self) -> None:
         self.need_positive_ints(
-            "backbone_dim", "text_dim", "frames", "dim", "heads", "layers", "queries", "query_layers", "embed_dim",
+            "backbone_dim",
+            "text_dim",
+            "frames",
+            "dim",
+            "heads",
+            "layers",
+            "queries",
+            "query_layers",
+            "embed_dim",
             "token_pool",
         )
         self.need_grid()

@@ -166,7 +166,9 @@ def fit(
                 break
             if time.monotonic() - t_said > PROGRESS_SECONDS and s + 1 < steps_per_epoch:
                 t_said = time.monotonic()
-                log.info("epoch %d/%d step %d/%d loss %.4f", epoch + 1, o.epochs, s + 1, steps_per_epoch, np.mean(losses))
+                log.info(
+                    "epoch %d/%d step %d/%d loss %.4f", epoch + 1, o.epochs, s + 1, steps_per_epoch, np.mean(losses)
+                )
         elapsed = time.monotonic() - t_start
         n = max(1, len(losses))
         line: dict[str, Any] = {
