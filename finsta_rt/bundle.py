@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "bundle.yaml"
 FORMAT = "finsta-bundle"
 FORMAT_VERSION = 1
-FLAVOURS = ("custom", "portable")
+FLAVOURS = ("custom", "portable", "flat")  # flat: every model-local function inlined, standard ONNX only
+PRECISIONS = ("fp32", "fp16", "int8")  # of the towers' arithmetic; graph inputs and outputs keep their dtypes
 GRAPHS = ("video", "text", "scorer")
 # A real bundle.yaml is a few KB, about 6 levels deep and 200-500 values: these bounds refuse
 # hostile files (a 50 MB list took 203 s and 3.9 GB to parse; 100,000 nested '[' overflowed the stack)
@@ -377,6 +378,8 @@ class Bundle:
             manifest["family"], "family", PLAIN_NAME, what="a plain name (letters, digits, '_', '.', '-'; at most 64)"
         )
         self.flavour: str = sc.string(manifest["flavour"], "flavour", choices=FLAVOURS)
+        # optional (bundles written before it are fp32); informational to the runtime: sessions read the graphs
+        self.precision: str = sc.string(manifest.get("precision", "fp32"), "precision", choices=PRECISIONS)
         self.name: str = sc.string(manifest.get("name", root.name), "name")
         for k in ("exporter", "model"):
             if k in manifest:
@@ -408,6 +411,11 @@ class Bundle:
             if "required" in op:
                 sc.boolean(op["required"], f"{k}.required")
             self.custom_ops.append(op)
+        if self.flavour == "flat" and any(op["ops"] for op in self.custom_ops):
+            raise BundleError(
+                f"{where}: flavour flat holds standard ONNX only, but custom_ops lists "
+                f"{sorted(n for op in self.custom_ops for n in op['ops'])}"
+            )
         files = sc.mapping(manifest["files"], "files")
         if not files:
             raise BundleError(f"{where}: 'files' must map each file to its sha256")
@@ -459,7 +467,7 @@ class Bundle:
                         f"bundle file {full} fails its sha256 check (expected {digest}, got {actual}): "
                         "the file was altered or truncated"
                     )
-        log.debug("loaded bundle %s (%s, %s)", root, bundle.family, bundle.flavour)
+        log.debug("loaded bundle %s (%s, %s, %s)", root, bundle.family, bundle.flavour, bundle.precision)
         return bundle
 
     def tokenizer(self):
@@ -467,4 +475,7 @@ class Bundle:
         return tokenizer_from_spec(self.tokenizer_spec)
 
     def __repr__(self) -> str:
-        return f"Bundle({str(self.root)!r}, family={self.family!r}, flavour={self.flavour!r})"
+        return (
+            f"Bundle({str(self.root)!r}, family={self.family!r}, flavour={self.flavour!r}, "
+            f"precision={self.precision!r})"
+        )
