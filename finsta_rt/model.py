@@ -1,4 +1,7 @@
-"""ONNX Runtime sessions for a bundle: embed frames, embed text, score (docs/runtime.md)."""
+"""ONNX Runtime sessions for a bundle: embed frames, embed text, score (docs/runtime.md).
+
+What a bundle is fed and gives is read from its graphs' declared inputs and outputs (bundle.yaml), never
+from its family name: any family, ours or a user's towers exported with finsta.export.export_bundle."""
 
 from __future__ import annotations
 
@@ -90,9 +93,13 @@ class Model:
             self._tokenizer = self.bundle.tokenizer()
         return self._tokenizer
 
+    def _input(self, graph: str, name: str):
+        """The declared input ``name`` of ``graph`` (bundle.yaml's graphs section)."""
+        return next(i for i in self.bundle.graphs[graph].inputs if i.name == name)
+
     def _slots(self) -> tuple[int, int]:
         """(T, K) of a video graph that takes a user video graph (family finsta)."""
-        shape = next(i.shape for i in self.bundle.graphs["video"].inputs if i.name == "slot_mask")
+        shape = self._input("video", "slot_mask").shape
         return int(shape[1]), int(shape[2])
 
     def load_user_graph(self, path: str | Path) -> dict[str, np.ndarray]:
@@ -162,7 +169,7 @@ class Model:
             raise ValueError(f"frames must be uint8 [B, T, {S}, {S}, 3] for bundle {self.bundle.name}, got {got}")
         if frames.shape[0] == 0 or frames.shape[1] == 0:
             raise ValueError(f"frames has an empty batch or no frames: shape {frames.shape}")
-        fixed_t = self.bundle.graphs["video"].inputs[0].shape[1]
+        fixed_t = self._input("video", "frames").shape[1]
         if isinstance(fixed_t, int) and frames.shape[1] != fixed_t:
             raise ValueError(
                 f"bundle {self.bundle.name} takes exactly T={fixed_t} frames per video, got {frames.shape[1]}"
@@ -241,17 +248,15 @@ class Model:
         return {o.name: v for o, v in zip(sess.get_outputs(), sess.run(None, feed))}
 
     def score(self, video_embedding: np.ndarray, text_embedding: np.ndarray) -> np.ndarray:
-        """Similarity [texts, videos] from video embeddings [Nv, Q, E] and text embeddings [Nt, E]."""
-        sess = self.sessions["scorer"]
-        if len(sess.get_inputs()) != 2:
+        """Similarity [texts, videos] from video embeddings [Nv, Q, E] (or whatever the scorer's declared
+        video input is) and text embeddings [Nt, E], for a scorer that takes one video and one text input."""
+        inputs = self.bundle.graphs["scorer"].inputs
+        video = [i.name for i in inputs if i.name.startswith("video_")]
+        text = [i.name for i in inputs if not i.name.startswith("video_")]
+        if len(video) != 1 or len(text) != 1:
             raise ValueError(
-                f"bundle {self.bundle.name} ({self.bundle.family}) scores from every video and text "
-                "output: use score_parts(embed_frames(...), embed_texts(...))"
+                f"bundle {self.bundle.name} ({self.bundle.family}) scores from {[i.name for i in inputs]}: "
+                "use score_parts(embed_frames(...), embed_texts(...))"
             )
-        return sess.run(
-            None,
-            {
-                "video_embedding": np.asarray(video_embedding, np.float32),
-                "text_embedding": np.asarray(text_embedding, np.float32),
-            },
-        )[0]
+        feed = {video[0]: np.asarray(video_embedding, np.float32), text[0]: np.asarray(text_embedding, np.float32)}
+        return self.sessions["scorer"].run(None, feed)[0]

@@ -53,6 +53,7 @@ _DEFINED_IN = {
     "ClipDirError": "hf_clip",
     "clip_frame_backbone": "hf_clip",
     "clip_text_backbone": "hf_clip",
+    "save_tiny_random_clip": "hf_clip",
     "OnnxEncoderError": "onnx_encoder",
     "OnnxFrameBackbone": "onnx_encoder",
     "inline_encoders": "onnx_encoder",

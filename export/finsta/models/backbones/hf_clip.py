@@ -272,3 +272,42 @@ def clip_text_backbone(directory: str | Path) -> TextBackbone:
     model = ClipTextBackbone(c, tc, eos_id, str(root / "config.json"))
     _load_weights(model, root, "text_model.")
     return model.eval()
+
+
+def save_tiny_random_clip(directory: str | Path, merges: int = 2000, max_length: int = 16, seed: int = 0) -> Path:
+    """A tiny random transformers ``CLIPModel`` (2 layers of 32 wide, 32 px frames of 8 px patches) with
+    CLIP's tokenizer cut to its first ``merges`` merges, saved with ``save_pretrained`` into ``directory``:
+    for tests and examples (needs transformers and open_clip's merges data; downloads nothing)."""
+    import importlib.util
+
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    from finsta_rt.clip_tokenizer import BOS, EOS, ClipBpeTokenizer, open_clip_vocab
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("open_clip (its bpe_simple_vocab_16e6.txt.gz) is needed for CLIP's merges")
+    vocab, all_merges = open_clip_vocab(Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz")
+    kept = all_merges[:merges]
+    tokens = list(vocab)[:512] + ["".join(m) for m in kept] + [BOS, EOS]  # bytes, bytes</w>, merges, specials
+    d = Path(directory)
+    ClipBpeTokenizer({t: i for i, t in enumerate(tokens)}, kept, max_length=max_length).save(d)
+    n = len(tokens)
+    side = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+    cfg = CLIPConfig(
+        text_config=dict(
+            **side,
+            max_position_embeddings=max_length,
+            vocab_size=n,
+            bos_token_id=n - 2,
+            eos_token_id=n - 1,
+            pad_token_id=n - 1,
+        ),
+        vision_config=dict(**side, image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        CLIPModel(cfg).eval().save_pretrained(d)
+    CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=max_length).save_pretrained(d)
+    return d
