@@ -103,14 +103,14 @@ class JsonLog:
         self._open()
 
     def _open(self) -> None:
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A writer killed mid-row left a torn line: end it, or the next row would be lost with it."""
         size = os.fstat(self.fd).st_size
-        if size:  # a run killed mid-row left a torn line: end it, or the next row would be lost with it
-            with open(self.path, "rb") as f:
-                f.seek(size - 1)
-                torn = f.read(1) != b"\n"
-            if torn:
-                self._write(b"\n")
+        if size and os.pread(self.fd, 1, size - 1) != b"\n":
+            self._write(b"\n")
 
     def _write(self, data: bytes) -> None:
         n = os.write(self.fd, data)
@@ -129,6 +129,8 @@ class JsonLog:
             if replaced:
                 os.close(self.fd)
                 self._open()
+            else:  # another writer may have died mid-row since this one's last row
+                self._end_torn_line()
             self._write(data)
 
     def close(self) -> None:

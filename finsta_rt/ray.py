@@ -8,7 +8,7 @@ A bad video is a row with ``status == "failed"`` and its ``error``, never a fail
 >>> import ray
 >>> ds = ray.data.from_items([{"path": p} for p in paths])
 >>> out = ds.map_batches(EmbedVideos, fn_constructor_kwargs={"bundle": "bundles/stgt"},
-...                      batch_size=8, concurrency=2, num_cpus=1, batch_format="numpy")
+...                      batch_size=8, compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1, batch_format="numpy")
 
 :func:`extract_on_ray` (``finsta-rt extract --ray``) runs that stage over the inputs and writes the rows
 on the driver with the same writer as the single-process extractor, so the folder is the same.
@@ -170,7 +170,10 @@ def extract_on_ray(
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             ray.data.DataContext.get_current().enable_progress_bars = progress
             actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
-            ds = ray.data.from_items([{"path": path_key(p)} for p in todo]).map_batches(
+            # blocks of about one batch each, so that every actor gets work (from_items may make one block)
+            blocks = max(1, -(-len(todo) // batch_size))
+            items = [{"path": path_key(p)} for p in todo]
+            ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 EmbedVideos,
                 fn_constructor_kwargs={
                     "bundle": str(b.root),
@@ -180,7 +183,7 @@ def extract_on_ray(
                     "timeout": timeout,
                 },
                 batch_size=batch_size,
-                concurrency=min(actors, len(todo)),
+                compute=ray.data.ActorPoolStrategy(size=min(actors, len(todo))),
                 num_cpus=cpus_per_actor,
                 batch_format="numpy",
             )

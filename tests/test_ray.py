@@ -72,7 +72,7 @@ def test_the_stage_on_a_ray_dataset_from_a_list_of_paths(tiny_bundles, clips, lo
         EmbedVideos,
         fn_constructor_kwargs={"bundle": bundle, "outputs": ["video_global"]},
         batch_size=2,
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         num_cpus=2,
         batch_format="numpy",
     )

@@ -162,3 +162,34 @@ def test_feature_store_errors_name_the_file(tmp_path):
     (d / "extract.json").write_text("[1, 2")
     with pytest.raises(FeatureStoreError, match="cannot read .*extract.json"):
         FeatureStore(d)
+
+
+def _info(layout: str) -> dict:
+    return {"bundle": "b", "bundle_sha256": "x", "sampling": "uniform:4", "layout": layout, "outputs": ["o"]}
+
+
+@pytest.mark.parametrize("layout", ["per-video", "packed"])
+def test_writers_interleaved_with_compaction_lose_no_row(tmp_path, layout):
+    """Writer A compacts (replacing the manifest) while B still writes; a third dies mid-row: B reopens the
+    manifest, ends the torn line, and every row is there once."""
+    from finsta_rt.feature_writer import FeatureWriter
+
+    rng = np.random.default_rng([SEED, len(layout)])
+    arrays = {k: {"o": rng.standard_normal((1, 3)).astype(np.float32)} for k in ("/v/x", "/v/y", "/v/z", "/v/w")}
+    a = FeatureWriter(tmp_path, _info(layout), pack_size=1)
+    b = FeatureWriter(tmp_path, _info(layout), pack_size=1)
+    assert a.ok("/v/x", arrays["/v/x"], [0.5], "x") == [] and b.ok("/v/y", arrays["/v/y"], [0.5], "y") == []
+    a.close()  # compaction: a new manifest file
+    with open(tmp_path / "manifest.jsonl", "ab") as f:
+        f.write(b'{"path": "/v/torn", "sta')  # a writer killed mid-row
+    b.ok("/v/z", arrays["/v/z"], [0.5], "z")  # B reopens the new manifest and ends the torn line
+    with open(tmp_path / "manifest.jsonl", "ab") as f:
+        f.write(b'{"path": "/v/torn2"')  # and again, in the file B has open
+    b.failed("/v/bad", "not a readable video")
+    b.ok("/v/w", arrays["/v/w"], [0.5], "w")
+    b.close()
+    lines = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["path"] for r in lines) == ["/v/bad", "/v/w", "/v/x", "/v/y", "/v/z"]
+    store = FeatureStore(tmp_path)
+    with replay_hint(f"interleaved writers, {layout}"):
+        np.testing.assert_array_equal(store.array("o"), np.concatenate([arrays[p]["o"] for p in store.paths]))
