@@ -45,6 +45,10 @@ class AnnIndexError(ValueError):
 
 
 def _usearch():
+    # onnxruntime first: loaded after usearch 2.26's extension, its libstdc++ initialisation segfaults
+    # (onnxruntime 1.31.1, `import usearch.compiled; import onnxruntime`); this order works in one process
+    import onnxruntime  # noqa: F401
+
     try:
         from usearch.index import Index
     except ImportError as e:
