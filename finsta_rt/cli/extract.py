@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const="local",
         metavar="ADDRESS",
-        help="run on a Ray cluster (ray.init(ADDRESS); a local one without ADDRESS); needs finsta-rt[ray]",
+        help="run on a Ray cluster: --ray=ADDRESS, or --ray last for a local one (--workers and --threads "
+        "then give way to --actors and --actor-cpus); needs finsta-rt[ray]",
     )
     p.add_argument("--actors", type=positive_int, help="Ray actors (default: the cluster's CPUs / --actor-cpus)")
     p.add_argument(
