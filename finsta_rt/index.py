@@ -108,6 +108,21 @@ class AnnIndex:
     info: dict
     _index: object
 
+    @classmethod
+    def load(cls, path: Path, info: dict, rebuild: str = "finsta-rt index") -> AnnIndex:
+        """Memory-maps the index file ``path`` that ``info`` (its index.json) describes."""
+        Index = _usearch()
+        try:
+            ix = Index.restore(str(path), view=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise AnnIndexError(f"cannot open {path}: {e}; rebuild it with {rebuild}") from e
+        want = int(info["rows"]) * int(info.get("per_row", 1))
+        if ix is None or len(ix) != want or ix.ndim != info.get("dims"):
+            raise AnnIndexError(
+                f"{path} does not hold the {want} vectors {INDEX_INFO} records; rebuild it with {rebuild}"
+            )
+        return cls(path, info, ix)
+
     @property
     def dtype(self) -> str:
         return str(self.info["dtype"])
@@ -168,16 +183,7 @@ def open_index(store: FeatureStore, output: str = DEFAULT_OUTPUT) -> AnnIndex | 
     why = _mismatch(info, fingerprint(store, output))
     if why:
         raise AnnIndexError(f"the index of {store.root} is stale: {why}; rebuild it with finsta-rt index {store.root}")
-    path = index_path(store.root, info)
-    Index = _usearch()
-    try:
-        ix = Index.restore(str(path), view=True)
-    except (OSError, RuntimeError, ValueError) as e:
-        raise AnnIndexError(f"cannot open {path}: {e}; rebuild it with finsta-rt index {store.root}") from e
-    want = int(info["rows"]) * int(info.get("per_row", 1))
-    if ix is None or len(ix) != want or ix.ndim != info.get("dims"):
-        raise AnnIndexError(f"{path} does not hold the {want} vectors {INDEX_INFO} records; rebuild it")
-    return AnnIndex(path, info, ix)
+    return AnnIndex.load(index_path(store.root, info), info, f"finsta-rt index {store.root}")
 
 
 def is_fresh(store: FeatureStore, output: str = DEFAULT_OUTPUT) -> bool:

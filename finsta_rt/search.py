@@ -58,12 +58,7 @@ class FeatureIndex:
                 f"{store.root}: video_embedding is {list(self.embeddings.shape[1:])} per clip, not [Q, E]"
             )
         self.store, self.root, self.info = store, store.root, store.info
-        self.paths: list[str] = store.paths
-        self.owner: np.ndarray = store.owner  # clip row -> video
-        self.segment: list[int | None] = store.segment
-        self.pooled = pooled(self.embeddings)  # [R, E]
-        self.clips_per_video = int(np.bincount(self.owner).max())
-        self.ann: AnnIndex | None = None
+        self._use(self.embeddings, store.paths, store.owner, store.segment)
         if index is not False:
             try:
                 self.ann = open_index(store)
@@ -73,6 +68,33 @@ class FeatureIndex:
                 log.warning("%s; searching exactly", e)
             if index and self.ann is None:
                 raise SearchError(f"{self.root} has no index: build it with finsta-rt index {self.root}")
+
+    def _use(self, embeddings: np.ndarray, paths: list[str], owner: np.ndarray, segment: list[int | None]) -> None:
+        self.embeddings = embeddings  # [R, Q, E]
+        self.paths = paths
+        self.owner = owner  # clip row -> video
+        self.segment = segment  # clip row -> its segment (None unless segments:S)
+        self.pooled = pooled(embeddings)  # [R, E]
+        self.clips_per_video = int(np.bincount(owner).max())
+        self.ann: AnnIndex | None = None
+
+    @classmethod
+    def from_arrays(
+        cls, embeddings: np.ndarray, paths: list[str] | None = None, ann: AnnIndex | None = None
+    ) -> FeatureIndex:
+        """Search over features held elsewhere: ``embeddings`` [N, Q, E], one row per video (``paths``, default
+        their positions as text), and optionally an index of them (benchmarks/bench_search.py)."""
+        self = cls.__new__(cls)
+        e = np.asarray(embeddings, np.float32)
+        if e.ndim != 3 or not len(e):
+            raise SearchError(f"embeddings must be [N, Q, E] with N >= 1, got {list(e.shape)}")
+        paths = [str(i) for i in range(len(e))] if paths is None else list(paths)
+        if len(paths) != len(e):
+            raise SearchError(f"{len(paths)} paths for {len(e)} rows of embeddings")
+        self.store, self.root, self.info = None, Path("."), {}
+        self._use(e, paths, np.arange(len(e)), [None] * len(e))
+        self.ann = ann
+        return self
 
     def load_model(self, bundle: str | Path | None = None, device: str = "auto", threads: int = 0):
         """The Model of the bundle these features were made with (``bundle``: where it is now, default
@@ -127,7 +149,8 @@ class FeatureIndex:
     def _text_scores(self, rows: np.ndarray | None, t: np.ndarray) -> np.ndarray:
         """The bundle's score of each clip row (all when ``rows`` is None) for texts t [B, E]: [B, rows]."""
         emb = self.embeddings if rows is None else self.embeddings[rows]
-        return np.einsum("rqe,be->brq", emb, t, optimize=True).max(axis=2)
+        r, q, e = emb.shape
+        return (emb.reshape(r * q, e) @ t.T).reshape(r, q, len(t)).max(axis=1).T  # one GEMM (einsum's is slower)
 
     def _check_texts(self, text_embeddings: np.ndarray) -> np.ndarray:
         t = np.asarray(text_embeddings, np.float32)
