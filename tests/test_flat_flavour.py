@@ -47,7 +47,7 @@ def test_flat_bundle_holds_standard_onnx_only(flat, tiny_bundles):
 
 
 def _feeds(model: Model, rng: np.random.Generator):
-    frames = rng.integers(0, 256, (2, 3, 64, 64, 3), dtype=np.uint8)  # T=3: not the T=4 it was traced with
+    frames = rng.integers(0, 256, (1, 2, 64, 64, 3), dtype=np.uint8)  # T=2: not the T=4 it was traced with
     ids, mask = model.tokenizer(TEXTS)
     return frames, ids, mask
 

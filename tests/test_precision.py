@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from helpers import SEED, replay_hint
+from helpers import SEED, case_rng, replay_hint
 from test_bundle import TEXTS, cos, torch_reference
 
 from finsta.cli.export import main as export_main
@@ -47,7 +47,7 @@ def converted(tiny_bundles, tmp_path_factory):
         ("custom", "int8"): convert_bundle(paths["custom"], "int8", root / "custom-int8", _clips(rng, 6)),
         ("portable", "int8"): convert_bundle(paths["portable"], "int8", root / "portable-int8", _clips(rng, 6)),
     }
-    return video, text, out, rng
+    return video, text, out
 
 
 def _types(proto: onnx.ModelProto) -> dict[str, int]:
@@ -64,7 +64,8 @@ def _types(proto: onnx.ModelProto) -> dict[str, int]:
 def test_converted_bundle_matches_pytorch_and_keeps_finsta_nodes_float32(
     converted, flavour, precision, min_cos, monkeypatch, tmp_path
 ):
-    video, text, paths, rng = converted
+    video, text, paths = converted
+    rng = case_rng(SEED, {"flavour": flavour, "precision": precision})
     path = paths[(flavour, precision)]
     b = Bundle.load(path)
     assert (b.precision, b.flavour) == (precision, flavour)
