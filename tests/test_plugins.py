@@ -1,20 +1,24 @@
 """Backbone plug-ins (finsta.models.backbones.plugin): hf-clip:DIR against transformers' own CLIP classes,
 onnx:PATH detected and run through ONNX Runtime, module:callable checked against the protocol, and the
-errors of bad plug-ins. A tiny random CLIP is built with transformers and saved to a temp dir: nothing
-downloads. The plug-ins' training, export and serving: tests/test_plugin_bundles.py."""
+errors of bad plug-ins; and each plug-in trains (a few steps), exports and serves (finsta_rt.Model, the CLI's
+score and extract) with bundle parity >= 0.9999. A tiny random CLIP is built with transformers and saved to a
+temp dir: nothing downloads."""
 
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from helpers import SEED, replay_hint
+from media import moving_frames, write_video
 from torch import nn
 
-from finsta.export import export_onnx
+from finsta import families
+from finsta.export import ExportSpec, export_bundle, verify_bundle
 from finsta.models.backbones import (
     BackboneError,
     ClipDirError,
@@ -24,7 +28,12 @@ from finsta.models.backbones import (
     save_tiny_random_clip,
     tiny_vit,
 )
+from finsta.models.towers import TextTower, VideoTower
 from finsta.train.config import ConfigError, parse_config
+from finsta.train.features import build_backbones
+from finsta_rt import cli
+from finsta_rt.extract import read_manifest
+from finsta_rt.model import Model
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +55,27 @@ class CatTokens(nn.Module):
 
 
 def save_encoder(path, nhwc: bool = False, metadata: dict | None = None) -> tuple[nn.Module, str]:
+    """A tiny ViT saved as someone else's ONNX image encoder would be: the TorchScript exporter at opset 17
+    (so inlining it into our opset-18 graphs converts it), one output [N, 1 + P, C]."""
     vit = tiny_vit(image_size=32, patch=8, dim=32, depth=1, heads=4, seed=SEED % 1000)
     x = torch.randn(2, 32, 32, 3) if nhwc else torch.randn(2, 3, 32, 32)
-    export_onnx(
-        CatTokens(vit, nhwc),
-        (x,),
-        path,
-        flavour="custom",
-        input_names=["pixel_values"],
-        output_names=["last_hidden_state"],
-        dynamic_shapes={"pixel_values": {0: torch.export.Dim("N", max=1024)}},
-        verify=False,
-        metadata=metadata,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
+        torch.onnx.export(
+            CatTokens(vit, nhwc),
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["pixel_values"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"pixel_values": {0: "N"}},
+        )
+    if metadata:
+        m = onnx.load(str(path))
+        for k, v in metadata.items():
+            m.metadata_props.add(key=k, value=v)
+        onnx.save(m, str(path))
     return vit, str(path)
 
 
@@ -188,3 +205,82 @@ def test_module_callable_plugins(tmp_path):
         ConfigError, match=r"frame_backbone must be one of \('efficientnet_lite0', 'tiny_vit'\), 'module:callable'"
     ):
         parse_config({**raw, "frame_backbone": "resnet"}, "p.yaml")
+
+
+def plugin_config(tmp, frame: str, text: str) -> dict:
+    """One epoch of STGT heads on 16 synthetic 32 px clips: a few optimiser steps."""
+    return {
+        "name": "plug",
+        "family": "stgt",
+        "frame_backbone": frame,
+        "text_backbone": text,
+        "data": {"train": 16, "val": 8, "seed": 0, "val_seed": 5, "frames": 4, "size": 32},
+        "output": str(tmp / "run"),
+        "cache": str(tmp / "cache"),
+        "optim": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "eval_every": 1, "max_minutes": 2.0},
+        "model": {"dim": 32, "heads": 4, "queries": 2, "query_layers": 1, "embed_dim": 16},
+    }
+
+
+def serves(bundle, tmp, capsys, video_tower, text_tower) -> None:
+    """The bundle reproduces the towers (>= 0.9999) and serves: Model, finsta-rt score and extract."""
+    report = verify_bundle(bundle, video_tower, text_tower, seed=SEED % 1000)
+    assert all(v >= 0.9999 for k, v in report.items() if k.endswith("_cosine_min")), report
+    assert report["scores_max_abs_diff"] <= 1e-4, report
+    video = write_video(tmp / "clip.mp4", moving_frames(12, 40, 48, seed=SEED % 1000))
+    texts = ["a red square moves right", "a blue circle"]
+    capsys.readouterr()
+    assert cli.main(["score", str(bundle), "--video", str(video), *[a for t in texts for a in ("--text", t)]]) == 0
+    printed = capsys.readouterr().out
+    assert all(t in printed for t in texts), printed
+    out = tmp / "features"
+    assert cli.main(["extract", str(bundle), str(video), "-o", str(out), "-q"]) == 0
+    (row,) = read_manifest(out).values()
+    from finsta_rt import read_frames
+
+    m = Model(bundle, device="cpu")
+    clip = read_frames(str(video), f"uniform:{m.bundle.preprocess.frames}", transform=m.bundle.preprocess)
+    want = m.embed_frames(clip.frames[None])["video_embedding"][0]
+    np.testing.assert_allclose(np.load(out / row["file"]), want, atol=1e-5)
+
+
+def test_onnx_frame_encoder_trains_exports_and_serves(tmp_path, capsys):
+    """onnx:PATH: features cached through ONNX Runtime; the bundle's video graph is the user's encoder
+    (converted from opset 17) inlined before our head, one graph without placeholders."""
+    _, enc = save_encoder(tmp_path / "enc.onnx")
+    cfg = parse_config(plugin_config(tmp_path, f"onnx:{enc}?mean=127.5,127.5,127.5&std=64,64,64", "tiny_text"))
+    with replay_hint("onnx:PATH train/export/serve"):
+        families.train(cfg, resume=False)
+        bundle = families.export_run(tmp_path / "run", out_dir=tmp_path / "bundle", verify=False)  # serves() verifies
+        graph = onnx.load(str(bundle / "video.onnx")).graph
+        assert {n.domain for n in graph.node} <= {"", "finsta"} and any(
+            n.name.startswith("encoder0/") for n in graph.node
+        )
+        video, text, _ = families.towers_from_run(tmp_path / "run")
+        serves(bundle, tmp_path, capsys, video, text)
+
+
+def test_hf_clip_frames_and_text_train_export_and_serve(tmp_path, clip_dir, capsys):
+    """hf-clip:DIR on both sides: a clip_bpe bundle (vocab.json + merges.txt), exported with the public
+    export_bundle from the run's own towers."""
+    cfg = parse_config(plugin_config(tmp_path, f"hf-clip:{clip_dir}", f"hf-clip:{clip_dir}"))
+    with replay_hint("hf-clip train/export/serve"):
+        families.train(cfg, resume=False)
+        heads, cfg, _ = families.load_run(tmp_path / "run")
+        bb = build_backbones(cfg)
+        tc = bb.text.config
+        spec = ExportSpec(
+            "stgt",
+            "clip",
+            bb.preprocess,
+            tc.vocab_file,
+            tc.lowercase,
+            tc.max_length,
+            {"stgt": heads.cfg.to_dict()},
+            tokenizer_kind=tc.tokenizer_kind,
+            merges_file=tc.merges_file,
+        )
+        video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
+        bundle = export_bundle(video, text, spec, out_dir=tmp_path / "bundle", verify=False)  # serves() verifies
+        assert Model(bundle, device="cpu").bundle.manifest["tokenizer"]["kind"] == "clip_bpe"
+        serves(bundle, tmp_path, capsys, video, text)
