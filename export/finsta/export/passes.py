@@ -10,11 +10,12 @@ source, and only then rename it into place, so a failed pass leaves nothing behi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import yaml
 from finsta_rt.bundle import MANIFEST, Bundle, read_manifest, sha256_file
 from finsta_rt.model import Model
 
-from .bundle import IR_VERSION, ExportError
+from .api import IR_VERSION, ExportError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ CHECK_TEXTS = ["a small red circle moves left", "then a large blue square appear
 GraphPass = Callable[[str, onnx.ModelProto], onnx.ModelProto | None]
 
 
-def _temp_beside(out: Path, overwrite: bool) -> Path:
+@contextlib.contextmanager
+def staged_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A fresh directory beside ``out`` (same file system, the umask's permissions) that replaces ``out``
+    when the block ends without an error and is removed when it raises: a bundle appears whole or not at all."""
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     try:
@@ -45,7 +49,14 @@ def _temp_beside(out: Path, overwrite: bool) -> Path:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is meant to be shared
-    return tmp
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def save_graph(proto: onnx.ModelProto, meta: dict[str, str], path: Path) -> None:
@@ -76,9 +87,8 @@ def rewrite_bundle(
     if out.resolve() == source.root.resolve():
         raise ValueError(f"a pass writes a new bundle: {out} is its source")
     manifest, _ = read_manifest(source.root / MANIFEST)
-    tmp = _temp_beside(out, overwrite)
-    try:
-        meta = {f"finsta.{k}": str(v) for k, v in manifest_update.items() if isinstance(v, str)}
+    meta = {f"finsta.{k}": str(v) for k, v in manifest_update.items() if isinstance(v, str)}
+    with staged_dir(out, overwrite) as tmp:
         for full in source.files:
             rel = full.relative_to(source.root.resolve())
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -93,12 +103,6 @@ def rewrite_bundle(
         (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
         if check is not None:
             check(source, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s from %s", out, source.root)
     return out
 
