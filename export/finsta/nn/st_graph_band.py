@@ -6,8 +6,8 @@ clamp(t - r, 0, T - w): interior frames see exactly t - r .. t + r, edge frames 
 clip whose extra frames are masked like any off-band key. Logits, softmax and the similarity graph are
 [B, H, T, P, w P] instead of [B, H, L, L]: memory O(B H L (2r + 1) P) where the dense form is O(B H L^2).
 When the band covers the clip (w = T) the window is every frame and no key is gathered (the dense
-products, reshaped). Gradients flow through this blockwise form by autograd; the in-place steps keep one
-[.., P, w P] buffer alive per step besides the softmax that autograd saves.
+products, reshaped). The attention has its own backward (:class:`_BandAttention`), lighter and faster than
+autograd through the blockwise form.
 """
 
 from __future__ import annotations
@@ -61,19 +61,60 @@ def band_edge_weights(
     return a.masked_fill_(query == keys[:, None], 1.0), keys_or_none
 
 
+def _scores(u: Tensor, w: Tensor, keys: Tensor | None, frames: int) -> Tensor:
+    """u w^T per query frame, u [B, H, L, d] on the query side, w on the key side: [B, H, T, P, w P]."""
+    B, H, L, d = u.shape
+    if keys is None:  # the window is the clip: the dense product, viewed per frame
+        return (u @ w.transpose(-1, -2)).view(B, H, frames, L // frames, L)
+    return u.view(B, H, frames, L // frames, d) @ _window(w, keys, 2).transpose(-1, -2)
+
+
+def _mix(p: Tensor, w: Tensor, keys: Tensor | None) -> Tensor:
+    """p w: weights p [B, H, T, P, w P] of the key-side w [B, H, L, d] -> the query side [B, H, L, d]."""
+    B, H, L, d = w.shape
+    if keys is None:
+        return p.view(B, H, L, L) @ w
+    return (p @ _window(w, keys, 2)).view(B, H, L, d)
+
+
+def _mix_t(p: Tensor, u: Tensor, keys: Tensor | None) -> Tensor:
+    """p^T u: the query-side u [B, H, L, d] -> the key side [B, H, L, d] (window slots of one token add up)."""
+    B, H, L, d = u.shape
+    if keys is None:
+        return p.view(B, H, L, L).transpose(-1, -2) @ u
+    slots = p.transpose(-1, -2) @ u.view(B, H, p.shape[2], p.shape[3], d)  # [B, H, T, w P, d]
+    return torch.zeros_like(u).index_add_(2, keys.flatten(), slots.flatten(2, 3))
+
+
+class _BandAttention(torch.autograd.Function):
+    """softmax(scale q k^T A, masked where A == 0) v over the window slots, with its own backward: it saves the
+    softmax p and A (q, k, v and out exist anyway) and gathers the key and value windows again, and its softmax
+    backward uses sum_j p_ij dp_ij = <g_i, out_i>, so one [.., P, w P] buffer besides p is alive at a time."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, a: Tensor, keys: Tensor | None, scale: float) -> Tensor:
+        a = a[:, None]  # [B, 1, T, P, w P]
+        p = _scores(q, k, keys, a.shape[2]).mul_(a * scale).masked_fill_(a == 0, float("-inf"))
+        # softmax in place; every row has its self-loop, so its max is finite unless q, k or A is not
+        p = p.sub_(p.amax(dim=-1, keepdim=True)).exp_()
+        p = p.div_(p.sum(dim=-1, keepdim=True))
+        out = _mix(p, v, keys)
+        ctx.save_for_backward(q, k, v, a, p, out, keys)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):
+        q, k, v, a, p, out, keys = ctx.saved_tensors
+        dv = _mix_t(p, g, keys)
+        # d logits = p (dp - sum_j p_ij dp_ij) with dp = g v^T and sum_j p_ij dp_ij = <g_i, out_i>; then * scale A
+        delta = (g * out).sum(-1).view(*p.shape[:-1], 1)
+        ds = _scores(g, v, keys, p.shape[2]).sub_(delta).mul_(p).mul_(a * ctx.scale)
+        return _mix(ds, k, keys), _mix_t(ds, q, keys), dv, None, None, None
+
+
 def band_attention(q: Tensor, k: Tensor, v: Tensor, a: Tensor, keys: Tensor | None, scale: float) -> Tensor:
     """softmax(scale * q k^T * A, masked where A == 0) v over the window slots: q, k, v [B, H, L, d],
     A [B, T, P, w P] and keys from :func:`band_edge_weights`. Returns [B, H, L, d]."""
-    B, H, L, d = q.shape
-    T, P = a.shape[1], a.shape[2]
-    a = a[:, None]  # [B, 1, T, P, w P]
-    if keys is None:  # the window is the clip: the dense products, viewed per frame
-        logits = (q @ k.transpose(-1, -2)).view(B, H, T, P, L)
-    else:
-        logits = q.view(B, H, T, P, d) @ _window(k, keys, 2).transpose(-1, -2)
-    # in place: matmul's backward needs its inputs, not its output, and mul_'s needs only scale * A
-    logits = logits.mul_(a * scale).masked_fill_(a == 0, float("-inf"))
-    p = torch.softmax(logits, dim=-1)
-    if keys is None:
-        return p.view(B, H, L, L) @ v
-    return (p @ _window(v, keys, 2)).view(B, H, L, d)
+    return _BandAttention.apply(q, k, v, a, keys, scale)
