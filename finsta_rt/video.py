@@ -5,11 +5,12 @@ Sampling specs (``Sampling.parse``):
     fps:F        one frame every 1/F seconds
     every:K      every K-th decoded frame
     segments:S   S equal segments, each giving one clip of T frames (T from the bundle)
-Frames are chosen by timestamp (variable frame rate safe): each target time takes the decoded
-frame nearest to it. When targets are far apart the decoder seeks to each instead of decoding
-everything. Rotation metadata is applied, any pixel format is converted to RGB, and each kept
-frame is transformed (resized, cropped) as soon as it is decoded, so a 4K video never sits in
-memory at full size.
+Frames are chosen by timestamp (variable frame rate safe): each target time takes the frame
+nearest to it. A packet scan (demuxing, no decoding) says which packet that is, and only the
+packets from the keyframe before each chosen one up to it are decoded (video_plan); a file that
+disagrees with its scan is decoded in one pass instead. Rotation metadata is applied, any pixel
+format is converted to RGB, and each kept frame is transformed (resized, cropped) as soon as it
+is decoded, so a 4K video never sits in memory at full size.
 
 A ``window=(start, end)`` restricts any sampling to that segment: seconds counted from the first
 decoded frame (the caption files' clock, docs/data.md), so a stream whose first frame is stamped
@@ -27,11 +28,23 @@ from pathlib import Path
 
 import numpy as np
 
+from .video_plan import (
+    MISSING_PTS,
+    PacketTable,
+    PlanFailed,
+    SeekFailed,
+    decode_planned,
+    decode_ranges,
+    nearest_packets,
+    packets_decoded,
+    scan_packets,
+)
+
 log = logging.getLogger(__name__)
 
 SAMPLING_KINDS = ("uniform", "fps", "every", "segments")
-# Seek to each target when targets are on average more than this many frames apart.
-SEEK_GAP_FRAMES = 48
+# Packets in a row the decoder may refuse before a one-pass decode ends (a damaged or cut-off file).
+MAX_BAD_PACKETS = 64
 STILL_IMAGE_CODECS = {
     "png",
     "mjpeg",
@@ -65,6 +78,8 @@ RAW_STREAM_FORMATS = {
     "avs2",
     "avs3",
 }
+# Containers whose header duration is not the video stream's span: measured from its packets.
+SPAN_FROM_PACKETS = {"matroska"}
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "ppm_pipe", "pgm_pipe"}
 
 
@@ -215,38 +230,40 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _packet_span(path, deadline: _Deadline | None = None) -> tuple[float, float, int]:
-    """(start, end, packets) from packet timestamps, read with a container of its own (some
-    formats cannot seek back): the duration when the header has none or a guessed one."""
+def _packet_table(path, container, stream, deadline: _Deadline) -> PacketTable:
+    """The video stream's packets (a demux, no decoding); VideoError when it has none."""
     import av
 
-    deadline = deadline or _Deadline(path, None)
-    container, stream = _open(path, deadline)
     try:
-        tb = float(stream.time_base)
-        lo, hi, n = math.inf, -math.inf, 0
-        for pkt in container.demux(stream):
-            deadline.check()  # a playlist of 60,000 entries took 88.9 s to demux here without it
-            if pkt.pts is None:
-                continue
-            t = pkt.pts * tb
-            lo, hi, n = min(lo, t), max(hi, t + (pkt.duration or 0) * tb), n + 1
+        table = scan_packets(container, stream, deadline.check)
     except av.FFmpegError as e:
         deadline.check()  # the interrupt callback stopped a read: that is the timeout
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
+    if not (table.pts != MISSING_PTS).any():
+        raise VideoError(path, "has no video frames")
+    return table
+
+
+def _packet_span(path, deadline: _Deadline | None = None) -> PacketTable:
+    """The packet table, read with a container of its own (some formats cannot seek back)."""
+    deadline = deadline or _Deadline(path, None)
+    container, stream = _open(path, deadline)
+    try:
+        return _packet_table(path, container, stream, deadline)
     finally:
         container.close()
-    if n == 0:
-        raise VideoError(path, "has no video frames")
-    return lo, hi, n
 
 
-def _span(path, container, info: VideoInfo, deadline: _Deadline | None = None) -> tuple[float, float, int]:
-    """(start, duration, frames) of the video stream: the header's, or measured from packet
-    timestamps when the header has no duration or a guessed one (raw elementary streams)."""
-    if info.duration <= 0 or container.format.name in RAW_STREAM_FORMATS:
-        start, end, packets = _packet_span(path, deadline)
-        return start, end - start, packets
+def _span(
+    path, container, info: VideoInfo, deadline: _Deadline | None = None, table: PacketTable | None = None
+) -> tuple[float, float, int]:
+    """(start, duration, frames) of the video stream: the header's, or measured from packet timestamps
+    when the header has no duration, a guessed one (raw elementary streams), or one that counts from 0
+    rather than from the first frame (Matroska: a stream starting at 0.72 s would span 0.72 s too long)."""
+    fmt = container.format.name.split(",")[0]
+    if info.duration <= 0 or container.format.name in RAW_STREAM_FORMATS or fmt in SPAN_FROM_PACKETS:
+        table = table if table is not None else _packet_span(path, deadline)
+        return table.start, table.end - table.start, len(table)
     return info.start, info.duration, info.frames
 
 
@@ -309,22 +326,35 @@ def _to_rgb(frame) -> np.ndarray:
 
 
 def _decode(path, container, stream, deadline: _Deadline):
-    """Decoded frames with timestamps. A decoder error after some frames ends the stream (a cut-off
-    file's last packet); the callers then decide whether the video stops too early."""
+    """Decoded frames with timestamps. A packet the decoder refuses after some frames is skipped (a
+    Theora stream refuses some and decodes the rest; a cut-off file's last packet is the common case),
+    up to MAX_BAD_PACKETS in a row; one before any frame is the error. The callers then decide whether
+    the video stops too early."""
     import av
 
-    n = 0
-    try:
-        for frame in container.decode(stream):
+    n = bad = 0
+    for pkt in container.demux(stream):
+        if pkt.size == 0 and pkt.pts is not None:  # an empty packet is no frame (Theora: "repeat the last")
+            continue  # and the decoder refuses it; the closing flush packet (no pts) drains it
+        try:
+            frames = pkt.decode()
+        except av.FFmpegError as e:
+            deadline.check()  # the interrupt callback stopped a read: that is the timeout, not a bad packet
+            if n == 0:
+                raise VideoError(path, f"decoding failed ({type(e).__name__}: {e})") from e
+            bad += 1
+            if bad == 1:
+                log.warning("%s: the decoder refused a packet after %d frames: %s", path, n, e)
+            if bad >= MAX_BAD_PACKETS:
+                log.warning("%s: decoding stopped after %d frames and %d refused packets", path, n, bad)
+                return
+            continue
+        bad = 0
+        for frame in frames:
             deadline.check()
             if frame.time is not None:
                 n += 1
                 yield frame
-    except av.FFmpegError as e:
-        deadline.check()  # the interrupt callback stopped a read: that is the timeout, not a cut-off file
-        if n == 0:
-            raise VideoError(path, f"decoding failed ({type(e).__name__}: {e})") from e
-        log.warning("%s: decoding stopped after %d frames: %s", path, n, e)
 
 
 def _check_not_truncated(path, last_time: float | None, targets: np.ndarray, duration: float) -> None:
@@ -367,29 +397,6 @@ def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, 
     return chosen
 
 
-def _nearest_seeking(path, container, stream, targets: np.ndarray, deadline, duration: float) -> list:
-    """Seek to the keyframe before each target and decode forward to it."""
-    tb = float(stream.time_base)
-    chosen = []
-    import av
-
-    for tgt in targets:
-        prev = pick = None
-        try:
-            container.seek(int(max(tgt, 0) / tb), stream=stream, backward=True, any_frame=False)
-            for frame in _decode(path, container, stream, deadline):
-                if frame.time >= tgt:
-                    pick = prev if prev is not None and tgt - prev.time < frame.time - tgt else frame
-                    break
-                prev = frame
-        except VideoTimeout:
-            raise
-        except (VideoError, av.FFmpegError) as e:  # an index pointing past a cut: the caller decodes in one pass
-            log.debug("%s: seek to %.2f s failed (%s)", path, tgt, e)
-        chosen.append(pick if pick is not None else prev)
-    return chosen
-
-
 def _every_in_window(path, container, stream, deadline, k: int, start: float, duration: float) -> Iterator:
     """Every k-th decoded frame with start <= time < start + duration (ends the decode past the window)."""
     i = 0
@@ -426,47 +433,95 @@ def read_frames(
         pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=timeout, window=window))
         return Clip(np.stack([f for _, f in pairs]), np.asarray([t for t, _ in pairs], np.float64))
     deadline = _Deadline(path, timeout)
-    container, stream = _open(path, deadline)
-    try:
+    opened = []
+
+    def reopen():
+        container, stream = _open(path, deadline)
+        opened.append(container)
         stream.thread_type = threads
+        return container, stream
+
+    container, stream = reopen()
+    try:
         info = _info(path, container, stream)
-        start, duration, est_frames = _span(path, container, info, deadline)
-        if est_frames == 0 and info.fps:
-            est_frames = int(duration * info.fps)
+        table = _packet_table(path, container, stream, deadline)
+        start, duration, _ = _span(path, container, info, deadline, table)
         video_duration = duration
         if window is not None:
-            w_start, w_duration = _window_span(path, window, start, duration, info.fps, deadline)
-            est_frames = int(est_frames * w_duration / duration) if duration > 0 else est_frames
-            start, duration = w_start, w_duration
+            start, duration = _window_span(path, window, start, duration, info.fps, deadline)
         targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
-        seek = est_frames > 0 and est_frames / max(len(targets), 1) > SEEK_GAP_FRAMES
-        pick = _nearest_seeking if seek else _nearest_sequential
-        chosen = pick(path, container, stream, targets, deadline, video_duration)
-        if seek and (
-            any(c is None for c in chosen)
-            or float(np.max(targets)) - max(c.time for c in chosen if c is not None) > max(0.5, 0.1 * video_duration)
-        ):
-            container.close()  # a bad index or a cut-off file: one pass from a fresh open decides
-            container, stream = _open(path, deadline)
-            stream.thread_type = threads
-            chosen = _nearest_sequential(path, container, stream, targets, deadline, video_duration)
-        stamps = np.asarray([c.time if c is not None else np.nan for c in chosen], np.float64)
+        if table.plannable:
+            _check_not_truncated(path, float(table.times.max()), targets, video_duration)
+            try:
+                return _read_planned(path, container, stream, table, targets, transform, deadline, reopen)
+            except PlanFailed as e:  # the file disagrees with its scan: one pass from a fresh open decides
+                log.debug("%s: decoding by plan failed (%s); decoding in one pass", path, e)
+        container, stream = reopen()
+        chosen = _nearest_sequential(path, container, stream, targets, deadline, video_duration)
         if not chosen or any(c is None for c in chosen):
             raise VideoError(path, "has no decodable video frames")
+        stamps = np.asarray([c.time for c in chosen], np.float64)
         cache: dict[int, np.ndarray] = {}  # one conversion per distinct frame (short videos repeat frames)
         out = []
         for c in chosen:
-            key = id(c)
-            if key not in cache:
-                img = _to_rgb(c)
-                cache[key] = transform(img) if transform else img
-            out.append(cache[key])
+            if id(c) not in cache:
+                cache[id(c)] = _convert(c, transform)
+            out.append(cache[id(c)])
         return Clip(np.stack(out), stamps)
     except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
         deadline.check()
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e
     finally:
-        container.close()
+        for c in opened:
+            c.close()
+
+
+def _convert(frame, transform: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+    img = _to_rgb(frame)
+    return transform(img) if transform else img
+
+
+def _read_planned(
+    path, container, stream, table: PacketTable, targets: np.ndarray, transform, deadline, reopen
+) -> Clip:
+    """Decodes only the packets the targets need (video_plan) and converts each chosen frame once, as it
+    comes out of the decoder. ``reopen()`` gives a fresh (container, stream) when seeking fails. Raises
+    PlanFailed when the file disagrees with its packet scan."""
+    import av
+
+    chosen = nearest_packets(table, targets)
+    ranges = decode_ranges(table, chosen)
+    wanted = {int(p) for p in table.pts[chosen]}
+    images: dict[int, np.ndarray] = {}
+    times: dict[int, float] = {}
+
+    def keep(frame) -> bool:
+        p = frame.pts
+        if p in wanted and p not in images:
+            images[p], times[p] = _convert(frame, transform), float(frame.time)
+        return len(images) == len(wanted)
+
+    try:
+        try:
+            try:  # the scan left the demuxer at the end: back to the start (a seek, for a first range far in)
+                container.seek(0)
+            except av.FFmpegError as e:
+                raise SeekFailed(f"cannot seek back to the start ({e})") from e
+            decode_planned(container, stream, table, ranges, wanted, keep, deadline.check)
+        except SeekFailed as e:
+            if images:  # frames already out: a second try cannot be cleaner
+                raise
+            log.debug("%s: %s; demuxing through from a fresh open instead of seeking", path, e)
+            container, stream = reopen()
+            decode_planned(container, stream, table, ranges, wanted, keep, deadline.check, allow_seek=False, pos=0)
+    except av.FFmpegError as e:
+        deadline.check()  # the interrupt callback stopped a read: that is the timeout
+        raise PlanFailed(f"decoding by plan failed ({type(e).__name__}: {e})") from e
+    if len(images) < len(wanted):
+        raise PlanFailed(f"{len(wanted) - len(images)} chosen frames did not come out of the decoder")
+    log.debug("%s: decoded %d of %d packets for %d targets", path, packets_decoded(ranges), len(table), len(targets))
+    pts = table.pts[chosen]
+    return Clip(np.stack([images[int(p)] for p in pts]), np.asarray([times[int(p)] for p in pts], np.float64))
 
 
 def iter_frames(

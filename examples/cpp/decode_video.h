@@ -1,5 +1,7 @@
 // Decoding a video with FFmpeg's libraries: N frames at the centres of N equal time bins
 // ("uniform:N", as finsta_rt.video samples), each the decoded frame nearest in time, as RGB24.
+// Only the packets from the keyframe before each chosen frame up to it are decoded (the plan of
+// finsta_rt.video_plan), so both pick the same frames.
 #pragma once
 
 #include <cstdint>
