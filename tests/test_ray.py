@@ -63,23 +63,24 @@ def test_ray_extraction_equals_single_process(tiny_bundles, clips, local_ray, tm
     assert rc == 0 and "0 extracted, 3 already done" in capsys.readouterr().out  # resume, nothing sent to Ray
 
 
-def test_the_stage_on_a_ray_dataset_from_a_list_of_paths(tiny_bundles, clips, local_ray):
-    """The Python form (examples/ray_extract.py): map_batches(EmbedVideos) over ray.data rows of paths."""
-    from finsta_rt.ray import EmbedVideos
+def test_the_stage_called_on_a_batch_of_paths(tiny_bundles, clips):
+    """EmbedVideos as map_batches calls it (a numpy batch of paths), outside an actor: the rows' contract.
+    (On Ray, test_ray_extraction_equals_single_process runs it in actors.)"""
+    from finsta_rt.model import Model
+    from finsta_rt.ray import EmbedVideos, actor_cpus
 
     bundle = str(tiny_bundles[3]["custom"])
-    ds = ray.data.from_items([{"path": str(p)} for p in clips[1:]]).map_batches(
-        EmbedVideos,
-        fn_constructor_kwargs={"bundle": bundle, "outputs": ["video_global"]},
-        batch_size=2,
-        compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=2,
-        batch_format="numpy",
-    )
-    rows = {Path(r["path"]).name: r for r in ds.take_all()}
-    assert set(rows) == {"bigbuckbunny.mp4", "carphone_pristine.mp4", "broken.mp4"}
-    assert rows["broken.mp4"]["status"] == "failed" and rows["broken.mp4"]["error"]
-    for n in ("bigbuckbunny.mp4", "carphone_pristine.mp4"):
-        r = rows[n]
-        assert r["status"] == "ok" and r["error"] == "" and r["ort_threads"] == 2  # num_cpus=2 -> 2 threads
-        assert np.asarray(r["video_global"]).shape[0] == 1 and np.all(np.isfinite(r["video_global"]))
+    stage = EmbedVideos(bundle, outputs=["video_global"], threads=1)
+    paths = [str(p) for p in clips[1:]]
+    out = stage({"path": np.asarray(paths, dtype=object)})
+    assert list(out) == ["path", "status", "error", "timestamps", "ort_threads", "video_global"]
+    assert out["path"].tolist() == paths and out["status"].tolist() == ["ok", "ok", "failed"]
+    assert out["error"][0] == out["error"][1] == "" and "broken.mp4" in out["error"][2]
+    assert out["ort_threads"].tolist() == [1, 1, 1] and actor_cpus() >= 1
+    assert np.asarray(out["video_global"][2]).size == 0  # a failed row holds an empty array
+    from finsta_rt.extract import decode
+
+    m = Model(bundle, device="cpu")
+    for i in range(2):  # the single-process model on the same decoded clip
+        want = m.embed_frames(decode(clips[1 + i], stage.sampling, m, None)[0])["video_global"]
+        np.testing.assert_allclose(np.asarray(out["video_global"][i]), want, rtol=0, atol=1e-6)
