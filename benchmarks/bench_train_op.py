@@ -149,7 +149,9 @@ def main(argv=None) -> int:
         f"{torch.get_num_threads()}), r={args.r}, tau={args.tau}, D={args.D}; median of {args.runs} after "
         f"{args.warmup} warm-up; peak = allocator peak over one step (torch.profiler memory events)\n"
     )
-    print("| B | H | T | P | d | L | dense ms | band ms | speed-up | dense peak MB | band peak MB | band/dense | grad rel |")
+    print(
+        "| B | H | T | P | d | L | dense ms | band ms | speed-up | dense peak MB | band peak MB | band/dense | grad rel |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         print(fmt(bench_case(*case, args)), flush=True)

@@ -110,7 +110,13 @@ def edge_weights(x: Tensor, tokens_per_frame: int, frame_radius: int, sim_thresh
 
 
 def _prepare(
-    x: Tensor, q: Tensor, k: Tensor, v: Tensor, tokens_per_frame: int, sim_threshold: float, frame_radius: int,
+    x: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    tokens_per_frame: int,
+    sim_threshold: float,
+    frame_radius: int,
     scale: float | None,
 ) -> tuple[dict, float]:
     """Checks the attributes and inputs; returns the node's attributes and the scale (d^-1/2, 1 when d = 0)."""
