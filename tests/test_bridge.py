@@ -169,6 +169,95 @@ def test_bridged_score_is_the_stated_mix(real, video_head):
         STGTHeads(bridged_config(bb, bridge=False, embed_dim=32), video_head, bridge)
 
 
+def _randomise_gates(heads: STGTHeads, rng: np.random.Generator) -> None:
+    with torch.no_grad():  # the gates start constant (zero weights); make them depend on the input
+        for gate in (heads.video.gate, heads.text.gate):
+            gate.linear.weight.copy_(torch.from_numpy(rng.normal(0, 1, gate.linear.weight.shape)))
+            gate.norm.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, gate.norm.weight.shape)))
+
+
+def _gate_ref(gate, pooled: np.ndarray) -> np.ndarray:
+    """sigmoid(LayerNorm(pooled) . w + b) in float64."""
+    w = lambda p: p.detach().double().numpy()  # noqa: E731
+    x = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(pooled.var(-1, keepdims=True) + gate.norm.eps)
+    x = x * w(gate.norm.weight) + w(gate.norm.bias)
+    return 1 / (1 + np.exp(-(x @ w(gate.linear.weight)[0] + w(gate.linear.bias)[0])))
+
+
+def test_gated_score_is_the_stated_mix(real):
+    """With bridge_gate each video and text has its own g: s = sqrt((1-gv)(1-gt)) learned + sqrt(gv gt) bridge,
+    gv from the frames' mean token 0 and gt from the sentence embedding (float64 reference)."""
+    bb, bridge = real
+    torch.manual_seed(SEED % 2**31)
+    rng = case_rng(SEED, {"test": "gate"})
+    heads = STGTHeads(bridged_config(bb, bridge_gate=True), "stgt", bridge).eval()
+    _randomise_gates(heads, rng)
+    cfg = heads.cfg
+    tokens = torch.from_numpy(rng.random((4, 8, 1 + cfg.tokens_per_frame, cfg.backbone_dim), dtype=np.float32))
+    ids, mask = bb.tokenizer(["a man rides a bicycle", "a red square moves left", "a band plays on a stage"])
+    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
+    with torch.no_grad(), replay_hint("gate"):
+        feats, pooled = bb.text(ids, mask)
+        zv, zt = heads.video(tokens)[0], heads.text(feats, mask)
+        torch.testing.assert_close(zv.norm(dim=-1), torch.ones(zv.shape[:2]))
+        torch.testing.assert_close(zt.norm(dim=-1), torch.ones(3))
+        gv = _gate_ref(heads.video.gate, tokens[:, :, 0].double().mean(dim=1).numpy())
+        sentence = torch.nn.functional.normalize(pooled.double(), dim=-1).numpy()
+        gt = _gate_ref(heads.text.gate, sentence)
+        assert 0.02 < gv.std() and 0.02 < gt.std(), (gv, gt)  # the case exercises per-row weights
+        learned = similarity(heads.video.head(tokens)[0], heads.text.head(feats, mask)).double().numpy()
+        bridged = sentence @ bridge(tokens).double().numpy().T
+        expect = np.sqrt(np.outer(1 - gt, 1 - gv)) * learned + np.sqrt(np.outer(gt, gv)) * bridged
+        np.testing.assert_allclose(similarity(zv, zt).double().numpy(), expect, atol=1e-5)
+    base = dict(backbone_dim=32, text_dim=64, grid=(2, 2), dim=32, heads=4, embed_dim=96)
+    with pytest.raises(ValueError, match="bridge_gate: true needs bridge: true"):
+        STGTConfig.from_dict({**base, "bridge_gate": True})
+    with pytest.raises(ValueError, match="exclude each other"):
+        STGTConfig.from_dict({**base, "bridge": True, "bridge_gate": True, "bridge_trainable": True})
+
+
+def test_gate_needs_both_kinds_of_data():
+    from finsta.families import stgt
+    from finsta.train.config import ConfigError, parse_config
+
+    cfg = parse_config({"family": "stgt", "model": {"bridge": True, "bridge_gate": True, "embed_dim": 640}}, "t.yaml")
+    with pytest.raises(ConfigError, match=r"t.yaml: model.bridge_gate needs data of both kinds.*\['synthetic'\]"):
+        stgt.validate(cfg, "t.yaml")
+
+
+def test_gate_loss_learns_the_rows_part(real):
+    """The gates' loss (finsta.families.stgt.gate_loss) alone teaches them to tell the captions part's rows
+    from the synthetic part's: a few steps on separable rows reach full accuracy, and only the gates move."""
+    from finsta.families import stgt
+    from finsta.train.features import FeatureSet, Part
+
+    bb, bridge = real
+    torch.manual_seed(SEED % 2**31)
+    rng = case_rng(SEED, {"test": "gate loss"})
+    heads = STGTHeads(bridged_config(bb, bridge_gate=True), "stgt", bridge)
+    cfg, n = heads.cfg, 16
+    tokens = rng.random((n, 2, 1 + cfg.tokens_per_frame, cfg.backbone_dim)).astype(np.float16)
+    tokens[n // 2 :, :, 0] += 1.0  # the "real" rows' pooled token differs
+    text = rng.standard_normal((n, 3, 5, cfg.text_dim)).astype(np.float16)
+    text[n // 2 :] += 1.0
+    fs = FeatureSet(
+        tokens, text, np.ones((n, 3, 5), np.int64), [["t"] * 3] * n,
+        parts=[Part("synthetic", "synthetic", 0, n // 2), Part("real", "captions", n // 2, n)],
+    )  # fmt: skip
+    others = {k: v.clone() for k, v in heads.state_dict().items() if "gate" not in k}
+    opt = torch.optim.Adam([p for k, p in heads.named_parameters() if "gate" in k], lr=0.05)
+    assert stgt.gate_accuracy(heads, fs) == {"gate_video_acc": 0.5, "gate_text_acc": 0.5}  # logit 0: all synthetic
+    idx = np.arange(n)
+    for _ in range(30):
+        batch = [torch.from_numpy(a) for a in (tokens.astype(np.float32), text.astype(np.float32))]
+        loss = stgt.gate_loss(heads, fs, idx, batch[0], batch[1], torch.ones(n, 3, 5, dtype=torch.long))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert stgt.gate_accuracy(heads, fs) == {"gate_video_acc": 1.0, "gate_text_acc": 1.0}
+    assert all(torch.equal(v, heads.state_dict()[k]) for k, v in others.items())
+
+
 def test_checkpoint_round_trip(real, tmp_path):
     """A bridged run's checkpoint loads (finsta.families.stgt.load_heads) with the bridge's buffers and
     the same embeddings; the trainable weight option trains g, the default keeps it fixed."""
@@ -204,17 +293,20 @@ def _real_frames(bb) -> np.ndarray:
     return np.stack(clips)
 
 
-@pytest.mark.parametrize("flavour", ["custom", "portable"])
-def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path, flavour):
-    """The exported video and text graphs contain the bridge; ORT matches PyTorch at cosine >= 0.9999."""
+@pytest.mark.parametrize("flavour,gate", [("custom", True), ("portable", False)])
+def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path, flavour, gate):
+    """The exported video and text graphs contain the bridge (and the domain gates); ORT matches PyTorch at
+    cosine >= 0.9999."""
     from finsta.export.bundle import ExportSpec, export_bundle
     from finsta.models.towers import TextTower, VideoTower
     from finsta_rt.model import Model
 
     bb, bridge = real
     torch.manual_seed(SEED % 2**31)
-    cfg = bridged_config(bb)
+    cfg = bridged_config(bb, bridge_gate=gate)
     heads = STGTHeads(cfg, "stgt", bridge).eval()
+    if gate:
+        _randomise_gates(heads, case_rng(SEED, {"test": "bundle gate"}))
     video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
     spec = ExportSpec(
         "stgt", "bridged", bb.preprocess, bb.text.config.vocab_file, bb.tokenizer.lowercase, 32, cfg.to_dict()
@@ -235,8 +327,10 @@ def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path, flavour):
         c = (got * ref).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(ref, axis=-1)
         assert c.min() >= 0.9999, f"{flavour}: min cosine {c.min():.6f}"
     # the bridge is in the graphs: the bridge part of the ORT embedding is the ConSE embedding of the frames
-    g = 0.7
-    bv = bridge(bb.encoder(torch.from_numpy(frames))).numpy()
+    tokens = bb.encoder(torch.from_numpy(frames))
+    with torch.no_grad():
+        g = torch.sigmoid(heads.video.gate_logit(tokens)).numpy()[:, None] if gate else 0.7
+        bv = bridge(tokens).numpy()
     np.testing.assert_allclose(got_v[:, 0, -cfg.text_dim :] / np.sqrt(g), bv, atol=2e-3)
     # and it carries the skill: on the bridge parts alone each real query finds its own clip (the learned part
     # of these untrained heads is random, so the full score's ranking depends on the seed)

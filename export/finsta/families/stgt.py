@@ -18,7 +18,7 @@ from ..models.bridge import build_bridge
 from ..models.stgt import STGTConfig, STGTHeads, similarity
 from ..models.towers import TextTower, VideoTower
 from ..train.batching import encode_text_rows, feature_batch, hard_rows, itc_loss_masked, same_segment
-from ..train.config import TrainConfig, check_model
+from ..train.config import ConfigError, TrainConfig, check_model
 from ..train.features import Backbones, FeatureSet, build_backbones
 from ..train.fit import fit, read_checkpoint
 from ..train.metrics import split_metrics
@@ -32,6 +32,14 @@ CONFIG_KEY = "stgt_config"  # the checkpoint's model config
 
 def validate(cfg: TrainConfig, where: str) -> None:
     check_model(where, STGTConfig.from_dict, cfg.model)
+    if cfg.model.get("bridge_gate"):
+        parts = cfg.data.parts if cfg.data.kind == "mixed" else [cfg.data]
+        kinds = sorted({p.kind for p in parts})
+        if kinds != ["captions", "synthetic"]:
+            raise ConfigError(
+                f"{where}: model.bridge_gate needs data of both kinds (data.kind mixed, with a synthetic and a "
+                f"captions part: the gate learns which footage is which); this config's data is {kinds}"
+            )
 
 
 def heads_for(cfg: TrainConfig, bb: Backbones) -> STGTHeads:
@@ -68,14 +76,45 @@ def embed_split(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> tuple[torc
     return torch.cat(zv), torch.cat(zt)
 
 
+def real_rows(fs: FeatureSet) -> np.ndarray:
+    """bool [N]: the row comes from a captions part (real footage and text), the domain gate's target."""
+    real = np.zeros(len(fs), bool)
+    for p in fs.parts or ():
+        real[p.start : p.stop] = p.kind == "captions"
+    return real
+
+
+def gate_loss(heads: STGTHeads, fs: FeatureSet, idx: np.ndarray, tokens, text, mask) -> torch.Tensor:
+    """Cross-entropy of both domain gates (video and caption) against the rows' part: real or synthetic."""
+    target = torch.from_numpy(real_rows(fs)[idx]).float()
+    v = heads.video.gate_logit(tokens)
+    t = heads.text.gate_logit(text[:, 0], mask[:, 0])
+    return F.binary_cross_entropy_with_logits(v, target) + F.binary_cross_entropy_with_logits(t, target)
+
+
+@torch.no_grad()
+def gate_accuracy(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> dict[str, float]:
+    """How often each domain gate puts a held-out row on the right side (real or synthetic)."""
+    real, hits_v, hits_t = real_rows(fs), 0, 0
+    for i in range(0, len(fs), batch):
+        idx = np.arange(i, min(len(fs), i + batch))
+        tokens, text, mask = feature_batch(fs, idx)
+        want = torch.from_numpy(real[idx])
+        hits_v += int(((heads.video.gate_logit(tokens) > 0) == want).sum())
+        hits_t += int(((heads.text.gate_logit(text[:, 0], mask[:, 0]) > 0) == want).sum())
+    return {"gate_video_acc": hits_v / len(fs), "gate_text_acc": hits_t / len(fs)}
+
+
 @torch.no_grad()
 def evaluate(heads: STGTHeads, fs: FeatureSet, batch: int = 64) -> dict[str, float]:
     """Held-out text->video recall, and how often the true caption beats each hard negative (part by part:
-    finsta.train.metrics.split_metrics)."""
+    finsta.train.metrics.split_metrics); with a domain gate, its accuracy."""
     heads.eval()
     zv, zt = embed_split(heads, fs, batch)
     own = torch.stack([similarity(zv[i : i + 1], zt[i])[:, 0] for i in range(len(zv))])  # [N, 3]
     m = split_metrics(fs, similarity(zv, zt[:, 0]), own)
+    if heads.cfg.bridge_gate:
+        m.update(gate_accuracy(heads, fs, batch))
     heads.train()
     return m
 
@@ -106,6 +145,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
         if o.hard_negatives and bool(hard.any()):  # a video prefers its caption over its swapped versions
             own = torch.einsum("bqe,bke->bkq", zv, zt_all).amax(dim=-1)[hard]
             loss = loss + F.cross_entropy(own / temp, torch.zeros(len(own), dtype=torch.long))
+        if scfg.bridge_gate:
+            gl = gate_loss(heads, train_fs, idx, tokens, text, mask)
+            return loss + gl, {"gate": float(gl.detach())}
         return loss, {}
 
     fitted = fit(

@@ -51,6 +51,11 @@ class STGTConfig(ModelConfig):
     bridge_top: int = 20  # ConSE's T: the top classes in the convex combination
     bridge_weight: float = 0.5
     bridge_trainable: bool = False
+    # A domain gate instead of one g (needs bridge; trained on mixed data): each video and each text gets its own
+    # g = sigmoid(gate), a linear classifier of "footage like the captions parts" (real) against "like the
+    # synthetic parts", trained by cross-entropy on the rows' part alone; the score becomes
+    # sqrt((1-g_v)(1-g_t)) learned + sqrt(g_v g_t) bridge: each expert answers where it was trained.
+    bridge_gate: bool = False
 
     @property
     def tokens_per_frame(self) -> int:
@@ -93,7 +98,7 @@ class STGTConfig(ModelConfig):
             f"text_layers must be >= 0, got {self.text_layers!r}",
         )
         need(0 < float(self.temperature) < 1, f"temperature must be in (0, 1), got {self.temperature!r}")
-        for key in ("bridge", "bridge_trainable"):
+        for key in ("bridge", "bridge_trainable", "bridge_gate"):
             need(isinstance(getattr(self, key), bool), f"{key} must be true or false, got {getattr(self, key)!r}")
         if self.bridge:
             need(
@@ -107,6 +112,11 @@ class STGTConfig(ModelConfig):
                 f"bridge_top must be an integer in 1..{IMAGENET_CLASSES}, got {top!r}",
             )
             need(0 < float(self.bridge_weight) < 1, f"bridge_weight must be in (0, 1), got {self.bridge_weight!r}")
+        need(not self.bridge_gate or self.bridge, "bridge_gate: true needs bridge: true")
+        need(
+            not (self.bridge_gate and self.bridge_trainable),
+            "bridge_gate and bridge_trainable exclude each other (the gate replaces the one trained g)",
+        )
 
 
 def time_embedding_for(table: Tensor, frames: int) -> Tensor:
@@ -260,33 +270,64 @@ class BridgeMix(nn.Module):
     def weight(self) -> Tensor:
         return torch.sigmoid(self.logit)
 
-    def forward(self, learned: Tensor, bridge: Tensor) -> Tensor:
-        g = self.weight
+    def forward(self, learned: Tensor, bridge: Tensor, g: Tensor | None = None) -> Tensor:
+        """``g`` [..., 1] per row (the domain gate's), else the one shared weight."""
+        g = self.weight if g is None else g
         return torch.cat([(1 - g).sqrt() * learned, g.sqrt() * bridge], dim=-1)
 
 
-class BridgedVideoHead(nn.Module):
-    """A video head with the ConSE bridge beside it: Zv [B, Q, E] = mix(learned Zv, bridge(tokens) per query)."""
+class DomainGate(nn.Module):
+    """A linear classifier of pooled features [B, C] -> logit [B] of "real footage / text" (the captions
+    parts) against synthetic, starting at logit(bridge_weight) everywhere."""
 
-    def __init__(self, head: nn.Module, bridge: ConSEBridge, mix: BridgeMix):
+    def __init__(self, dim: int, weight: float):
         super().__init__()
-        self.head, self.bridge, self.mix = head, bridge, mix
+        self.norm = nn.LayerNorm(dim)
+        self.linear = nn.Linear(dim, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.constant_(self.linear.bias, math.log(weight / (1 - weight)))
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        return self.linear(self.norm(pooled))[..., 0]
+
+
+class BridgedVideoHead(nn.Module):
+    """A video head with the ConSE bridge beside it: Zv [B, Q, E] = mix(learned Zv, bridge(tokens) per query),
+    with g from the domain gate (on the frames' mean token 0) when there is one."""
+
+    def __init__(self, head: nn.Module, bridge: ConSEBridge, mix: BridgeMix, gate: DomainGate | None = None):
+        super().__init__()
+        self.head, self.bridge, self.mix, self.gate = head, bridge, mix, gate
+
+    def gate_logit(self, tokens: Tensor) -> Tensor:
+        assert self.gate is not None
+        return self.gate(tokens[:, :, 0].mean(dim=1))
 
     def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
         zv, x = self.head(tokens)
         b = self.bridge(tokens)[:, None].expand(-1, zv.shape[1], -1)
-        return self.mix(zv, b), x
+        # the gate learns from its own loss only (finsta.families.stgt): the retrieval loss would teach it to
+        # trust the learned part wherever that part has memorised its training clips
+        g = None if self.gate is None else torch.sigmoid(self.gate_logit(tokens)).detach()[:, None, None]
+        return self.mix(zv, b, g), x
 
 
 class BridgedTextHead(nn.Module):
-    """A text head with the bridge's text side: zt [B, E] = mix(learned zt, the backbone's sentence embedding)."""
+    """A text head with the bridge's text side: zt [B, E] = mix(learned zt, the backbone's sentence embedding),
+    with g from the domain gate (on the sentence embedding) when there is one."""
 
-    def __init__(self, head: nn.Module, mix: BridgeMix):
+    def __init__(self, head: nn.Module, mix: BridgeMix, gate: DomainGate | None = None):
         super().__init__()
-        self.head, self.mix = head, mix
+        self.head, self.mix, self.gate = head, mix, gate
+
+    def gate_logit(self, features: Tensor, mask: Tensor) -> Tensor:
+        assert self.gate is not None
+        return self.gate(sentence_embedding(features, mask))
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
-        return self.mix(self.head(features, mask), sentence_embedding(features, mask))
+        sentence = sentence_embedding(features, mask)
+        g = None if self.gate is None else torch.sigmoid(self.gate(sentence)).detach()[..., None]
+        return self.mix(self.head(features, mask), sentence, g)
 
 
 class STGTHeads(nn.Module):
@@ -298,14 +339,16 @@ class STGTHeads(nn.Module):
     def __init__(self, cfg: STGTConfig, video_head: str = "stgt", bridge: ConSEBridge | None = None):
         super().__init__()
         self.cfg = cfg
-        inner = replace(cfg, embed_dim=cfg.learned_dim, bridge=False)  # the learned part alone
+        inner = replace(cfg, embed_dim=cfg.learned_dim, bridge=False, bridge_gate=False)  # the learned part alone
         video: nn.Module = STGTVideoHead(inner) if video_head == "stgt" else MeanPoolVideoHead(inner)
         text: nn.Module = TextHead(inner)
         if cfg.bridge:
             if bridge is None:
                 bridge = ConSEBridge(IMAGENET_CLASSES, cfg.backbone_dim, cfg.text_dim, cfg.bridge_top)
             mix = BridgeMix(cfg.bridge_weight, cfg.bridge_trainable)
-            video, text = BridgedVideoHead(video, bridge, mix), BridgedTextHead(text, mix)
+            vgate = DomainGate(cfg.backbone_dim, cfg.bridge_weight) if cfg.bridge_gate else None
+            tgate = DomainGate(cfg.text_dim, cfg.bridge_weight) if cfg.bridge_gate else None
+            video, text = BridgedVideoHead(video, bridge, mix, vgate), BridgedTextHead(text, mix, tgate)
         elif bridge is not None:
             raise ValueError("a bridge was given for a model config without bridge: true")
         self.video, self.text = video, text
