@@ -6,6 +6,11 @@ Each method runs in its own subprocess so that its peak memory is its own: the p
 is reset (/proc/self/clear_refs) once inputs and session exist, and the table reports its growth
 over the warm-up and timed runs (the working memory of the op, output included). Times are the median of --runs runs after --warmup runs.
 
+STGraphAttention also reports GFLOP/s (the op's useful work: the similarity, q.k and a.v over each query's
+2r + 1 key frames, whatever a method computes) and, on the CPU, the machine's sgemm GFLOP/s measured in the
+same run at the same thread count: numpy's float32 matmul (its BLAS, named in the output) of the similarity's
+size, [L, D] x [D, (2r + 1) P], in its own subprocess.
+
     python benchmarks/bench_ops.py                       # every op at its two default shapes
     python benchmarks/bench_ops.py --shape 2,8,8,49,64,512 --runs 50      # STGraphAttention B,H,T,P,d,D
     python benchmarks/bench_ops.py --op EdgeGraphAttention --shape 8,8,16,32               # B,H,N,d
@@ -71,6 +76,21 @@ def _gaussian_inputs(shape, rng):
     return dict(q=q, k=k, v=v, pos=pos, adj=np.broadcast_to(adj, (B, N, N)).copy(), sigma=sigma)
 
 
+ST_RADIUS = 1  # the bench's nodes leave frame_radius at its default
+
+
+def _st_flops(shape) -> float:
+    """2 flops per multiply-add of the similarity (D), q.k and a.v (d per head) against each query's key frames."""
+    B, H, T, P, d, D = shape
+    keys = sum((min(T - 1, t + ST_RADIUS) - max(0, t - ST_RADIUS) + 1) * P for t in range(T))
+    return 2.0 * B * P * keys * (D + 2 * H * d)
+
+
+def _st_sgemm(shape) -> tuple[int, int, int]:
+    B, H, T, P, d, D = shape
+    return T * P, D, min(T, 2 * ST_RADIUS + 1) * P
+
+
 def _st_torch(shape, t):
     from finsta.nn import st_graph_attention
 
@@ -101,6 +121,8 @@ class OpBench:
     torch_call: Callable
     attrs: Callable = lambda shape: {}  # noqa: E731
     label: Callable = lambda shape: ",".join(map(str, shape))  # noqa: E731
+    flops: Callable | None = None  # the op's useful floating-point operations at a shape
+    sgemm: Callable | None = None  # (M, K, N) of a comparable sgemm, measured beside the op on the CPU
 
 
 OPS = {
@@ -111,6 +133,8 @@ OPS = {
         ["out"],
         _st_torch,
         attrs=lambda shape: dict(tokens_per_frame=shape[3], sim_threshold=SIM_THRESHOLD),
+        flops=_st_flops,
+        sgemm=_st_sgemm,
     ),
     "EdgeGraphAttention": OpBench(
         "B,H,N,d", [(8, 8, 16, 32), (32, 8, 32, 64)], _edge_inputs, ["h", "e_out"], _edge_torch
@@ -188,9 +212,32 @@ def _torch_runner(op, shape, device, threads):
     return run, lambda outs: [o.cpu().numpy() for o in outs]
 
 
+def _sgemm_runner(mkn):
+    """numpy's float32 matmul [M, K] x [K, N]; its BLAS's threads are set by the parent (_blas_env)."""
+    M, K, N = mkn
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((M, K), dtype=np.float32), rng.standard_normal((K, N), dtype=np.float32)
+    return (lambda: (a @ b,)), (lambda outs: list(outs))
+
+
+def _blas_env(threads: int) -> dict:
+    n = str(threads or os.cpu_count())
+    return dict(os.environ, OPENBLAS_NUM_THREADS=n, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n)
+
+
+def _blas_name() -> str:
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas.get('version', '')}".strip()
+    except (AttributeError, KeyError, TypeError):
+        return "numpy's BLAS"
+
+
 def worker(args) -> None:
     shape = tuple(int(s) for s in args.worker_shape.split(","))
-    if args.method == "torch":
+    if args.method == "sgemm":
+        run, to_numpy = _sgemm_runner(shape)
+    elif args.method == "torch":
         run, to_numpy = _torch_runner(args.op, shape, args.device, args.threads)
     else:
         run, to_numpy = _ort_runner(args.op, shape, args.method, args.device, args.threads)
@@ -224,6 +271,7 @@ def worker(args) -> None:
 
 
 def measure(op, shape, method, args, tmp: Path) -> dict:
+    """Runs one method (or 'sgemm', shape then being M, K, N) in its own subprocess."""
     out = tmp / f"{method}.npz"
     cmd = [
         sys.executable,
@@ -245,7 +293,7 @@ def measure(op, shape, method, args, tmp: Path) -> dict:
         "--out",
         str(out),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_blas_env(args.threads))
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
         return dict(error=tail[0][:120])
@@ -306,7 +354,10 @@ def main(argv=None) -> int:
                 if len(shape) != len(spec.shape_names.split(",")) + spec.shape_names.count("*"):
                     ap.error(f"{op} takes --shape {spec.shape_names.replace('*', ',')}, got {shape}")
             print(f"\n{op}")
-            hdr = f"{spec.shape_names:<22} {'method':<9} {'median ms':>10} {'peak MB':>9} {'time/custom':>12} {'max rel diff':>13}"
+            hdr = (
+                f"{spec.shape_names:<22} {'method':<9} {'median ms':>10} {'peak MB':>9} {'time/custom':>12} "
+                f"{'max rel diff':>13}" + (f" {'GFLOP/s':>8}" if spec.flops else "")
+            )
             print(hdr)
             print("-" * len(hdr))
             for shape in shapes:
@@ -321,7 +372,20 @@ def main(argv=None) -> int:
                     ratio = f"{r['median_ms'] / base['median_ms']:.2f}x" if "median_ms" in base else "-"
                     diff = f"{max_rel_diff(r['out'], base['out']):.1e}" if "out" in base else "-"
                     peak = r["peak_mb"] if r.get("gpu_peak_mb") is None else r["gpu_peak_mb"]
-                    print(f"{name:<22} {m:<9} {r['median_ms']:>10.2f} {peak:>9.1f} {ratio:>12} {diff:>13}")
+                    rate = f" {spec.flops(shape) / r['median_ms'] / 1e6:>8.1f}" if spec.flops else ""
+                    print(f"{name:<22} {m:<9} {r['median_ms']:>10.2f} {peak:>9.1f} {ratio:>12} {diff:>13}{rate}")
+                if spec.sgemm and args.device == "cpu" and "median_ms" in base:
+                    mkn = spec.sgemm(shape)
+                    g = measure(op, mkn, "sgemm", args, Path(tmp))
+                    if "error" in g:
+                        print(f"{'':<22} sgemm failed: {g['error']}")
+                        continue
+                    sgemm_rate = 2.0 * np.prod(mkn, dtype=np.float64) / g["median_ms"] / 1e6
+                    custom_rate = spec.flops(shape) / base["median_ms"] / 1e6
+                    print(
+                        f"{'':<22} sgemm {'x'.join(map(str, mkn))} ({_blas_name()}, threads={args.threads or 'all'}): "
+                        f"{g['median_ms']:.2f} ms = {sgemm_rate:.1f} GFLOP/s; custom at {100 * custom_rate / sgemm_rate:.0f}%"
+                    )
     return 0
 
 
