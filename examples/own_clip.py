@@ -58,17 +58,8 @@ def main() -> None:
     # export the run's own towers with the public API: the bundle carries CLIP's vocab.json + merges.txt
     heads, cfg, metrics = families.load_run(out / "run")
     bb = build_backbones(cfg)
-    tc = bb.text.config
-    spec = ExportSpec(
-        "stgt",
-        "own-clip",
-        bb.preprocess,
-        tc.vocab_file,
-        tc.lowercase,
-        tc.max_length,
-        {"stgt": heads.cfg.to_dict(), "held_out_metrics": metrics},
-        tokenizer_kind=tc.tokenizer_kind,
-        merges_file=tc.merges_file,
+    spec = ExportSpec.for_text_backbone(
+        "stgt", "own-clip", bb.preprocess, bb.text.config, {"stgt": heads.cfg.to_dict(), "held_out_metrics": metrics}
     )
     video, text = VideoTower(bb.encoder, heads.video), TextTower(bb.text, heads.text)
     bundle = export_bundle(video, text, spec, out_dir=out / "bundle", overwrite=True)  # verified against PyTorch

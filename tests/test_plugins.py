@@ -268,17 +268,8 @@ def test_hf_clip_frames_and_text_train_export_and_serve(tmp_path, clip_dir, caps
         families.train(cfg, resume=False)
         heads, cfg, _ = families.load_run(tmp_path / "run")
         bb = build_backbones(cfg)
-        tc = bb.text.config
-        spec = ExportSpec(
-            "stgt",
-            "clip",
-            bb.preprocess,
-            tc.vocab_file,
-            tc.lowercase,
-            tc.max_length,
-            {"stgt": heads.cfg.to_dict()},
-            tokenizer_kind=tc.tokenizer_kind,
-            merges_file=tc.merges_file,
+        spec = ExportSpec.for_text_backbone(
+            "stgt", "clip", bb.preprocess, bb.text.config, {"stgt": heads.cfg.to_dict()}
         )
         video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
         bundle = export_bundle(video, text, spec, out_dir=tmp_path / "bundle", verify=False)  # serves() verifies

@@ -51,6 +51,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class ExportSpec:
     """Everything the exporter needs besides the modules."""
@@ -64,6 +65,25 @@ class ExportSpec:
     model_config: dict
     tokenizer_kind: str = "wordpiece"  # one of finsta_rt.tokenizer.TOKENIZER_KINDS
     merges_file: Path | None = None  # clip_bpe: merges.txt
+
+    @classmethod
+    def for_text_backbone(
+        cls, family: str, name: str, preprocess: Preprocess, text_config, model_config: dict
+    ) -> ExportSpec:
+        """The spec of a bundle whose tokenizer is the one a text backbone's ``config`` (a TextConfig:
+        wordpiece or clip_bpe) names."""
+        tc = text_config
+        return cls(
+            family,
+            name,
+            preprocess,
+            Path(tc.vocab_file),
+            tc.lowercase,
+            tc.max_length,
+            model_config,
+            tokenizer_kind=tc.tokenizer_kind,
+            merges_file=None if tc.merges_file is None else Path(tc.merges_file),
+        )
 
 
 def tokenizer_section(spec: ExportSpec) -> tuple[dict, dict[str, Path]]:
@@ -110,7 +130,9 @@ def _export(
     return trace(module, args, input_names, output_names, dynamic_shapes)
 
 
-def _finish(proto: onnx.ModelProto, flavour: str, meta: dict[str, str], path: Path, module: nn.Module | None = None) -> None:
+def _finish(
+    proto: onnx.ModelProto, flavour: str, meta: dict[str, str], path: Path, module: nn.Module | None = None
+) -> None:
     finish(proto, flavour, meta, path, module)
 
 
