@@ -95,7 +95,7 @@ def bench_case(B, H, T, P, d, D, args) -> dict:
     x, q, k, v, grad = inputs(B, H, T, P, d, D, args.device)
     L = T * P
     dense_gb = DENSE_BUFFERS * B * H * L * L * 4 / 1e9
-    row: dict = dict(B=B, H=H, T=T, P=P, d=d, L=L)
+    row: dict = dict(B=B, H=H, T=T, P=P, d=d, D=D, L=L)
     results = {}
     for name, form in FORMS.items():
         if name == "dense" and dense_gb > args.max_dense_gb:
@@ -116,7 +116,8 @@ def fmt(row: dict) -> str:
     speed = f"{row['dense_ms'] / row['band_ms']:.2f}x" if "dense_ms" in row else "-"
     mem = f"1/{row['dense_mb'] / row['band_mb']:.1f}" if "dense_mb" in row else "-"
     return (
-        f"| {row['B']} | {row['H']} | {row['T']} | {row['P']} | {row['d']} | {row['L']} | {val('dense_ms', '.1f')} | "
+        f"| {row['B']} | {row['H']} | {row['T']} | {row['P']} | {row['d']} | {row['D']} | {row['L']} | "
+        f"{val('dense_ms', '.1f')} | "
         f"{val('band_ms', '.1f')} | {speed} | {val('dense_mb', '.1f')} | {val('band_mb', '.1f')} | {mem} | "
         f"{val('grad_rel', '.1e')} |"
     )
@@ -146,13 +147,13 @@ def main(argv=None) -> int:
         cases.append((32, 8, 8, 49, 32, 256))
     print(
         f"STGraphAttention forward + backward on {args.device} ({os.cpu_count()} cores, torch threads "
-        f"{torch.get_num_threads()}), r={args.r}, tau={args.tau}, D={args.D}; median of {args.runs} after "
+        f"{torch.get_num_threads()}), r={args.r}, tau={args.tau}; median of {args.runs} after "
         f"{args.warmup} warm-up; peak = allocator peak over one step (torch.profiler memory events)\n"
     )
     print(
-        "| B | H | T | P | d | L | dense ms | band ms | speed-up | dense peak MB | band peak MB | band/dense | grad rel |"
+        "| B | H | T | P | d | D | L | dense ms | band ms | speed-up | dense peak MB | band peak MB | band/dense | grad rel |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 14 + "|")
     for case in cases:
         print(fmt(bench_case(*case, args)), flush=True)
     return 0
