@@ -93,6 +93,8 @@ def test_two_concurrent_shards_then_a_resumed_run(tiny_bundles, videos, model, t
     assert np.load(ref / r["file"]).shape == tuple(r["shape"]) == tuple(r["outputs"]["video_embedding"]["shape"])
     with pytest.raises(Exception, match="holds layout packed"):  # a folder is resumed with its own options
         extract(model, videos, out, layout="per-video", outputs="all", progress=False)
+    with pytest.raises(ValueError, match=r"outputs video_tokenz: the video graph of .* has video_embedding, "):
+        extract(model, videos, tmp_path / "typo", outputs="video_embedding,video_tokenz", progress=False)
 
 
 def test_a_pack_that_cannot_be_written_fails_its_videos_only(model, videos, tmp_path, monkeypatch):
