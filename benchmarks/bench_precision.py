@@ -35,9 +35,10 @@ log = logging.getLogger("bench_precision")
 
 
 def make_variants(
-    bundle: Path, portable: Path | None, run: Path, work: Path, clips: int
+    bundle: Path, portable: Path | None, run: Path, work: Path, clips: int, reuse: bool = False
 ) -> dict[tuple[str, str], Path]:
-    """(flavour, precision) -> bundle directory; the converted ones are written into ``work``."""
+    """(flavour, precision) -> bundle directory; the converted ones are written into ``work`` (``reuse``: keep
+    those already there)."""
     from finsta.cli.export import training_frames
     from finsta.export.flat import flatten_bundle
     from finsta.export.precision import convert_bundle
@@ -51,6 +52,9 @@ def make_variants(
         out[("portable", "fp32")] = portable
     for (flavour, _), src in list(out.items()):
         for precision in ("fp16", "int8"):
+            if reuse and (work / f"{flavour}-{precision}" / "bundle.yaml").is_file():
+                out[(flavour, precision)] = work / f"{flavour}-{precision}"
+                continue
             t = time.monotonic()
             out[(flavour, precision)] = convert_bundle(
                 src, precision, work / f"{flavour}-{precision}", calib, overwrite=True, verify=False
@@ -58,6 +62,9 @@ def make_variants(
             log.info("%s %s written in %.0f s", flavour, precision, time.monotonic() - t)
     if portable is not None:
         for precision in ("fp32", "fp16", "int8"):
+            if reuse and (work / f"flat-{precision}" / "bundle.yaml").is_file():
+                out[("flat", precision)] = work / f"flat-{precision}"
+                continue
             out[("flat", precision)] = flatten_bundle(
                 out[("portable", precision)], work / f"flat-{precision}", overwrite=True, verify=False
             )
@@ -108,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=16, help="int8 calibration clips")
     ap.add_argument("--synthetic", type=int, default=40, help="held-out synthetic videos")
     ap.add_argument("--real", type=Path, default=VAL, help="real caption file ('' to skip)")
+    ap.add_argument("--reuse", action="store_true", help="keep the converted bundles already in --work")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     args = ap.parse_args(argv)
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from finsta_rt.model import Model
 
     portable = args.portable if str(args.portable) not in ("", ".") and args.portable.is_dir() else None
-    variants = make_variants(args.bundle, portable, args.run, args.work, args.clips)
+    variants = make_variants(args.bundle, portable, args.run, args.work, args.clips, args.reuse)
     ref = Model(args.bundle, device="cpu", threads=args.threads)
     frames, captions = synthetic_held_out(args.run, ref.bundle.preprocess, args.synthetic)
     rs = real_set(args.real) if str(args.real) not in ("", ".") else None
