@@ -141,3 +141,35 @@ def test_default_bundle_names():
     assert str(bundle_dir("m")) == "bundles/m"
     assert str(bundle_dir("m", "flat", "int8")) == "bundles/m-flat-int8"
     assert str(bundle_dir("m", "portable", "fp16")) == "bundles/m-portable-fp16"
+
+
+def test_export_parts_runs_precision_then_flattening(tiny_bundles, monkeypatch, tmp_path):
+    """The composition in export_parts (the fp32 export itself is test_bundle's): flat fp16 is the
+    portable bundle converted, then flattened; nothing is left beside the target."""
+    from finsta.export import run
+
+    video, text, spec, paths = tiny_bundles
+    calls = []
+
+    def fp32(parts, flavour, out, overwrite, verify):
+        calls.append(flavour)
+        return shutil.copytree(paths[flavour], out)
+
+    monkeypatch.setattr(run, "_export_fp32", fp32)
+    parts = run.ExportParts(video, text, spec)
+    with pytest.raises(PrecisionError, match="precision int8 needs at least 2 calibration clips"):
+        run.export_parts(parts, "custom", tmp_path / "x", precision="int8")  # refused before any export
+    with pytest.raises(ValueError, match="flavour must be one of custom, portable, flat, got 'flatt'"):
+        run.export_parts(parts, "flatt", tmp_path / "x")
+    assert calls == []
+    out = run.export_parts(parts, "flat", tmp_path / "x", precision="fp16", verify=False)
+    b = Bundle.load(out)
+    assert (calls, b.flavour, b.precision, sorted(p.name for p in tmp_path.iterdir())) == (
+        ["portable"],
+        "flat",
+        "fp16",
+        ["x"],
+    )
+    video_proto = onnx.load(out / "video.onnx")
+    assert not video_proto.functions and all(n.domain in ("", "ai.onnx") for n in video_proto.graph.node)
+    assert any(i.data_type == FLOAT16 for i in video_proto.graph.initializer)
