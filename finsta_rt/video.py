@@ -509,9 +509,9 @@ def _read_planned(
                 raise SeekFailed(f"cannot seek back to the start ({e})") from e
             decode_planned(container, stream, table, ranges, wanted, keep, deadline.check)
         except SeekFailed as e:
-            if images:  # frames already out: a second try cannot be cleaner
-                raise
             log.debug("%s: %s; demuxing through from a fresh open instead of seeking", path, e)
+            images.clear()
+            times.clear()
             container, stream = reopen()
             decode_planned(container, stream, table, ranges, wanted, keep, deadline.check, allow_seek=False, pos=0)
     except av.FFmpegError as e:

@@ -72,25 +72,29 @@ def scan_packets(container, stream, check: Callable[[], None]) -> PacketTable:
 
     pts: list[int] = []
     key: list[bool] = []
-    end, cut = -np.inf, False
-    tb = stream.time_base
+    end, cut = None, False  # in ticks: exact, converted once
     try:
         for pkt in container.demux(stream):
             check()  # a playlist of 60,000 entries took 88.9 s to demux without it
             if pkt.size == 0:  # the closing flush packet, or an empty one (Theora: "repeat the last frame")
                 continue
             p = pkt.pts
-            pts.append(MISSING_PTS if p is None else p)
             key.append(pkt.is_keyframe)
-            if p is not None:
-                end = max(end, float((p + (pkt.duration or 0)) * tb))
+            if p is None:
+                pts.append(MISSING_PTS)
+                continue
+            pts.append(p)
+            e = p + (pkt.duration or 0)
+            end = e if end is None or e > end else end
     except av.FFmpegError as e:
         check()  # the interrupt callback stopped a read: that is the timeout
         if not pts:
             raise
         log.warning("demuxing stopped after %d packets: %s", len(pts), e)
         cut = True
-    return PacketTable(np.asarray(pts, np.int64), np.asarray(key, bool), float(end), Fraction(tb), cut)
+    tb = Fraction(stream.time_base)
+    end = -np.inf if end is None else float(end * tb)
+    return PacketTable(np.asarray(pts, np.int64), np.asarray(key, bool), end, tb, cut)
 
 
 def nearest_packets(table: PacketTable, targets: np.ndarray) -> np.ndarray:
@@ -111,16 +115,18 @@ def decode_ranges(table: PacketTable, chosen: np.ndarray) -> list[tuple[int, int
     packet: each from the keyframe before it, whose own frame is shown no later (a leading frame of
     an open GOP needs the GOP before), decoding on when that keyframe is inside the previous range."""
     keys = np.flatnonzero(table.key)
-    ranges: list[tuple[int, int]] = []
+    spans = []
     for c in np.unique(chosen):
         j = int(np.searchsorted(keys, c, side="right")) - 1
         while j >= 0 and table.pts[keys[j]] > table.pts[c]:
             j -= 1
-        first = int(keys[j]) if j >= 0 else 0
+        spans.append((int(keys[j]) if j >= 0 else 0, int(c)))
+    ranges: list[tuple[int, int]] = []
+    for first, last in sorted(spans):  # a leading frame's span may start before an earlier one's
         if ranges and first <= ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], int(c))
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
         else:
-            ranges.append((first, int(c)))
+            ranges.append((first, last))
     return ranges
 
 
@@ -139,7 +145,7 @@ class _Demuxer:
         self.packets: Iterator = container.demux(stream)
         self.pos = pos  # index of the packet self.packets yields next
         self.pending = None  # a packet read to learn the position: the next to hand out
-        self.sought = False
+        self.sought = pos is None  # the caller sought (to the start): packets may be cut otherwise
 
     def _read(self):
         for pkt in self.packets:

@@ -190,7 +190,7 @@ class Decoder {
   std::vector<std::pair<size_t, size_t>> ranges(std::vector<size_t> chosen) const {
     std::sort(chosen.begin(), chosen.end());
     chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
-    std::vector<std::pair<size_t, size_t>> out;
+    std::vector<std::pair<size_t, size_t>> spans, out;
     for (size_t c : chosen) {
       size_t first = 0;
       for (size_t j = c + 1; j-- > 0;)
@@ -198,10 +198,14 @@ class Decoder {
           first = j;
           break;
         }
+      spans.emplace_back(first, c);
+    }
+    std::sort(spans.begin(), spans.end());  // a leading frame's span may start before an earlier one's
+    for (auto [first, last] : spans) {
       if (!out.empty() && first <= out.back().second + 1)
-        out.back().second = c;
+        out.back().second = std::max(out.back().second, last);
       else
-        out.emplace_back(first, c);
+        out.emplace_back(first, last);
     }
     return out;
   }
