@@ -70,8 +70,8 @@ def check(path: Path, sampling: str, window: tuple[float, float], frames_per_cli
 @pytest.fixture(scope="module")
 def offset_video(tmp_path_factory) -> Path:
     """12 s at 25 fps whose first frame is stamped 0.72 s (MP4 keeps it in its edit list): the window counts from
-    that first frame, and long windows with few targets take the seeking path. (Not Matroska: FFmpeg's muxer writes
-    a duration that includes the offset, so the header overstates such a file's length by 0.72 s.)"""
+    that first frame, and long windows with few targets take the seeking path. (Matroska's header duration includes
+    the offset; tests/test_decode_plan.py checks that such a file spans its packets.)"""
     path = tmp_path_factory.mktemp("win") / "offset.mp4"
     n = 300
     return write_video(path, moving_frames(n, seed=SEED % 1000), times=[0.72 + i / 25 for i in range(n)],
@@ -108,7 +108,7 @@ def test_random_windows_match_pyav(offset_video, vfr_video, sampling):
 
 
 def test_long_window_with_few_targets_seeks_and_matches(offset_video):
-    # 10 s of 25 fps and 3 targets: ~83 frames apart, past SEEK_GAP_FRAMES, so each target is sought
+    # 10 s of 25 fps and 3 targets: ~83 frames apart, more than video_plan.SEEK_GAP_PACKETS, so each range is sought
     check(offset_video, "uniform:3", (0.5, 10.5))
 
 
