@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", type=int, default=40, help="held-out synthetic videos")
     ap.add_argument("--real", type=Path, default=VAL, help="real caption file ('' to skip)")
     ap.add_argument("--reuse", action="store_true", help="keep the converted bundles already in --work")
+    ap.add_argument("--flavours", default="custom,portable,flat", help="which rows to measure")
+    ap.add_argument("--precisions", default="fp32,fp16,int8", help="which rows to measure")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     args = ap.parse_args(argv)
@@ -132,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     real_frames = segment_frames(rs, ref.bundle.preprocess) if rs else None
     base: dict[str, np.ndarray] = {}
     rows = []
+    keep = [(f, p) for f, p in variants if f in args.flavours.split(",") and p in args.precisions.split(",")]
     for (flavour, precision), path in variants.items():
+        if (flavour, precision) != ("custom", "fp32") and (flavour, precision) not in keep:
+            continue  # custom fp32 is the reference: always measured, first
         t0 = time.monotonic()
         model = ref if (flavour, precision) == ("custom", "fp32") else Model(path, device="cpu", threads=args.threads)
         out = {**embed(model, frames), "text_embedding": model.embed_text(captions)}
