@@ -32,8 +32,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _SOURCE_DIR = _PACKAGE_DIR.parent / "custom_ops"  # present in a source checkout only
 
 BUILD_HINT = (
-    "Build it from the finsta-rt checkout with `make ops` (needs cmake, a C++17 compiler and, "
-    f"for the CUDA library, nvcc), or set {ENV_DIR} to a folder that holds it."
+    "Build it with `make ops` in a finsta-rt checkout, or (re)install finsta-rt with `pip install .` / "
+    "`pip install -e .`, which builds it (needs cmake, a C++17 compiler and, for the CUDA library, nvcc; "
+    f"docs/environment.md), or set {ENV_DIR} to a folder that holds it."
 )
 
 
