@@ -79,6 +79,9 @@ EDGE_CASES = {
     "one_token_per_frame": dict(B=1, H=3, T=9, P=1, d=8, D=8, r=2, tau=0.0),
     "explicit_scale": dict(B=2, H=2, T=3, P=7, d=16, D=8, r=1, tau=0.2, scale=0.7),
     "large": dict(B=1, H=8, T=9, P=64, d=64, D=96, r=1, tau=0.05),
+    # The CPU kernel's blocking: P > 66 splits a frame into row blocks (here 54 + 46 rows), frames that
+    # start inside a 16-key panel, d = 20 over two 16-channel panels, D = 17 past the 8-lane loops.
+    "row_blocks_and_panel_edges": dict(B=2, H=2, T=3, P=100, d=20, D=17, r=1, tau=0.1),
 }
 
 
