@@ -172,7 +172,7 @@ def test_altered_file_fails_sha256_naming_the_file(exported, tmp_path):
         (lambda m: m["files"].update({"../x": "0"}), "leaves the bundle directory"),
         (lambda m: m.update(format_version=99), "format_version 99 is not supported"),
         (lambda m: m.update(family="../clip"), "family must be a plain name"),
-        (lambda m: m.update(flavour="fast"), "flavour must be one of custom, portable, got str 'fast'"),
+        (lambda m: m.update(flavour="fast"), "flavour must be one of custom, portable, flat, got str 'fast'"),
         (lambda m: m["graphs"].pop("text"), "graphs.text is missing"),
         (lambda m: m["files"].pop("video.onnx"), "video.onnx has no sha256"),
         (lambda m: m.pop("tokenizer"), "tokenizer is missing"),

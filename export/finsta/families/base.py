@@ -40,12 +40,6 @@ class Family:
 def spec_for(cfg: TrainConfig, bb: Backbones, model_config: dict) -> ExportSpec:
     """The export spec of a run: its family and name, the backbones' preprocessing and tokenizer,
     and ``model_config`` (the bundle's ``model`` section)."""
-    return ExportSpec(
-        family=cfg.family,
-        name=cfg.name,
-        preprocess=bb.preprocess,
-        vocab_file=Path(bb.text.config.vocab_file),
-        lowercase=bb.tokenizer.lowercase,
-        max_length=bb.tokenizer.max_length,
-        model_config=model_config,
-    )
+    spec = ExportSpec.for_text_backbone(cfg.family, cfg.name, bb.preprocess, bb.text.config, model_config)
+    spec.max_length = bb.tokenizer.max_length
+    return spec

@@ -124,7 +124,7 @@ def _segment_key(cfg: TrainConfig, bb: Backbones, digest: str, row: CaptionRow, 
         "sampling": sampling,
         "frames": bb.preprocess.frames,
         "pre": bb.preprocess.to_dict(),
-        "frame": cfg.frame_backbone,
+        "frame": bb.identity[0] or cfg.frame_backbone,  # a plug-in's files by content
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -254,7 +254,7 @@ def caption_features(cfg: TrainConfig, d: DataConfig, split: str, bb: Backbones)
 
 def _text_features(cfg: TrainConfig, bb: Backbones, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Text-backbone features of the captions, cached by (captions, text backbone, max_length, version)."""
-    ident = json.dumps([__version__, cfg.text_backbone, bb.tokenizer.max_length, captions])
+    ident = json.dumps([__version__, bb.identity[1] or cfg.text_backbone, bb.tokenizer.max_length, captions])
     path = Path(cfg.cache) / "caption_text" / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.npz"
     if path.is_file():
         with np.load(path) as z:
