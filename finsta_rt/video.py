@@ -35,6 +35,7 @@ from .video_plan import (
     SeekFailed,
     decode_planned,
     decode_ranges,
+    nearest_by_seeking,
     nearest_packets,
     packets_decoded,
     scan_packets,
@@ -325,7 +326,7 @@ def _to_rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=rot)) if rot else img
 
 
-def _decode(path, container, stream, deadline: _Deadline):
+def _decode(path, container, stream, deadline: _Deadline, max_bad: int = MAX_BAD_PACKETS):
     """Decoded frames with timestamps. A packet the decoder refuses after some frames is skipped (a
     Theora stream refuses some and decodes the rest; a cut-off file's last packet is the common case),
     up to MAX_BAD_PACKETS in a row; one before any frame is the error. The callers then decide whether
@@ -345,7 +346,7 @@ def _decode(path, container, stream, deadline: _Deadline):
             bad += 1
             if bad == 1:
                 log.warning("%s: the decoder refused a packet after %d frames: %s", path, n, e)
-            if bad >= MAX_BAD_PACKETS:
+            if bad >= max_bad:
                 log.warning("%s: decoding stopped after %d frames and %d refused packets", path, n, bad)
                 return
             continue
@@ -355,6 +356,16 @@ def _decode(path, container, stream, deadline: _Deadline):
             if frame.time is not None:
                 n += 1
                 yield frame
+
+
+def _decode_to_refusal(path, container, stream, deadline: _Deadline):
+    """Decoded frames up to the first packet the decoder refuses (none when it refuses the first)."""
+    try:
+        yield from _decode(path, container, stream, deadline, max_bad=1)
+    except VideoTimeout:
+        raise
+    except VideoError:
+        return
 
 
 def _check_not_truncated(path, last_time: float | None, targets: np.ndarray, duration: float) -> None:
@@ -457,7 +468,10 @@ def read_frames(
             except PlanFailed as e:  # the file disagrees with its scan: one pass from a fresh open decides
                 log.debug("%s: decoding by plan failed (%s); decoding in one pass", path, e)
         container, stream = reopen()
-        chosen = _nearest_sequential(path, container, stream, targets, deadline, video_duration)
+        chosen = nearest_by_seeking(container, stream, targets, lambda c, s: _decode_to_refusal(path, c, s, deadline))
+        if any(c is None for c in chosen) or float(np.max(targets)) - max(c.time for c in chosen) > 0.5:
+            container, stream = reopen()  # a bad index or a cut-off file: one pass decides
+            chosen = _nearest_sequential(path, container, stream, targets, deadline, video_duration)
         if not chosen or any(c is None for c in chosen):
             raise VideoError(path, "has no decodable video frames")
         stamps = np.asarray([c.time for c in chosen], np.float64)

@@ -242,3 +242,27 @@ def decode_planned(
             if on_frame(frame):
                 return
         cc.flush_buffers()  # ready for packets again after the drain
+
+
+def nearest_by_seeking(container, stream, targets: np.ndarray, decode: Callable) -> list:
+    """Per target, a seek to the keyframe before it and decoding forward to the frames around it; the
+    last frame before the decoder stops counts. For a stream whose decoder refuses packets midway
+    (Theora here), where the plan's chosen frame cannot be decoded: ``decode(container, stream)``
+    yields frames and ends at a refused packet."""
+    import av
+
+    tb = float(stream.time_base)
+    chosen = []
+    for tgt in targets:
+        prev = pick = None
+        try:
+            container.seek(int(max(tgt, 0) / tb), stream=stream, backward=True, any_frame=False)
+            for frame in decode(container, stream):
+                if frame.time >= tgt:
+                    pick = prev if prev is not None and tgt - prev.time < frame.time - tgt else frame
+                    break
+                prev = frame
+        except av.FFmpegError as e:
+            log.debug("seek to %.2f s failed (%s)", tgt, e)
+        chosen.append(pick if pick is not None else prev)
+    return chosen
