@@ -62,7 +62,7 @@ def actor_cpus() -> int:
     try:
         import ray
 
-        if ray.is_initialized():
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:  # in an actor
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
             if cpus:
                 return max(1, int(cpus))
@@ -170,8 +170,9 @@ def extract_on_ray(
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             ray.data.DataContext.get_current().enable_progress_bars = progress
             actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
-            # blocks of about one batch each, so that every actor gets work (from_items may make one block)
-            blocks = max(1, -(-len(todo) // batch_size))
+            # blocks of at most one batch, at least one per actor, so that every actor gets work
+            actors = min(actors, len(todo))
+            blocks = max(actors, -(-len(todo) // batch_size))
             items = [{"path": path_key(p)} for p in todo]
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 EmbedVideos,
@@ -183,7 +184,7 @@ def extract_on_ray(
                     "timeout": timeout,
                 },
                 batch_size=batch_size,
-                compute=ray.data.ActorPoolStrategy(size=min(actors, len(todo))),
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=cpus_per_actor,
                 batch_format="numpy",
             )
