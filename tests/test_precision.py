@@ -43,9 +43,12 @@ def converted(tiny_bundles, tmp_path_factory):
     rng = np.random.default_rng(SEED)
     root = tmp_path_factory.mktemp("precision")
     out = {
-        ("custom", "fp16"): convert_bundle(paths["custom"], "fp16", root / "custom-fp16"),
+        # the pass's own check against fp32 runs once (custom int8): the tests compare with PyTorch
+        ("custom", "fp16"): convert_bundle(paths["custom"], "fp16", root / "custom-fp16", verify=False),
         ("custom", "int8"): convert_bundle(paths["custom"], "int8", root / "custom-int8", _clips(rng, 6)),
-        ("portable", "int8"): convert_bundle(paths["portable"], "int8", root / "portable-int8", _clips(rng, 6)),
+        ("portable", "int8"): convert_bundle(
+            paths["portable"], "int8", root / "portable-int8", _clips(rng, 6), verify=False
+        ),
     }
     return video, text, out
 
