@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .extract import _decode, extract
+from .extract import decode, extract
 from .model import Model
 from .video import Sampling
 
@@ -18,7 +18,7 @@ def decode_all(model: Model, paths: list[Path], sampling: Sampling, workers: int
     """Decodes (and preprocesses) every video on ``workers`` threads; returns the clips and seconds."""
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        clips = [c for c, _ in pool.map(lambda p: _decode(p, sampling, model, None), paths)]
+        clips = [c for c, _ in pool.map(lambda p: decode(p, sampling, model, None), paths)]
     return clips, time.perf_counter() - t0
 
 

@@ -169,9 +169,6 @@ def decode(path: Path, sampling: Sampling, model: Model, timeout: float | None) 
     return clip.frames.reshape(clips, per, *clip.frames.shape[1:]), clip.timestamps
 
 
-_decode = decode  # the old name, which finsta_rt/bench.py imports
-
-
 def try_decode(path: Path, sampling: Sampling, model: Model, timeout: float | None) -> tuple | str:
     """:func:`decode`, or the reason the video cannot be decoded (a bad video never stops the job)."""
     try:

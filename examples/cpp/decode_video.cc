@@ -58,7 +58,7 @@ std::string av_error(int code) {
 // Formats whose header duration is not the video stream's span (finsta_rt.video RAW_STREAM_FORMATS and
 // SPAN_FROM_PACKETS): raw elementary streams guess it from the bitrate, Matroska counts it from 0.
 bool span_from_packets(const char* format_name) {
-  static const char* const names[] = {"mpegvideo", "h264", "hevc", "m4v",  "mjpeg", "rawvideo", "cavsvideo", "vc1",
+  static const char* const names[] = {"mpegvideo", "h264", "hevc",  "m4v", "mjpeg", "rawvideo", "cavsvideo", "vc1",
                                       "h261",      "h263", "dirac", "obu", "vvc",   "avs2",     "avs3"};
   const std::string full = format_name;
   for (const char* n : names)
@@ -172,11 +172,12 @@ class Decoder {
   std::vector<size_t> nearest() const {
     std::vector<size_t> order(pts_.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seconds(pts_[a]) < seconds(pts_[b]); });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return seconds(pts_[a]) < seconds(pts_[b]); });
     std::vector<size_t> chosen;
     for (double tgt : targets_) {
-      auto it = std::lower_bound(order.begin(), order.end(), tgt,
-                                 [&](size_t i, double t) { return seconds(pts_[i]) < t; });
+      auto it =
+          std::lower_bound(order.begin(), order.end(), tgt, [&](size_t i, double t) { return seconds(pts_[i]) < t; });
       size_t after = std::min<size_t>(it - order.begin(), order.size() - 1);
       const double ta = seconds(pts_[order[after]]);
       bool earlier = after > 0 && ta >= tgt && tgt - seconds(pts_[order[after - 1]]) < ta - tgt;

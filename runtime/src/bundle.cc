@@ -2,6 +2,7 @@
 // the bounds of bundle.yaml and the type checks of its values are in bundle_schema.cc.
 #include "finsta_rt/bundle.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -26,7 +27,8 @@ namespace {
 
 using yaml::Kind;
 
-const std::vector<std::string> kFlavours = {"custom", "portable"};
+const std::vector<std::string> kFlavours = {"custom", "portable", "flat"};  // flat: standard ONNX only
+const std::vector<std::string> kPrecisions = {"fp32", "fp16", "int8"};
 const std::vector<std::string> kGraphs = {"video", "text", "scorer"};
 
 // A family is any plain name (bundle.py PLAIN_NAME): [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. What a bundle can
@@ -254,6 +256,8 @@ class BundleLoader {
     b.family_ = sc_.string(yaml::get(m, "family"), "family", plain_name,
                            "a plain name (letters, digits, '_', '.', '-'; at most 64)");
     b.flavour_ = sc_.choice(yaml::get(m, "flavour"), "flavour", kFlavours);
+    const YAML::Node precision = yaml::get(m, "precision");  // optional: bundles written before it are fp32
+    b.precision_ = precision.IsDefined() ? sc_.choice(precision, "precision", kPrecisions) : "fp32";
     const YAML::Node name = yaml::get(m, "name");
     b.name_ = name.IsDefined() ? sc_.string(name, "name") : path_name(root_);
     if (b.name_.empty()) sc_.error("name must be a non-empty string, got str ''");  // the directory has no name
@@ -281,6 +285,16 @@ class BundleLoader {
     }
     check_io(b.graphs_);
     b.custom_ops_ = custom_ops(yaml::get(m, "custom_ops"));
+    if (b.flavour_ == "flat") {
+      std::vector<std::string> names;
+      for (const auto& op : b.custom_ops_) names.insert(names.end(), op.ops.begin(), op.ops.end());
+      if (!names.empty()) {
+        std::sort(names.begin(), names.end());
+        std::string list = "[";
+        for (size_t i = 0; i < names.size(); ++i) list += (i ? ", " : "") + py::str_repr(names[i]);
+        sc_.error("flavour flat holds standard ONNX only, but custom_ops lists " + list + "]");
+      }
+    }
     const YAML::Node files = yaml::get(m, "files");
     sc_.mapping(files, "files");
     if (files.size() == 0) sc_.error("'files' must map each file to its sha256");

@@ -67,6 +67,8 @@ class FINSTA_RT_API Bundle {
   // inputs and outputs, never from this name.
   const std::string& family() const { return family_; }
   const std::string& flavour() const { return flavour_; }
+  // fp32 | fp16 | int8: of the towers' arithmetic (informational: sessions read the graphs)
+  const std::string& precision() const { return precision_; }
   const std::string& name() const { return name_; }
   // sha256 of bundle.yaml: identifies the bundle (the manifest lists every file's hash).
   const std::string& sha256() const { return sha256_; }
@@ -83,7 +85,7 @@ class FINSTA_RT_API Bundle {
  private:
   Bundle() = default;
   std::filesystem::path root_;
-  std::string family_, flavour_, name_, sha256_;
+  std::string family_, flavour_, precision_, name_, sha256_;
   PreprocessSpec preprocess_;
   TokenizerSpec tokenizer_;
   std::vector<GraphSpec> graphs_;
