@@ -132,6 +132,8 @@ def fit(
             log.info("resuming %s at epoch %d", ckpt, start_epoch)
         else:
             log.warning("%s was trained with another config; starting afresh", ckpt)
+    if start_epoch == 0:  # a fresh run starts its own log (a resumed one appends)
+        (run / "metrics.jsonl").unlink(missing_ok=True)
     summary = summary or default_summary
     temp = getattr(heads, "log_temp", None)
 
