@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from finsta_rt.tokenizer import TOKENIZER_KINDS
 from .. import __version__
 from ..models.towers import Scorer, TextTower, VideoTower
 from .api import IR_VERSION, OPSET, ExportError, exporter_noise_silenced, finish, trace
+from .passes import staged_dir
 from .portable import OPS_DOMAIN, OPS_VERSION
 
 __all__ = [
@@ -259,11 +259,10 @@ def export_bundle(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     tokenizer, tokenizer_files = tokenizer_section(spec)
-    try:
+    try:  # an unwritable place fails before anything is traced
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
             raise PermissionError(f"{out.parent} is not writable")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as e:
         raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable ({e.strerror or e})") from e
 
@@ -280,10 +279,7 @@ def export_bundle(
         "finsta.preprocess": json.dumps(spec.preprocess.to_dict()),
     }
 
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is meant to be shared
-    try:
+    with staged_dir(out, overwrite) as tmp:  # the bundle appears whole or not at all
         used_ops: set[str] = set()
         for name, gs in graphs.items():
             log.info("exporting %s graph", name)
@@ -324,12 +320,6 @@ def export_bundle(
         (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
         if verify:
             verify_bundle(tmp, video_tower, text_tower, seed=seed + 1, scorer=scorer)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s bundle %s", flavour, out)
     return out
 
