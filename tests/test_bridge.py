@@ -172,9 +172,9 @@ def test_bridged_score_is_the_stated_mix(real, video_head):
 def _randomise_gates(heads: STGTHeads, rng: np.random.Generator) -> None:
     with torch.no_grad():  # the gates start constant (zero weights); make them depend on the input
         for gate in (heads.video.gate, heads.text.gate):
-            dim = gate.linear.weight.shape[1]  # logits of spread ~0.3: through GATE_SHARPNESS, g near 0, 1 and between
-            gate.linear.weight.copy_(torch.from_numpy(rng.normal(0, 0.3 / np.sqrt(dim), gate.linear.weight.shape)))
-            gate.linear.bias.fill_(float(rng.normal(0, 0.1)))
+            dim = gate.linear.weight.shape[1]  # logits of spread ~0.1: through GATE_SHARPNESS, g spread over (0, 1)
+            gate.linear.weight.copy_(torch.from_numpy(rng.normal(0, 0.1 / np.sqrt(dim), gate.linear.weight.shape)))
+            gate.linear.bias.fill_(float(rng.normal(0, 0.03)))
             gate.norm.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, gate.norm.weight.shape)))
 
 
