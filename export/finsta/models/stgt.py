@@ -296,6 +296,12 @@ class DomainGate(nn.Module):
     def forward(self, pooled: Tensor) -> Tensor:
         return self.linear(self.norm(pooled))[..., 0]
 
+    def weight(self, pooled: Tensor) -> Tensor:
+        """g = sigmoid(GATE_SHARPNESS * logit) [B], detached: the gate learns from its own loss only
+        (finsta.families.stgt); the retrieval loss would teach it to trust the learned part wherever that
+        part has memorised its training clips."""
+        return torch.sigmoid(GATE_SHARPNESS * self(pooled)).detach()
+
 
 class BridgedVideoHead(nn.Module):
     """A video head with the ConSE bridge beside it: Zv [B, Q, E] = mix(learned Zv, bridge(tokens) per query),
@@ -312,13 +318,7 @@ class BridgedVideoHead(nn.Module):
     def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
         zv, x = self.head(tokens)
         b = self.bridge(tokens)[:, None].expand(-1, zv.shape[1], -1)
-        # the gate learns from its own loss only (finsta.families.stgt): the retrieval loss would teach it to
-        # trust the learned part wherever that part has memorised its training clips
-        g = (
-            None
-            if self.gate is None
-            else torch.sigmoid(GATE_SHARPNESS * self.gate_logit(tokens)).detach()[:, None, None]
-        )
+        g = None if self.gate is None else self.gate.weight(tokens[:, :, 0].mean(dim=1))[:, None, None]
         return self.mix(zv, b, g), x
 
 
@@ -336,7 +336,7 @@ class BridgedTextHead(nn.Module):
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         sentence = sentence_embedding(features, mask)
-        g = None if self.gate is None else torch.sigmoid(GATE_SHARPNESS * self.gate(sentence)).detach()[..., None]
+        g = None if self.gate is None else self.gate.weight(sentence)[..., None]
         return self.mix(self.head(features, mask), sentence, g)
 
 
