@@ -265,6 +265,18 @@ class BundleLoader {
       const YAML::Node s = yaml::get(m, k);
       if (s.IsDefined()) sc_.mapping(s, k);
     }
+    // model.finsta.parser: the text scene-graph parser of a text graph that takes scene graphs
+    // (read when one is run, as finsta_rt.model.Model.text_inputs does).
+    b.text_parser_ = "rules";
+    const YAML::Node finsta = yaml::get(yaml::get(m, "model"), "finsta");
+    if (yaml::kind(finsta) == Kind::kDict) {
+      const YAML::Node parser = yaml::get(finsta, "parser");
+      if (yaml::kind(parser) == Kind::kStr)
+        b.text_parser_ = parser.Scalar();
+      else if (parser.IsDefined())
+        b.text_parser_error_ = b.manifest_path().string() + ": model.finsta.parser must be a parser name, got " +
+                               schema::value_kind(parser);
+    }
     const YAML::Node created = yaml::get(m, "created");
     if (created.IsDefined() && yaml::kind(created) != Kind::kStr && yaml::kind(created) != Kind::kTimestamp)
       sc_.fail("created", "a timestamp", created);
@@ -329,6 +341,11 @@ std::string TensorSpec::str() const {
   std::string s = dtype + " [";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + shape[i].str();
   return s + "]";
+}
+
+const std::string& Bundle::text_parser() const {
+  if (!text_parser_error_.empty()) throw BundleError(text_parser_error_);
+  return text_parser_;
 }
 
 const GraphSpec& Bundle::graph(const std::string& name) const {

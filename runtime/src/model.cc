@@ -9,6 +9,7 @@
 #include "finsta_rt/errors.h"
 #include "finsta_rt/ops.h"
 #include "finsta_rt/preprocess.h"
+#include "finsta_rt/text_graph.h"
 #include "session.h"
 
 namespace finsta_rt {
@@ -57,6 +58,75 @@ const TensorSpec& declared(const GraphSpec& g, const std::string& name) {
   throw BundleError("bundle.yaml: graphs." + g.name + ".inputs has no " + name);
 }
 
+// Inputs of one Run: names, values and the converted buffers the values point into.
+struct Feed {
+  std::vector<std::string> names;
+  std::vector<Ort::Value> values;
+  std::vector<std::vector<int64_t>> i64;
+  std::vector<std::vector<uint8_t>> u8;
+  std::vector<std::vector<float>> f32;
+
+  void add(const std::string& name, const void* data, size_t bytes, const std::vector<int64_t>& shape,
+           ONNXTensorElementDataType type) {
+    names.push_back(name);
+    values.push_back(cpu_tensor(data, bytes, shape, type));
+  }
+  void add(const std::string& name, const std::vector<int64_t>& v, const std::vector<int64_t>& shape) {
+    add(name, v.data(), v.size() * sizeof(int64_t), shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
+  }
+  void add_bool(const std::string& name, const std::vector<uint8_t>& v, const std::vector<int64_t>& shape) {
+    add(name, v.data(), v.size(), shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL);
+  }
+  // `t`'s values as `type` (float32, int64 or bool: nonzero is true, as numpy's astype(bool)).
+  void add_as(const std::string& name, const Tensor& t, ONNXTensorElementDataType type, const std::string& what) {
+    if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+      add(name, t.data.data(), t.data.size() * sizeof(float), t.shape, type);
+    } else if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) {
+      i64.emplace_back(t.data.begin(), t.data.end());
+      add(name, i64.back(), t.shape);
+    } else if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL) {
+      u8.emplace_back(t.data.size());
+      std::transform(t.data.begin(), t.data.end(), u8.back().begin(), [](float x) { return x != 0.0f; });
+      add_bool(name, u8.back(), t.shape);
+    } else {
+      throw BundleError(what + " is of ONNX element type " + std::to_string(static_cast<int>(type)) +
+                        ", which this runtime cannot feed (float32, int64, bool)");
+    }
+  }
+};
+
+TensorMap named(const GraphSession& s, std::vector<Tensor> outs) {
+  TensorMap result;
+  for (size_t i = 0; i < outs.size(); ++i) result.add(s.output_names()[i], std::move(outs[i]));
+  return result;
+}
+
+// Concatenates each output of `parts` (runs of consecutive batches) along dimension 0.
+TensorMap concat_maps(std::vector<TensorMap>& parts) {
+  TensorMap result;
+  for (const auto& name : parts[0].names()) {
+    std::vector<Tensor> pieces;
+    for (auto& p : parts) pieces.push_back(std::move(p.at(name)));
+    const std::string dtype = pieces[0].dtype;
+    Tensor t = concat_rows(pieces);
+    t.dtype = dtype;
+    result.add(name, std::move(t));
+  }
+  return result;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + ("'" + n + "'");
+  return "[" + s + "]";
+}
+
+// The inputs a video graph may take (finsta_rt.model.Model.video_inputs) and a text graph that
+// takes scene graphs may take (text_graph_feed).
+const std::vector<std::string> kVideoInputs = {"frames", "slot_box", "slot_mask", "slot_adj"};
+const std::vector<std::string> kTextGraphInputs = {"input_ids", "attention_mask", "node_span", "node_type", "node_mask",
+                                                   "adj",       "edge_type",      "pred_order"};
+
 }  // namespace
 
 std::vector<std::string> available_providers() { return Ort::GetAvailableProviders(); }
@@ -96,11 +166,16 @@ struct Model::Impl {
   std::filesystem::path ops_library;
   WordPieceTokenizer tokenizer;
   GraphSession video, text, scorer;
+  bool user_graph = false;   // the video graph takes slot_box, slot_mask, slot_adj (family finsta)
+  bool text_graphs = false;  // the text graph takes parsed scene graphs (family finsta)
+  int64_t slot_frames = 0, slots = 0, max_nodes = 0;
 
   static WordPieceTokenizer make_tokenizer(const Bundle& b) {
     const TokenizerSpec& spec = b.tokenizer_spec();
     if (spec.kind != "wordpiece")
-      throw BundleError(b.manifest_path().string() + ": tokenizer kind '" + spec.kind + "' is not supported");
+      throw BundleError(b.manifest_path().string() + ": tokenizer kind '" + spec.kind +
+                        "' is not supported by the C++ runtime (it reads wordpiece; the Python runtime reads " +
+                        "clip_bpe too)");
     TokenizerOptions o;
     o.lowercase = spec.lowercase;
     try {
@@ -119,6 +194,15 @@ struct Model::Impl {
     return c;
   }
 
+  // A fixed dimension `i` of the declared input `name` of `g`.
+  int64_t fixed_dim(const GraphSpec& g, const std::string& name, size_t i) const {
+    const TensorSpec& spec = declared(g, name);
+    if (spec.shape.size() <= i || !spec.shape[i].fixed())
+      throw BundleError(bundle.manifest_path().string() + ": graphs." + g.name + ".inputs " + name + " is " +
+                        spec.str() + ": dimension " + std::to_string(i) + " must be a fixed size");
+    return spec.shape[i].value;
+  }
+
   Impl(Bundle b, const std::string& dev, const SessionConfig& c)
       : bundle(std::move(b)),
         device(dev),
@@ -127,20 +211,41 @@ struct Model::Impl {
         video(bundle.graph("video"), c),
         text(bundle.graph("text"), c),
         scorer(bundle.graph("scorer"), c) {
+    auto only = [](const GraphSession& s, const std::vector<std::string>& allowed, const std::string& what) {
+      for (const auto& n : s.input_names())
+        if (std::find(allowed.begin(), allowed.end(), n) == allowed.end())
+          throw BundleError(s.file() + " has inputs " + join(s.input_names()) + ": input '" + n +
+                            "' is not one this finsta-rt can feed (" + what + ")");
+    };
     auto need = [](const GraphSession& s, const std::vector<std::string>& names) {
       for (const auto& n : names)
-        if (!s.has_input(n)) {
-          std::string have;
-          for (const auto& h : s.input_names()) have += (have.empty() ? "" : ", ") + h;
-          throw BundleError(s.file() + " has inputs [" + have + "], expected an input named " + n);
-        }
+        if (!s.has_input(n))
+          throw BundleError(s.file() + " has inputs " + join(s.input_names()) + ", expected an input named " + n);
     };
-    if (video.input_names().size() != 1)
-      throw BundleError(video.file() + " must have one input (frames), has " +
-                        std::to_string(video.input_names().size()));
+    need(video, {"frames"});
+    only(video, kVideoInputs, "frames, and slot_box, slot_mask, slot_adj for a user video graph");
+    user_graph = video.has_input("slot_mask");
+    if (user_graph) {
+      need(video, {"slot_box", "slot_mask", "slot_adj"});
+      slot_frames = fixed_dim(bundle.graph("video"), "slot_mask", 1);
+      slots = fixed_dim(bundle.graph("video"), "slot_mask", 2);
+    }
     need(text, {"input_ids", "attention_mask"});
-    need(scorer, {"video_embedding", "text_embedding"});
+    text_graphs = text.has_input("node_span");
+    if (text_graphs) {
+      only(text, kTextGraphInputs, "token ids and mask, and the scene-graph tensors of text_graph_feed");
+      max_nodes = fixed_dim(bundle.graph("text"), "node_type", 1);
+    } else {
+      only(text, {"input_ids", "attention_mask"}, "input_ids, attention_mask");
+    }
+    for (const auto& n : scorer.input_names()) scorer.input_type(n);  // every input has a type
   }
+
+  // The video graph's inputs besides frames (finsta_rt.model.Model.video_inputs).
+  void video_inputs(int64_t B, const TensorMap* user, Feed& feed) const;
+  // Runs the text graph on texts[start, end).
+  TensorMap run_texts(const std::vector<std::string>& texts, size_t start, size_t end,
+                      std::vector<std::vector<int64_t>>& all_ids) const;
 };
 
 Model::Model(const std::filesystem::path& bundle_dir, const ModelOptions& options)
@@ -160,8 +265,44 @@ const Bundle& Model::bundle() const { return impl_->bundle; }
 const WordPieceTokenizer& Model::tokenizer() const { return impl_->tokenizer; }
 const std::string& Model::device() const { return impl_->device; }
 const std::filesystem::path& Model::ops_library() const { return impl_->ops_library; }
+bool Model::takes_user_graph() const { return impl_->user_graph; }
+bool Model::text_graph_inputs() const { return impl_->text_graphs; }
 
-TensorMap Model::embed_frames(const FrameView& frames) const {
+void Model::Impl::video_inputs(int64_t B, const TensorMap* user, Feed& feed) const {
+  if (!user_graph) {
+    if (user) throw InputError("bundle " + bundle.name() + " (" + bundle.family() + ") takes no user video graph");
+    return;
+  }
+  const int64_t T = slot_frames, K = slots;
+  if (!user) {  // no user graph: empty masks, and every slot adjacent to itself only
+    feed.f32.emplace_back(static_cast<size_t>(B * T * K * 4), 0.0f);
+    feed.add("slot_box", feed.f32.back().data(), feed.f32.back().size() * sizeof(float), {B, T, K, 4},
+             ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+    feed.u8.emplace_back(static_cast<size_t>(B * T * K), 0);
+    feed.add_bool("slot_mask", feed.u8.back(), {B, T, K});
+    feed.u8.emplace_back(static_cast<size_t>(B * T * K * K), 0);
+    for (int64_t bt = 0; bt < B * T; ++bt)
+      for (int64_t k = 0; k < K; ++k) feed.u8.back()[static_cast<size_t>((bt * K + k) * K + k)] = 1;
+    feed.add_bool("slot_adj", feed.u8.back(), {B, T, K, K});
+    return;
+  }
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> want = {
+      {"slot_box", {B, T, K, 4}}, {"slot_mask", {B, T, K}}, {"slot_adj", {B, T, K, K}}};
+  for (const auto& [name, shape] : want) {
+    const Tensor* t = user->contains(name) ? &user->at(name) : nullptr;
+    if (!t || t->shape != shape || t->data.size() != element_count(shape)) {
+      const std::string got = !t ? "missing" : "shape " + shape_str(t->shape);
+      throw InputError("user video graph: " + name + " must be " + (name == "slot_box" ? "float32 " : "bool ") +
+                       shape_str(shape) + " for bundle " + bundle.name() + " (T=" + std::to_string(T) +
+                       " frames, K=" + std::to_string(K) + " slots), got " + got);
+    }
+    feed.add_as(name, *t, video.input_type(name), video.file() + " input " + name);
+  }
+}
+
+TensorMap Model::embed_frames(const FrameView& frames) const { return embed_frames(frames, nullptr); }
+
+TensorMap Model::embed_frames(const FrameView& frames, const TensorMap* user_graph) const {
   const int S = impl_->bundle.preprocess().size;
   const auto& shape = frames.shape;
   const bool ok =
@@ -171,17 +312,19 @@ TensorMap Model::embed_frames(const FrameView& frames) const {
                      ", 3] for bundle " + impl_->bundle.name() + ", got " + shape_str(shape));
   if (shape[0] == 0 || shape[1] == 0)
     throw InputError("frames has an empty batch or no frames: shape " + shape_str(shape));
+  const TensorSpec& fspec = declared(impl_->bundle.graph("video"), "frames");
+  if (fspec.shape.size() > 1 && fspec.shape[1].fixed() && fspec.shape[1].value != shape[1])
+    throw InputError("bundle " + impl_->bundle.name() + " takes exactly T=" + std::to_string(fspec.shape[1].value) +
+                     " frames per video, got " + std::to_string(shape[1]));
   const size_t n = element_count(shape);
   if (!frames.data) throw InputError("frames of shape " + shape_str(shape) + " have a null data pointer");
   if (frames.size < n)
     throw InputError("frames of shape " + shape_str(shape) + " need " + std::to_string(n) + " bytes, got " +
                      std::to_string(frames.size));
-  std::vector<Ort::Value> inputs;
-  inputs.push_back(cpu_tensor(frames.data, n, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8));
-  std::vector<Tensor> outs = impl_->video.run(impl_->video.input_names(), inputs);
-  TensorMap result;
-  for (size_t i = 0; i < outs.size(); ++i) result.add(impl_->video.output_names()[i], std::move(outs[i]));
-  return result;
+  Feed feed;
+  feed.add("frames", frames.data, n, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8);
+  impl_->video_inputs(shape[0], user_graph, feed);
+  return named(impl_->video, impl_->video.run(feed.names, feed.values));
 }
 
 TensorMap Model::embed_videos(const std::vector<FrameView>& videos, size_t batch_size) const {
@@ -219,65 +362,117 @@ TensorMap Model::embed_videos(const std::vector<FrameView>& videos, size_t batch
     }
     parts.push_back(embed_frames(FrameView(batch, {static_cast<int64_t>(b), T, S, S, 3})));
   }
-  TensorMap result;
-  for (const auto& name : parts[0].names()) {
-    std::vector<Tensor> pieces;
-    for (auto& p : parts) pieces.push_back(std::move(p.at(name)));
-    result.add(name, concat_rows(pieces));
+  return concat_maps(parts);
+}
+
+TensorMap Model::Impl::run_texts(const std::vector<std::string>& texts, size_t start, size_t end,
+                                 std::vector<std::vector<int64_t>>& all_ids) const {
+  Feed feed;
+  if (text_graphs) {
+    const std::string& parser = bundle.text_parser();
+    if (parser != "rules")
+      throw BundleError(bundle.manifest_path().string() + ": model.finsta.parser is '" + parser +
+                        "'; the C++ runtime parses text scene graphs with 'rules' only (the Python runtime " +
+                        "reads spacy too)");
+    std::vector<std::string> chunk(texts.begin() + static_cast<std::ptrdiff_t>(start),
+                                   texts.begin() + static_cast<std::ptrdiff_t>(end));
+    TextGraphFeed g;
+    try {
+      g = text_graph_feed(chunk, tokenizer, max_nodes);
+    } catch (const InputError& e) {  // name the text by its index in the caller's list
+      std::string msg = e.what();
+      if (msg.rfind("texts[", 0) == 0) {
+        const size_t close = msg.find(']');
+        msg = "texts[" + std::to_string(start + std::stoul(msg.substr(6, close - 6))) + msg.substr(close);
+      }
+      throw InputError(msg);
+    }
+    const int64_t B = g.texts, L = g.tokens, N = g.nodes;
+    for (const auto& name : text.input_names()) {
+      if (name == "input_ids") feed.add(name, g.input_ids, {B, L});
+      if (name == "attention_mask") feed.add(name, g.attention_mask, {B, L});
+      if (name == "node_span") feed.add(name, g.node_span, {B, N, 2});
+      if (name == "node_type") feed.add(name, g.node_type, {B, N});
+      if (name == "node_mask") feed.add_bool(name, g.node_mask, {B, N});
+      if (name == "adj") feed.add_bool(name, g.adj, {B, N, N});
+      if (name == "edge_type") feed.add(name, g.edge_type, {B, N, N});
+      if (name == "pred_order") feed.add(name, g.pred_order, {B, N});
+    }
+    return named(text, text.run(feed.names, feed.values));
   }
-  return result;
+  std::vector<std::vector<int64_t>> rows(std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(start)),
+                                         std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(end)));
+  EncodedBatch b = tokenizer.encode_ids_batch(std::move(rows));
+  feed.add("input_ids", b.input_ids, {b.rows, b.cols});
+  feed.add("attention_mask", b.attention_mask, {b.rows, b.cols});
+  return named(text, text.run(feed.names, feed.values));
+}
+
+TensorMap Model::embed_texts(const std::vector<std::string>& texts, size_t batch_size) const {
+  if (texts.empty()) throw InputError("embed_text needs at least one text");
+  if (batch_size == 0) throw InputError("embed_text: batch_size must be at least 1");
+  std::vector<std::vector<int64_t>> all_ids;
+  if (!impl_->text_graphs) {  // tokenized up front: a bad text fails before any graph runs
+    all_ids.resize(texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      try {
+        all_ids[i] = impl_->tokenizer.text_ids(texts[i]);
+      } catch (const InputError& e) {
+        throw InputError("texts[" + std::to_string(i) + "]: " + e.what());
+      }
+      if (all_ids[i].empty())
+        throw InputError("texts[" + std::to_string(i) + "] has no tokens: an empty text (or one of only " +
+                         "whitespace and control characters) cannot be embedded");
+    }
+  }
+  std::vector<TensorMap> parts;
+  for (size_t start = 0; start < texts.size(); start += batch_size)
+    parts.push_back(impl_->run_texts(texts, start, std::min(texts.size(), start + batch_size), all_ids));
+  return concat_maps(parts);
 }
 
 Tensor Model::embed_text(const std::vector<std::string>& texts, size_t batch_size) const {
-  if (texts.empty()) throw InputError("embed_text needs at least one text");
-  if (batch_size == 0) throw InputError("embed_text: batch_size must be at least 1");
-  const WordPieceTokenizer& tok = impl_->tokenizer;
-  std::vector<std::vector<int64_t>> all_ids(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    std::vector<int64_t>& ids = all_ids[i];
-    try {
-      ids = tok.text_ids(texts[i]);
-    } catch (const InputError& e) {
-      throw InputError("texts[" + std::to_string(i) + "]: " + e.what());
-    }
-    if (ids.empty())
-      throw InputError("texts[" + std::to_string(i) + "] has no tokens: an empty text (or one of only whitespace " +
-                       "and control characters) cannot be embedded");
+  TensorMap out = embed_texts(texts, batch_size);
+  return std::move(out.at("text_embedding"));
+}
+
+TensorMap Model::score_parts(const TensorMap& video, const TensorMap& text) const {
+  const GraphSpec& g = impl_->bundle.graph("scorer");
+  const GraphSession& s = impl_->scorer;
+  Feed feed;
+  for (const auto& name : s.input_names()) {
+    const bool from_video = name.rfind("video_", 0) == 0;
+    const TensorMap& src = from_video ? video : text;
+    if (!src.contains(name))
+      throw InputError("score_parts needs '" + name + "' (an output of the " + (from_video ? "video" : "text") +
+                       " graph), got " + join(src.names()));
+    const Tensor& t = src.at(name);
+    check_declared(t, declared(g, name), "scorer input " + name);
+    feed.add_as(name, t, s.input_type(name), s.file() + " input " + name);
   }
-  const std::vector<std::string> names = {"input_ids", "attention_mask"};
-  const std::vector<std::string> wanted = {impl_->text.output_names().at(0)};
-  std::vector<Tensor> parts;
-  for (size_t start = 0; start < texts.size(); start += batch_size) {
-    std::vector<std::vector<int64_t>> chunk(
-        std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(start)),
-        std::make_move_iterator(all_ids.begin() +
-                                static_cast<std::ptrdiff_t>(std::min(texts.size(), start + batch_size))));
-    EncodedBatch b = tok.encode_ids_batch(std::move(chunk));
-    const std::vector<int64_t> shape = {b.rows, b.cols};
-    std::vector<Ort::Value> inputs;
-    inputs.push_back(cpu_tensor(b.input_ids.data(), b.input_ids.size() * sizeof(int64_t), shape,
-                                ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64));
-    inputs.push_back(cpu_tensor(b.attention_mask.data(), b.attention_mask.size() * sizeof(int64_t), shape,
-                                ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64));
-    parts.push_back(std::move(impl_->text.run(names, inputs, wanted).at(0)));
-  }
-  return concat_rows(parts);
+  return named(s, s.run(feed.names, feed.values));
 }
 
 Tensor Model::score(const Tensor& video_embedding, const Tensor& text_embedding) const {
   const GraphSpec& g = impl_->bundle.graph("scorer");
-  check_declared(video_embedding, declared(g, "video_embedding"), "scorer input video_embedding");
-  check_declared(text_embedding, declared(g, "text_embedding"), "scorer input text_embedding");
+  std::vector<std::string> video, text, all;
+  for (const auto& i : g.inputs) {
+    (i.name.rfind("video_", 0) == 0 ? video : text).push_back(i.name);
+    all.push_back(i.name);
+  }
+  if (video.size() != 1 || text.size() != 1)
+    throw InputError("bundle " + impl_->bundle.name() + " (" + impl_->bundle.family() + ") scores from " + join(all) +
+                     ": use score_parts(embed_frames(...), embed_texts(...))");
+  check_declared(video_embedding, declared(g, video[0]), "scorer input " + video[0]);
+  check_declared(text_embedding, declared(g, text[0]), "scorer input " + text[0]);
   if (video_embedding.shape.back() != text_embedding.shape.back())
-    throw InputError("video_embedding " + shape_str(video_embedding.shape) + " and text_embedding " +
+    throw InputError(video[0] + " " + shape_str(video_embedding.shape) + " and " + text[0] + " " +
                      shape_str(text_embedding.shape) + " differ in their embedding size");
-  std::vector<Ort::Value> inputs;
-  inputs.push_back(cpu_tensor(video_embedding.data.data(), video_embedding.data.size() * sizeof(float),
-                              video_embedding.shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
-  inputs.push_back(cpu_tensor(text_embedding.data.data(), text_embedding.data.size() * sizeof(float),
-                              text_embedding.shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
-  return std::move(
-      impl_->scorer.run({"video_embedding", "text_embedding"}, inputs, {impl_->scorer.output_names().at(0)}).at(0));
+  TensorMap v, t;
+  v.add(video[0], video_embedding);
+  t.add(text[0], text_embedding);
+  TensorMap out = score_parts(v, t);
+  return std::move(out.at(impl_->scorer.output_names().at(0)));
 }
 
 }  // namespace finsta_rt

@@ -25,14 +25,27 @@ void append_cuda(Ort::SessionOptions& so, const std::string& device) {
 Tensor to_tensor(Ort::Value& value, const std::string& name, const std::string& file) {
   if (!value.IsTensor()) throw RuntimeError(file + ": output " + name + " is not a tensor");
   auto info = value.GetTensorTypeAndShapeInfo();
-  if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
-    throw RuntimeError(file + ": output " + name + " is not float32 (ONNX element type " +
-                       std::to_string(static_cast<int>(info.GetElementType())) + ")");
   Tensor t;
   t.shape = info.GetShape();
   const size_t n = info.GetElementCount();
-  const float* p = value.GetTensorData<float>();
-  t.data.assign(p, p + n);
+  auto take = [&](auto* p, const char* dtype) {
+    t.data.assign(p, p + n);
+    t.dtype = dtype;
+  };
+  switch (info.GetElementType()) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT:
+      take(value.GetTensorData<float>(), "float32");
+      break;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64:
+      take(value.GetTensorData<int64_t>(), "int64");
+      break;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL:
+      take(value.GetTensorData<bool>(), "bool");
+      break;
+    default:
+      throw RuntimeError(file + ": output " + name + " is not float32, int64 or bool (ONNX element type " +
+                         std::to_string(static_cast<int>(info.GetElementType())) + ")");
+  }
   return t;
 }
 
@@ -63,8 +76,10 @@ GraphSession::GraphSession(const GraphSpec& graph, const SessionConfig& config)
     if (config.device.rfind("cuda", 0) == 0) append_cuda(so, config.device);
     session_ = std::make_unique<Ort::Session>(*env_, graph.path.c_str(), so);
     Ort::AllocatorWithDefaultOptions alloc;
-    for (size_t i = 0; i < session_->GetInputCount(); ++i)
+    for (size_t i = 0; i < session_->GetInputCount(); ++i) {
       inputs_.emplace_back(session_->GetInputNameAllocated(i, alloc).get());
+      input_types_.push_back(session_->GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType());
+    }
     for (size_t i = 0; i < session_->GetOutputCount(); ++i)
       outputs_.emplace_back(session_->GetOutputNameAllocated(i, alloc).get());
   } catch (const Ort::Exception& e) {
@@ -76,6 +91,12 @@ bool GraphSession::has_input(const std::string& name) const {
   for (const auto& n : inputs_)
     if (n == name) return true;
   return false;
+}
+
+ONNXTensorElementDataType GraphSession::input_type(const std::string& name) const {
+  for (size_t i = 0; i < inputs_.size(); ++i)
+    if (inputs_[i] == name) return input_types_[i];
+  throw BundleError(file_ + " has no input named " + name);
 }
 
 std::vector<Tensor> GraphSession::run(const std::vector<std::string>& names, std::vector<Ort::Value>& inputs,

@@ -31,9 +31,12 @@ class GraphSession {
   const std::vector<std::string>& input_names() const { return inputs_; }
   const std::vector<std::string>& output_names() const { return outputs_; }
   bool has_input(const std::string& name) const;
+  // The element type of input `name` (FLOAT, INT64, BOOL, ...); throws BundleError when there is none.
+  ONNXTensorElementDataType input_type(const std::string& name) const;
 
   // Runs with `inputs` named `names`; returns the outputs named `wanted` (all when empty) as
-  // float32 tensors. Safe to call from several threads at once.
+  // Tensors (float32 values; an int64 or bool output converted, its Tensor::dtype naming it). Safe
+  // to call from several threads at once.
   std::vector<Tensor> run(const std::vector<std::string>& names, std::vector<Ort::Value>& inputs,
                           const std::vector<std::string>& wanted = {}) const;
 
@@ -42,6 +45,7 @@ class GraphSession {
   std::unique_ptr<Ort::Session> session_;
   std::string file_;
   std::vector<std::string> inputs_, outputs_;
+  std::vector<ONNXTensorElementDataType> input_types_;
 };
 
 }  // namespace finsta_rt

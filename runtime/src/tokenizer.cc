@@ -200,10 +200,22 @@ const std::string& WordPieceTokenizer::id_to_token(int64_t id) const {
 }
 
 void WordPieceTokenizer::append_word_ids(const std::u32string& word, std::vector<int64_t>& ids) const {
-  if (static_cast<int64_t>(word.size()) > max_input_chars_per_word_) {
+  append_word_pieces(word, ids, nullptr);
+}
+
+void WordPieceTokenizer::append_word_pieces(const std::u32string& word, std::vector<int64_t>& ids,
+                                            std::vector<std::pair<int64_t, int64_t>>* spans) const {
+  const int64_t n_word = static_cast<int64_t>(word.size());
+  const size_t before = ids.size(), spans_before = spans ? spans->size() : 0;
+  auto unknown = [&] {  // the whole word is one [UNK]
+    ids.resize(before);
     ids.push_back(unk_id_);
-    return;
-  }
+    if (spans) {
+      spans->resize(spans_before);
+      spans->emplace_back(0, n_word);
+    }
+  };
+  if (n_word > max_input_chars_per_word_) return unknown();
   std::string utf8;
   std::vector<size_t> offset;  // byte offset of each code point, and the end
   offset.reserve(word.size() + 1);
@@ -212,7 +224,6 @@ void WordPieceTokenizer::append_word_ids(const std::u32string& word, std::vector
     utf8::append(cp, utf8);
   }
   offset.push_back(utf8.size());
-  const size_t before = ids.size();
   std::string piece;
   size_t start = 0;
   const size_t n = word.size();
@@ -228,14 +239,44 @@ void WordPieceTokenizer::append_word_ids(const std::u32string& word, std::vector
         break;
       }
     }
-    if (found < 0) {  // one uncoverable piece makes the whole word [UNK]
-      ids.resize(before);
-      ids.push_back(unk_id_);
-      return;
-    }
+    if (found < 0) return unknown();  // one uncoverable piece makes the whole word [UNK]
     ids.push_back(found);
+    if (spans) spans->emplace_back(static_cast<int64_t>(start), static_cast<int64_t>(end));
     start = end;
   }
+}
+
+void WordPieceTokenizer::append_chunk_pieces(const std::u32string& chunk, int64_t offset, std::vector<int64_t>& ids,
+                                             std::vector<std::pair<int64_t, int64_t>>& spans) const {
+  std::vector<int64_t> want;
+  append_chunk_ids(chunk, want);
+  // Normalise character by character, remembering which raw character each output came from.
+  std::u32string per_char;
+  std::vector<int64_t> owner;
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    const std::u32string out = normalize(std::u32string(1, chunk[i]), strip_accents_, lowercase_);
+    per_char += out;
+    owner.insert(owner.end(), out.size(), static_cast<int64_t>(i));
+  }
+  std::vector<int64_t> got;
+  std::vector<std::pair<int64_t, int64_t>> got_spans;
+  if (per_char == normalize(chunk, strip_accents_, lowercase_)) {
+    size_t pos = 0;
+    for (const auto& word : pre_tokenize(per_char)) {
+      pos = per_char.find(word, pos);  // pre_tokenize keeps characters in order and only drops " "
+      std::vector<std::pair<int64_t, int64_t>> word_spans;
+      append_word_pieces(word, got, &word_spans);
+      for (const auto& [s, e] : word_spans)
+        got_spans.emplace_back(owner[pos + static_cast<size_t>(s)], owner[pos + static_cast<size_t>(e) - 1] + 1);
+      pos += word.size();
+    }
+  }
+  if (got != want) {  // not attributable per character: every piece gets the whole chunk
+    got = want;
+    got_spans.assign(want.size(), {0, static_cast<int64_t>(chunk.size())});
+  }
+  ids.insert(ids.end(), got.begin(), got.end());
+  for (const auto& [s, e] : got_spans) spans.emplace_back(offset + s, offset + e);
 }
 
 void WordPieceTokenizer::append_chunk_ids(const std::u32string& chunk, std::vector<int64_t>& ids) const {
@@ -244,14 +285,15 @@ void WordPieceTokenizer::append_chunk_ids(const std::u32string& chunk, std::vect
   for (const auto& word : pre_tokenize(normalize(chunk, strip_accents_, lowercase_))) append_word_ids(word, ids);
 }
 
-std::vector<int64_t> WordPieceTokenizer::text_ids(std::string_view text) const {
+template <typename Chunk, typename Special>
+void WordPieceTokenizer::scan(std::string_view text, Chunk on_chunk, Special on_special) const {
   const std::u32string cps = decode_or_throw(text, "text");
   // Special tokens written literally in the raw text become their ids (matched on UTF-8 bytes:
   // equivalent on valid UTF-8, since a token cannot start inside a character).
-  std::vector<int64_t> ids;
   std::u32string chunk;
+  size_t chunk_start = 0;
   auto flush = [&] {
-    if (!chunk.empty()) append_chunk_ids(chunk, ids);
+    if (!chunk.empty()) on_chunk(chunk, static_cast<int64_t>(chunk_start));
     chunk.clear();
   };
   size_t byte = 0;
@@ -260,8 +302,9 @@ std::vector<int64_t> WordPieceTokenizer::text_ids(std::string_view text) const {
     for (const auto& s : specials_) {
       if (text.compare(byte, s.size(), s) == 0) {
         flush();
-        ids.push_back(vocab_.at(s));
+        const size_t first = i;
         for (unsigned char c : s) i += (c & 0xC0) != 0x80;  // code points in the token
+        on_special(vocab_.at(s), static_cast<int64_t>(first), static_cast<int64_t>(i));
         byte += s.size();
         matched = true;
         break;
@@ -269,14 +312,46 @@ std::vector<int64_t> WordPieceTokenizer::text_ids(std::string_view text) const {
     }
     if (matched) continue;
     const char32_t cp = cps[i];
-    if (unicode::clean_class(cp) == unicode::Clean::kSpace)
+    if (unicode::clean_class(cp) == unicode::Clean::kSpace) {
       flush();  // a certain word break
-    else
+    } else {
+      if (chunk.empty()) chunk_start = i;
       chunk += cp;
+    }
     byte += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
     ++i;
   }
   flush();
+}
+
+std::vector<int64_t> WordPieceTokenizer::text_ids(std::string_view text) const {
+  std::vector<int64_t> ids;
+  scan(
+      text, [&](const std::u32string& chunk, int64_t) { append_chunk_ids(chunk, ids); },
+      [&](int64_t id, int64_t, int64_t) { ids.push_back(id); });
+  return ids;
+}
+
+std::vector<int64_t> WordPieceTokenizer::encode_with_offsets(std::string_view text,
+                                                             std::vector<std::pair<int64_t, int64_t>>& spans,
+                                                             std::optional<int> max_length) const {
+  const int limit = check_max_length(max_length);
+  std::vector<int64_t> ids;
+  spans.clear();
+  scan(
+      text, [&](const std::u32string& chunk, int64_t start) { append_chunk_pieces(chunk, start, ids, spans); },
+      [&](int64_t id, int64_t start, int64_t end) {
+        ids.push_back(id);
+        spans.emplace_back(start, end);
+      });
+  if (ids.size() > static_cast<size_t>(limit - 2)) {
+    ids.resize(static_cast<size_t>(limit - 2));
+    spans.resize(ids.size());
+  }
+  ids.insert(ids.begin(), cls_id_);
+  ids.push_back(sep_id_);
+  spans.insert(spans.begin(), {0, 0});
+  spans.emplace_back(0, 0);
   return ids;
 }
 

@@ -10,6 +10,9 @@
 //   load PATH...                       (selftest_errors.cc)
 //   errors BUNDLE                      (selftest_errors.cc)
 //   threads BUNDLE FRAMES SHAPE TEXTS THREADS ITERATIONS   (selftest_threads.cc)
+//   family BUNDLE OUTDIR FRAMES B,T,S,S,3 TEXTS [USER_GRAPH_DIR]   (selftest_families.cc)
+//   text-graph VOCAB MAX_LENGTH MAX_NODES TEXTS OUTDIR              (selftest_families.cc)
+//   family-errors BUNDLE FRAMES B,T,S,S,3                           (selftest_families.cc)
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -27,6 +30,9 @@ using namespace finsta_rt;
 int cmd_load(const std::vector<std::string>& args);
 int cmd_errors(const std::vector<std::string>& args);
 int cmd_threads(const std::vector<std::string>& args);
+int cmd_family(const std::vector<std::string>& args);
+int cmd_text_graph(const std::vector<std::string>& args);
+int cmd_family_errors(const std::vector<std::string>& args);
 
 namespace {
 
@@ -146,6 +152,9 @@ int main(int argc, char** argv) {
     if (cmd == "load") return cmd_load(args);
     if (cmd == "errors") return cmd_errors(args);
     if (cmd == "threads") return cmd_threads(args);
+    if (cmd == "family") return cmd_family(args);
+    if (cmd == "text-graph") return cmd_text_graph(args);
+    if (cmd == "family-errors") return cmd_family_errors(args);
     std::cerr << "unknown command " << cmd << "\n";
     return 2;
   } catch (...) {

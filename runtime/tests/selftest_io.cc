@@ -1,5 +1,6 @@
 #include "selftest_io.h"
 
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -36,6 +37,16 @@ std::vector<int64_t> parse_shape(const std::string& s) {
   std::string item;
   while (std::getline(in, item, ',')) shape.push_back(std::stoll(item));
   return shape;
+}
+
+finsta_rt::Tensor read_tensor(const std::filesystem::path& dir, const std::string& name) {
+  const std::vector<uint8_t> raw = read_bytes(dir / (name + ".bin"));
+  std::ifstream shape_file(dir / (name + ".shape"));
+  std::vector<int64_t> shape;
+  for (int64_t d; shape_file >> d;) shape.push_back(d);
+  std::vector<float> data(raw.size() / sizeof(float));
+  std::memcpy(data.data(), raw.data(), data.size() * sizeof(float));
+  return finsta_rt::Tensor(std::move(shape), std::move(data));
 }
 
 void write_tensor(const std::filesystem::path& dir, const std::string& name, const finsta_rt::Tensor& t) {

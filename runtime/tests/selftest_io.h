@@ -16,6 +16,8 @@ namespace selftest {
 std::vector<uint8_t> read_bytes(const std::filesystem::path& path);
 std::vector<std::string> read_texts(const std::filesystem::path& path);
 std::vector<int64_t> parse_shape(const std::string& s);  // "2,4,64,64,3"
+// NAME.bin / NAME.shape in `dir` (float32), as write_tensor writes them.
+finsta_rt::Tensor read_tensor(const std::filesystem::path& dir, const std::string& name);
 void write_tensor(const std::filesystem::path& dir, const std::string& name, const finsta_rt::Tensor& t);
 // "BundleError<TAB>message" for the exception being handled (call inside a catch block).
 std::string describe_current_exception();

@@ -76,6 +76,9 @@ class FINSTA_RT_API Bundle {
   const TokenizerSpec& tokenizer_spec() const { return tokenizer_; }
   // "video", "text" or "scorer"; throws BundleError for another name.
   const GraphSpec& graph(const std::string& name) const;
+  // model.finsta.parser: the parser of the text scene graphs a Finsta text graph reads ("rules" when
+  // not set); throws BundleError when it is not a string.
+  const std::string& text_parser() const;
   const std::vector<CustomOpSpec>& custom_ops() const { return custom_ops_; }
   // Files listed in the manifest, relative name -> sha256.
   const std::map<std::string, std::string>& files() const { return files_; }
@@ -85,7 +88,7 @@ class FINSTA_RT_API Bundle {
  private:
   Bundle() = default;
   std::filesystem::path root_;
-  std::string family_, flavour_, precision_, name_, sha256_;
+  std::string family_, flavour_, precision_, name_, sha256_, text_parser_, text_parser_error_;
   PreprocessSpec preprocess_;
   TokenizerSpec tokenizer_;
   std::vector<GraphSpec> graphs_;

@@ -16,4 +16,5 @@
 #include "finsta_rt/preprocess.h"
 #include "finsta_rt/sha256.h"
 #include "finsta_rt/tensor.h"
+#include "finsta_rt/text_graph.h"
 #include "finsta_rt/tokenizer.h"

@@ -11,10 +11,13 @@
 
 namespace finsta_rt {
 
-// A float32 tensor in row-major (C) order.
+// A tensor in row-major (C) order with float32 values. A graph's int64 or bool output (a group
+// index, a mask) comes with its values converted and `dtype` naming its type; fed back to a graph
+// (score_parts), values are converted to the type that graph declares.
 struct FINSTA_RT_API Tensor {
   std::vector<int64_t> shape;
   std::vector<float> data;
+  std::string dtype = "float32";  // of the graph tensor: float32, int64 or bool
 
   Tensor() = default;
   Tensor(std::vector<int64_t> shape, std::vector<float> data);  // throws InputError if sizes differ

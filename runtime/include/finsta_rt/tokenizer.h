@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "finsta_rt/export.h"
@@ -54,6 +55,12 @@ class FINSTA_RT_API WordPieceTokenizer {
   std::vector<int64_t> text_ids(std::string_view text) const;
   // [CLS] ids [SEP], cut so the total is <= max_length (default: options.max_length).
   std::vector<int64_t> encode(std::string_view text, std::optional<int> max_length = std::nullopt) const;
+  // encode(text, max_length) plus, in `spans`, the character (code point) span [start, end) in `text`
+  // of each id, as the Python tokenizer's encode_with_offsets: [CLS] and [SEP] get (0, 0); a piece
+  // covers the raw characters that produced it; where a whitespace chunk's normalisation is not
+  // per character, each of its pieces gets the whole chunk.
+  std::vector<int64_t> encode_with_offsets(std::string_view text, std::vector<std::pair<int64_t, int64_t>>& spans,
+                                           std::optional<int> max_length = std::nullopt) const;
   // A batch, padded to its longest row or to max_length. Errors name the text: "texts[3] ...".
   EncodedBatch encode_batch(const std::vector<std::string>& texts, std::optional<int> max_length = std::nullopt,
                             Padding padding = Padding::kLongest) const;
@@ -81,6 +88,16 @@ class FINSTA_RT_API WordPieceTokenizer {
   EncodedBatch batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit, Padding padding) const;
   void append_chunk_ids(const std::u32string& chunk, std::vector<int64_t>& ids) const;
   void append_word_ids(const std::u32string& word, std::vector<int64_t>& ids) const;
+  // WordPiece of one word: ids, and each piece's [start, end) in `word` when `spans` is given.
+  void append_word_pieces(const std::u32string& word, std::vector<int64_t>& ids,
+                          std::vector<std::pair<int64_t, int64_t>>* spans) const;
+  // The ids of one raw whitespace-free chunk with their spans in it (the Python _chunk_pieces).
+  void append_chunk_pieces(const std::u32string& chunk, int64_t offset, std::vector<int64_t>& ids,
+                           std::vector<std::pair<int64_t, int64_t>>& spans) const;
+  // Splits `text` at whitespace and special tokens: on_chunk(chunk, start) for each raw chunk,
+  // on_special(id, start, end) for each special token (code point offsets).
+  template <typename Chunk, typename Special>
+  void scan(std::string_view text, Chunk on_chunk, Special on_special) const;
 
   std::unordered_map<std::string, int64_t> vocab_;
   std::unordered_map<int64_t, std::string> id_to_token_;
