@@ -98,8 +98,9 @@ def segment_frames(rs: RealSet, preprocess) -> np.ndarray:
     return np.stack(out)
 
 
-def bundle_scores(bundle: Path, rs: RealSet, batch: int = 4) -> np.ndarray:
-    """[queries, segments] scores of a bundle, through finsta_rt (ONNX Runtime)."""
+def bundle_scores(bundle: Path, rs: RealSet, batch: int = 4) -> tuple[np.ndarray, dict[str, float]]:
+    """[queries, segments] scores of a bundle, through finsta_rt (ONNX Runtime), and for a bundle with domain
+    gates how it routes the held-out real rows (:func:`routing`)."""
     from finsta_rt.model import Model
 
     model = Model(bundle, device="auto")
@@ -107,7 +108,28 @@ def bundle_scores(bundle: Path, rs: RealSet, batch: int = 4) -> np.ndarray:
     v = np.concatenate(
         [model.embed_frames(frames[i : i + batch])["video_embedding"] for i in range(0, len(frames), batch)]
     )
-    return model.score(v, model.embed_text(rs.queries))
+    t = model.embed_text(rs.queries)
+    return model.score(v, t), routing(bundle, v, t)
+
+
+def routing(bundle: Path, v: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    """With STGT's domain gates (docs/families.md) an embedding is [sqrt(1-g) learned, sqrt(g) bridge], so the
+    squared norm of its last text_dim values is its g: the share of the held-out real queries (``text_real``)
+    and segments (``video_real``) the gates send to the bridge (g > 0.5), and the least g of each. {} without."""
+    import yaml
+
+    stgt = (yaml.safe_load((bundle / "bundle.yaml").read_text()).get("model") or {}).get("stgt") or {}
+    if not stgt.get("bridge_gate"):
+        return {}
+    width = int(stgt["text_dim"])
+    gt = np.square(t[:, -width:]).sum(-1) / np.square(t).sum(-1)
+    gv = np.square(v[:, 0, -width:]).sum(-1) / np.square(v[:, 0]).sum(-1)
+    return {
+        "text_real": float((gt > 0.5).mean()),
+        "video_real": float((gv > 0.5).mean()),
+        "min_gt": float(gt.min()),
+        "min_gv": float(gv.min()),
+    }
 
 
 def held_out_synthetic_r1(bundle: Path) -> float | None:
@@ -178,10 +200,11 @@ def bridge_grid(rs: RealSet, out: list[str]) -> None:
 
 
 def row(name: str, m: dict) -> str:
-    """A table row: video- then segment-level R@K, then the synthetic held-out R@1 where known."""
+    """A table row: video- then segment-level R@K, then the synthetic held-out R@1 and the gates' routing of the
+    real rows where known."""
     cells = [f"{m[f'{lvl}_r{k}']:.3f}" for lvl in ("vid", "seg") for k in KS]
-    syn = m.get("synthetic_r1")
-    return f"| {name} | " + " | ".join([*cells, "" if syn is None else f"{syn:.3f}"]) + " |"
+    cells += ["" if m.get(k) is None else f"{m[k]:.3f}" for k in ("synthetic_r1", "text_real", "video_real")]
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             ap.error(f"--bundle wants NAME=DIR, got {spec!r}")
         t0 = time.monotonic()
-        results[name] = recall(bundle_scores(Path(path), rs), rs)
+        scores, routed = bundle_scores(Path(path), rs)
+        results[name] = {**recall(scores, rs), **routed}
         results[name]["synthetic_r1"] = held_out_synthetic_r1(Path(path))
         log.warning("%s: %.0f s", name, time.monotonic() - t0)
     if not args.no_bridge:
@@ -216,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         results["bridge alone (no training)"] = recall(b.scores(tokens, rs.queries), rs)
     results["chance"] = chance(rs)
     lines += [
-        "| model | video R@1 | video R@5 | segment R@1 | segment R@5 | synthetic held-out R@1 |",
-        "|---|---|---|---|---|---|",
+        "| model | video R@1 | video R@5 | segment R@1 | segment R@5 | synthetic held-out R@1 | real text to bridge "
+        "| real video to bridge |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [row(name, m) for name, m in results.items()]
     print("\n".join(lines[2:]))
