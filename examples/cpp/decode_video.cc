@@ -276,11 +276,14 @@ class Decoder {
       while (pos <= last) {
         next();
         const int64_t p = pkt->pts;
+        const auto want = slots.find(p);
+        const bool chosen_packet = want != slots.end();
+        // A packet nobody chose goes with skip_frame = NONREF: a non-reference frame (a B-frame) is then not
+        // decoded, which changes no other frame (finsta_rt.video_plan.decode_planned does the same).
+        codec_->skip_frame = chosen_packet ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
         int rc = avcodec_send_packet(codec_.get(), pkt.get());
         av_packet_unref(pkt.get());
-        const auto want = slots.find(p);
-        if (rc < 0 && want != slots.end() && !want->second.empty())
-          throw PlanFailed("the decoder refused a chosen packet");
+        if (rc < 0 && chosen_packet && !want->second.empty()) throw PlanFailed("the decoder refused a chosen packet");
         receive();
         if (missing == 0) return std::move(out_);
       }
@@ -289,6 +292,7 @@ class Decoder {
       if (missing == 0) return std::move(out_);
       avcodec_flush_buffers(codec_.get());
     }
+    codec_->skip_frame = AVDISCARD_DEFAULT;
     throw PlanFailed("chosen frames did not come out of the decoder");
   }
 
