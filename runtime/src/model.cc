@@ -115,6 +115,17 @@ TensorMap concat_maps(std::vector<TensorMap>& parts) {
   return result;
 }
 
+// A shape as numpy prints it: "(2, 4, 3)", "(3,)".
+std::string tuple_str(const std::vector<int64_t>& shape) {
+  const std::string s = shape_str(shape);
+  return "(" + s.substr(1, s.size() - 2) + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::vector<std::string> sorted(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::string join(const std::vector<std::string>& names) {
   std::string s;
   for (const auto& n : names) s += (s.empty() ? "" : ", ") + ("'" + n + "'");
@@ -291,7 +302,7 @@ void Model::Impl::video_inputs(int64_t B, const TensorMap* user, Feed& feed) con
   for (const auto& [name, shape] : want) {
     const Tensor* t = user->contains(name) ? &user->at(name) : nullptr;
     if (!t || t->shape != shape || t->data.size() != element_count(shape)) {
-      const std::string got = !t ? "missing" : "shape " + shape_str(t->shape);
+      const std::string got = !t ? "missing" : "shape " + tuple_str(t->shape);
       throw InputError("user video graph: " + name + " must be " + (name == "slot_box" ? "float32 " : "bool ") +
                        shape_str(shape) + " for bundle " + bundle.name() + " (T=" + std::to_string(T) +
                        " frames, K=" + std::to_string(K) + " slots), got " + got);
@@ -445,7 +456,7 @@ TensorMap Model::score_parts(const TensorMap& video, const TensorMap& text) cons
     const TensorMap& src = from_video ? video : text;
     if (!src.contains(name))
       throw InputError("score_parts needs '" + name + "' (an output of the " + (from_video ? "video" : "text") +
-                       " graph), got " + join(src.names()));
+                       " graph), got " + join(sorted(src.names())));
     const Tensor& t = src.at(name);
     check_declared(t, declared(g, name), "scorer input " + name);
     feed.add_as(name, t, s.input_type(name), s.file() + " input " + name);
