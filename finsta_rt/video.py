@@ -500,11 +500,11 @@ def _convert(frame, transform: Callable[[np.ndarray], np.ndarray] | None) -> np.
 
 def _clip_by_plan(path, container, stream, table: PacketTable, chosen, transform, deadline, reopen, strict=False):
     """The ``chosen`` packets' frames, decoded by plan (video_plan.read_planned); raises PlanFailed."""
-    images, times, said = read_planned(
+    frames, times, said = read_planned(
         container, stream, table, chosen, lambda f: _convert(f, transform), deadline.check, reopen, strict
     )
     log.debug("%s: %s for %d targets", path, said, len(chosen))
-    return Clip(np.stack(images), times)
+    return Clip(frames, times)
 
 
 def _read_every(

@@ -281,23 +281,32 @@ def read_planned(
     check: Callable[[], None],
     reopen: Callable[[], tuple],
     strict: bool = False,
-) -> tuple[list[np.ndarray], np.ndarray, str]:
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Decodes only the packets the ``chosen`` ones need and converts each chosen frame once, as it comes
-    out of the decoder: (images in the order of ``chosen``, their times, a line saying what was decoded).
+    out of the decoder, into its rows of the output: (frames [len(chosen), ...] in the order of ``chosen``,
+    their times, a line saying what was decoded).
     ``reopen()`` gives a fresh (container, stream) when seeking fails. Raises PlanFailed when the file
     disagrees with its packet scan."""
     import av
 
     ranges = decode_ranges(table, chosen)
-    wanted = {int(p) for p in table.pts[chosen]}
-    images: dict[int, np.ndarray] = {}
+    pts = [int(p) for p in table.pts[chosen]]
+    slots: dict[int, list[int]] = {}  # pts -> the rows of the output that show it
+    for row, p in enumerate(pts):
+        slots.setdefault(p, []).append(row)
+    wanted = set(slots)
+    out: list[np.ndarray] = []  # [the output array], allocated at the first frame: no stacking copy after
     times: dict[int, float] = {}
 
     def keep(frame) -> bool:
         p = frame.pts
-        if p in wanted and p not in images:
-            images[p], times[p] = convert(frame), float(frame.time)
-        return len(images) == len(wanted)
+        if p in wanted and p not in times:
+            img = convert(frame)
+            if not out:
+                out.append(np.empty((len(pts), *img.shape), img.dtype))
+            out[0][slots[p]] = img
+            times[p] = float(frame.time)
+        return len(times) == len(wanted)
 
     try:
         try:
@@ -305,23 +314,21 @@ def read_planned(
                 container.seek(0)
             except av.FFmpegError as e:
                 raise SeekFailed(f"cannot seek back to the start ({e})") from e
-            out = decode_planned(container, stream, table, ranges, wanted, keep, check, strict=strict)
+            came_out = decode_planned(container, stream, table, ranges, wanted, keep, check, strict=strict)
         except SeekFailed as e:
             log.debug("%s; demuxing through from a fresh open instead of seeking", e)
-            images.clear()
             times.clear()
             container, stream = reopen()
-            out = decode_planned(
+            came_out = decode_planned(
                 container, stream, table, ranges, wanted, keep, check, allow_seek=False, pos=0, strict=strict
             )
     except av.FFmpegError as e:
         check()  # the interrupt callback stopped a read: that is the timeout
         raise PlanFailed(f"decoding by plan failed ({type(e).__name__}: {e})") from e
-    if len(images) < len(wanted):
-        raise PlanFailed(f"{len(wanted) - len(images)} chosen frames did not come out of the decoder")
-    pts = [int(p) for p in table.pts[chosen]]
-    said = f"sent {packets_decoded(ranges)} of {len(table)} packets to the decoder, {out} frames came out"
-    return [images[p] for p in pts], np.asarray([times[p] for p in pts], np.float64), said
+    if len(times) < len(wanted):
+        raise PlanFailed(f"{len(wanted) - len(times)} chosen frames did not come out of the decoder")
+    said = f"sent {packets_decoded(ranges)} of {len(table)} packets to the decoder, {came_out} frames came out"
+    return out[0], np.asarray([times[p] for p in pts], np.float64), said
 
 
 def nearest_by_seeking(container, stream, targets: np.ndarray, decode: Callable) -> list:
