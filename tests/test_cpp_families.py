@@ -26,7 +26,7 @@ from test_cpp_runtime import RANK, read_tensor, run, write_texts
 from test_tokenizer import STRINGS, VOCAB
 
 from finsta_rt.model import Model
-from finsta_rt.scene_graph import rule_parse, text_graph_feed
+from finsta_rt.scene_graph import lexicon, rule_parse, text_graph_feed
 from finsta_rt.tokenizer import WordPieceTokenizer
 from finsta_rt.video import read_frames
 
@@ -158,6 +158,25 @@ def test_finsta_under_sanitizers(finsta_bundles, tmp_path):
 # -- the text scene graphs ----------------------------------------------------------------------
 
 
+def word_salads(rng: np.random.Generator, n: int) -> list[str]:
+    """Random sequences of the lexicon's words (every word class, multi-word sequences, inflections,
+    possessives, punctuation): they drive the parser through every rule in odd orders."""
+    words = sorted(
+        set().union(
+            *(getattr(lexicon, k) for k in ("DET", "NUM", "PRON", "REL", "SEQ", "SUBORD", "CONJ", "AUX", "PREP")),
+            *(getattr(lexicon, k) for k in ("PARTICLE", "ADJ", "VERBS", "NOT_VERB", "IRREGULAR")),
+            *map(set, lexicon.SEQ_MULTI + lexicon.PREP_MULTI),
+        )
+    )
+    words += ["moves", "running", "stopped", "lying", "carries", "dog's", "it's", "Dog’s", "'s", ",", ".", ";"]
+    words += ["unbelievably", "quickly", "family", "x-ray", "42nd", "that", "there"]
+    out = []
+    for _ in range(n):
+        t = " ".join(words[i] for i in rng.integers(0, len(words), rng.integers(1, 16)))
+        out.append(t.capitalize() if rng.random() < 0.3 else t)
+    return out
+
+
 def python_graph_line(text: str) -> str:
     try:
         g = rule_parse(text)
@@ -170,15 +189,15 @@ def python_graph_line(text: str) -> str:
 
 @pytest.mark.parametrize("kind", ["release", "asan"])
 def test_text_graph_feed_equals_python(kind, tmp_path):
-    """Same graphs (nodes, spans, edges) and the same padded tensors for every caption, with the
-    tokenizer corpus's unicode strings (a seeded sample) and the edge cases above."""
+    """Same graphs (nodes, spans, edges) and the same padded tensors for every caption: the edge
+    cases above, a seeded sample of the tokenizer corpus's unicode strings and seeded word salads."""
     with replay_hint(f"text graphs, {kind}"):
         _check_text_graphs(kind, tmp_path, case_rng(SEED, {"case": "text graphs"}))
 
 
 def _check_text_graphs(kind: str, tmp_path: Path, rng: np.random.Generator) -> None:
-    sample = [STRINGS[i] for i in rng.choice(len(STRINGS), 80, replace=False)]
-    texts = CAPTIONS + sample
+    sample = [STRINGS[i] for i in rng.choice(len(STRINGS), 60, replace=False)]
+    texts = CAPTIONS + sample + word_salads(rng, 150)
     max_length, max_nodes = 24, 10  # small: long captions lose nodes to both limits
     run(
         kind,

@@ -18,40 +18,18 @@ The generator refuses a lexicon whose ``TOKEN_RE`` is not the pattern the C++ to
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 import unicodedata
 from pathlib import Path
 
-MAX_CP = 0x110000
-SURROGATES = range(0xD800, 0xE000)
+from gen_unicode_tables import MAX_CP, SURROGATES, load_by_path, runs, write_if_changed  # same folder
+
 TOKEN_PATTERN = r"[^\W_]+(?:[-'\u2019][^\W_]+)*|[^\w\s]"  # what rules.cc's tokenize implements
 SETS = (
     "DET NUM PRON_SUBJ PRON_OBJ PRON REL SEQ SUBORD CONJ AUX COPULA PREP PARTICLE LY_NOT_ADVERB ADJ VERBS NOT_VERB"
 ).split()
 SEQUENCES = ("SEQ_MULTI", "PREP_MULTI")
-
-
-def load_lexicon(path: Path):
-    spec = importlib.util.spec_from_file_location("_finsta_lexicon_for_tables", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def runs(flags):
-    """[(lo, hi)] for maximal runs of code points whose flag is true."""
-    out: list[list[int]] = []
-    for cp, v in flags:
-        if not v:
-            continue
-        if out and out[-1][1] == cp - 1:
-            out[-1][1] = cp
-        else:
-            out.append([cp, cp])
-    return out
 
 
 def cstr(s: str) -> str:
@@ -64,7 +42,7 @@ def lines_of(items: list[str], per_line: int = 8) -> list[str]:
 
 
 def generate(lex_path: Path) -> str:
-    lex = load_lexicon(lex_path)
+    lex = load_by_path(lex_path, "_finsta_lexicon_for_tables")
     if lex.TOKEN_RE.pattern != TOKEN_PATTERN or lex.TOKEN_RE.flags & ~re.UNICODE:
         raise SystemExit(
             f"{lex_path}: TOKEN_RE is {lex.TOKEN_RE.pattern!r}; the C++ tokenizer (runtime/src/rules.cc) "
@@ -106,7 +84,7 @@ def generate(lex_path: Path) -> str:
     out += lines_of([f"{{{cstr(k)}, {cstr(v)}}}," for k, v in irregular], 4) + ["};"]
     for name, table in (("Word", word), ("Other", other), ("Alnum", alnum), ("Digit", digit), ("Space", space)):
         out += [f"inline constexpr Range k{name}[] = {{"]
-        out += lines_of([f"{{0x{lo:X}, 0x{hi:X}}}," for lo, hi in table], 6) + ["};"]
+        out += lines_of([f"{{0x{lo:X}, 0x{hi:X}}}," for lo, hi, _ in table], 6) + ["};"]
     rows = [
         f"{{0x{cp:X}, {{{', '.join(f'0x{ord(c):X}' for c in lo.ljust(3, chr(0)))}}}, {len(lo)}}}," for cp, lo in lower
     ]
@@ -119,13 +97,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    text = generate(Path(argv[1]))
-    out = Path(argv[2])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.is_file() or out.read_text() != text:  # keep the mtime when nothing changed
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+    write_if_changed(Path(argv[2]), generate(Path(argv[1])))
     return 0
 
 

@@ -34,11 +34,17 @@ SURROGATES = range(0xD800, 0xE000)
 CLEAN_KEEP, CLEAN_DELETE, CLEAN_SPACE, CLEAN_PAD = 0, 1, 2, 3
 
 
-def load_tokenizer(path: Path):
-    spec = importlib.util.spec_from_file_location("_finsta_tokenizer_for_tables", path)
+def load_by_path(path: Path, name: str):
+    """The module at ``path`` without importing its package (``name`` is the module's name)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_tokenizer(path: Path):
+    return load_by_path(path, "_finsta_tokenizer_for_tables")
 
 
 def runs(values):
@@ -147,17 +153,20 @@ def generate(tok_path: Path) -> str:
     return "\n".join(out)
 
 
+def write_if_changed(out: Path, text: str) -> None:
+    """Writes ``text`` to ``out`` unless it holds it already (keeping the mtime: no needless rebuild)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.is_file() or out.read_text() != text:
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    text = generate(Path(argv[1]))
-    out = Path(argv[2])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.is_file() or out.read_text() != text:  # keep the mtime when nothing changed
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+    write_if_changed(Path(argv[2]), generate(Path(argv[1])))
     return 0
 
 
