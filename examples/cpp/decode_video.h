@@ -1,7 +1,8 @@
 // Decoding a video with FFmpeg's libraries: N frames at the centres of N equal time bins
 // ("uniform:N", as finsta_rt.video samples), each the decoded frame nearest in time, as RGB24.
 // Only the packets from the keyframe before each chosen frame up to it are decoded (the plan of
-// finsta_rt.video_plan), so both pick the same frames.
+// finsta_rt.video_plan), so both pick the same frames; packets nobody chose go with skip_frame = NONREF
+// (an unchosen non-reference frame is not decoded: no other frame's pixels change).
 #pragma once
 
 #include <cstdint>
