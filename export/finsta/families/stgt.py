@@ -131,6 +131,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     def step(idx: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         idx = np.sort(idx)  # feature_batch's row order
         tokens, text, mask = feature_batch(train_fs, idx)
+        gl = gate_loss(heads, train_fs, idx, tokens, text, mask) if scfg.bridge_gate else None
+        if gl is not None:  # the gates route real rows to the frozen bridge, so the learned part trains on the rest
+            keep = torch.from_numpy(~real_rows(train_fs)[idx])
+            idx, tokens, text, mask = idx[keep.numpy()], tokens[keep], text[keep], mask[keep]
+            if len(idx) < 2:
+                return gl, {"gate": float(gl.detach())}
         zv, _ = heads.video(tokens)
         zt_all = encode_text_rows(heads.text, text, mask)  # [B, 3, E]
         zt = zt_all[:, 0]
@@ -145,8 +151,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
         if o.hard_negatives and bool(hard.any()):  # a video prefers its caption over its swapped versions
             own = torch.einsum("bqe,bke->bkq", zv, zt_all).amax(dim=-1)[hard]
             loss = loss + F.cross_entropy(own / temp, torch.zeros(len(own), dtype=torch.long))
-        if scfg.bridge_gate:
-            gl = gate_loss(heads, train_fs, idx, tokens, text, mask)
+        if gl is not None:
             return loss + gl, {"gate": float(gl.detach())}
         return loss, {}
 

@@ -283,8 +283,11 @@ GATE_SHARPNESS = 10.0
 
 
 class DomainGate(nn.Module):
-    """A linear classifier of pooled features [B, C] -> logit [B] of "real footage / text" (the captions
-    parts) against synthetic, starting at logit(bridge_weight) everywhere."""
+    """A linear classifier of "real footage / text" (the captions parts) against synthetic, applied to each item
+    of a row (a frame's token 0, a caption's token feature) and pooled by max: items [B, N, C] -> logit [B]. A
+    row is real when any item is, as in multiple-instance learning: a real caption's colour words ("blue light")
+    look synthetic, its other words do not, and they decide; a synthetic row has to look synthetic throughout.
+    Starts at logit(bridge_weight) everywhere."""
 
     def __init__(self, dim: int, weight: float):
         super().__init__()
@@ -293,19 +296,24 @@ class DomainGate(nn.Module):
         nn.init.zeros_(self.linear.weight)
         nn.init.constant_(self.linear.bias, math.log(weight / (1 - weight)))
 
-    def forward(self, pooled: Tensor) -> Tensor:
-        return self.linear(self.norm(pooled))[..., 0]
+    def forward(self, items: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask`` [B, N] (0: padding, left out); every row needs one item kept."""
+        logits = self.linear(self.norm(items))[..., 0]
+        if mask is not None:
+            logits = logits.masked_fill(mask == 0, -1e4)
+        return logits.amax(dim=-1)
 
-    def weight(self, pooled: Tensor) -> Tensor:
+    @staticmethod
+    def weight(logit: Tensor) -> Tensor:
         """g = sigmoid(GATE_SHARPNESS * logit) [B], detached: the gate learns from its own loss only
         (finsta.families.stgt); the retrieval loss would teach it to trust the learned part wherever that
         part has memorised its training clips."""
-        return torch.sigmoid(GATE_SHARPNESS * self(pooled)).detach()
+        return torch.sigmoid(GATE_SHARPNESS * logit).detach()
 
 
 class BridgedVideoHead(nn.Module):
     """A video head with the ConSE bridge beside it: Zv [B, Q, E] = mix(learned Zv, bridge(tokens) per query),
-    with g from the domain gate (on the frames' mean token 0) when there is one."""
+    with g from the domain gate (on each frame's token 0) when there is one."""
 
     def __init__(self, head: nn.Module, bridge: ConSEBridge, mix: BridgeMix, gate: DomainGate | None = None):
         super().__init__()
@@ -313,18 +321,18 @@ class BridgedVideoHead(nn.Module):
 
     def gate_logit(self, tokens: Tensor) -> Tensor:
         assert self.gate is not None
-        return self.gate(tokens[:, :, 0].mean(dim=1))
+        return self.gate(tokens[:, :, 0])
 
     def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
         zv, x = self.head(tokens)
         b = self.bridge(tokens)[:, None].expand(-1, zv.shape[1], -1)
-        g = None if self.gate is None else self.gate.weight(tokens[:, :, 0].mean(dim=1))[:, None, None]
+        g = None if self.gate is None else DomainGate.weight(self.gate_logit(tokens))[:, None, None]
         return self.mix(zv, b, g), x
 
 
 class BridgedTextHead(nn.Module):
     """A text head with the bridge's text side: zt [B, E] = mix(learned zt, the backbone's sentence embedding),
-    with g from the domain gate (on the sentence embedding) when there is one."""
+    with g from the domain gate (on each token's backbone feature) when there is one."""
 
     def __init__(self, head: nn.Module, mix: BridgeMix, gate: DomainGate | None = None):
         super().__init__()
@@ -332,11 +340,11 @@ class BridgedTextHead(nn.Module):
 
     def gate_logit(self, features: Tensor, mask: Tensor) -> Tensor:
         assert self.gate is not None
-        return self.gate(sentence_embedding(features, mask))
+        return self.gate(features, mask)
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         sentence = sentence_embedding(features, mask)
-        g = None if self.gate is None else self.gate.weight(sentence)[..., None]
+        g = None if self.gate is None else DomainGate.weight(self.gate_logit(features, mask))[..., None]
         return self.mix(self.head(features, mask), sentence, g)
 
 
