@@ -14,7 +14,7 @@ from helpers import SEED, case_rng, replay_hint
 from test_bundle import TEXTS, cos, torch_reference
 
 from finsta.cli.export import main as export_main
-from finsta.export.precision import PrecisionError, convert_bundle
+from finsta.export.precision import PrecisionError, convert_bundle, stem_nodes
 from finsta.export.run import bundle_dir
 from finsta_rt.bundle import Bundle, BundleError
 from finsta_rt.cli import main as rt_main
@@ -176,3 +176,32 @@ def test_export_parts_runs_precision_then_flattening(tiny_bundles, monkeypatch, 
     video_proto = onnx.load(out / "video.onnx")
     assert not video_proto.functions and all(n.domain in ("", "ai.onnx") for n in video_proto.graph.node)
     assert any(i.data_type == FLOAT16 for i in video_proto.graph.initializer)
+
+
+def test_stem_convs_stay_float32():
+    """int8 keeps a CNN stem (3 channels, 3x3 or 7x7) and its activation float32; a ViT patch embedding (3x16x16),
+    pointwise, depthwise and grouped convs are quantized."""
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(SEED)
+    convs = {  # name: (weight shape, group)
+        "stem3": ((8, 3, 3, 3), 1),
+        "stem7": ((8, 3, 7, 7), 1),
+        "patch16": ((8, 3, 16, 16), 1),
+        "pointwise": ((8, 8, 1, 1), 1),
+        "depthwise": ((8, 1, 3, 3), 8),
+    }
+    nodes, weights = [], []
+    for name, (shape, group) in convs.items():
+        x = "image" if shape[1] == 3 else "features"
+        weights.append(nh.from_array(rng.normal(size=shape).astype(np.float32), f"{name}.w"))
+        nodes.append(h.make_node("Conv", [x, f"{name}.w"], [f"{name}.y"], name=name, group=group))
+        nodes.append(h.make_node("Clip", [f"{name}.y"], [f"{name}.z"], name=f"{name}.clip"))
+    nodes.append(h.make_node("Relu", ["stem3.y"], ["stem3.r"], name="stem3.relu"))
+    nodes.append(h.make_node("Relu", ["pointwise.z"], ["pointwise.r"], name="pointwise.relu"))
+    inputs = [h.make_tensor_value_info(n, FLOAT, None) for n in ("image", "features")]
+    outputs = [h.make_tensor_value_info(n.output[0], FLOAT, None) for n in nodes if n.op_type != "Conv"]
+    proto = h.make_model(h.make_graph(nodes, "g", inputs, outputs, weights))
+    with replay_hint("stem_nodes"):
+        assert sorted(stem_nodes(proto)) == sorted(["stem3", "stem7", "stem3.clip", "stem7.clip", "stem3.relu"])

@@ -1,13 +1,13 @@
 """fp16 and int8 bundles (docs/bundle.md): a pass over the fp32 bundle that ``export_bundle`` wrote.
 
 * ``int8`` (CPU): the video tower's convolutional backbone is quantized statically (QDQ: Conv and the
-  Clip/Relu after it, int8 weights per channel, int8 activations) with ranges calibrated on frames the
-  caller hands in (the run's training frames: ``finsta-export`` decodes them); the text tower's MatMuls
-  dynamically (int8 weights per channel, activations quantized per call: no calibration frames, and
-  token lengths vary). On x86 CPUs without VNNI, ONNX Runtime's u8 x s8 kernels can saturate (measured:
-  the emulated QDQ graph was closer to fp32 than the fused one). ONNX Runtime's calibrator opens a plain session, without our op library, so
-  a custom-flavour graph is calibrated through its portable twin (the same graph plus the portable
-  functions) and the functions are dropped again. The quantizer leaves finsta nodes float32 (it never
+  Clip/Relu after it; weights int8 per channel in 7 bits, activations uint8) with ranges calibrated on
+  frames the caller hands in (the run's training frames: ``finsta-export`` decodes them). The stem (a conv
+  over the 3 image channels) stays float32. The text tower's MatMuls are quantized dynamically (int8
+  weights per channel, activations quantized per call: no calibration frames, and token lengths vary).
+  ONNX Runtime fuses each DQ -> Conv -> Q into one QLinearConv (NHWC, u8 x s8). Its calibrator opens a
+  plain session, without our op library, so a custom-flavour graph is calibrated through its portable twin
+  (the same graph plus the portable functions) and the functions are dropped again. The quantizer leaves finsta nodes float32 (it never
   touches a node it does not know, nor a function body).
 * ``fp16`` (GPU): weights and arithmetic float16 with graph inputs and outputs as declared; finsta
   nodes stay float32 with Casts around them (the converter's block list, which *replaces* its default
@@ -41,11 +41,12 @@ __all__ = ["MIN_COSINE", "PRECISIONS", "PrecisionError", "convert_bundle"]
 
 # Against the fp32 bundle, the lowest row cosine of every float output. int8's bound only catches a broken
 # conversion (a Clip range left to the conv output gave 0.10); its accuracy is benchmarks/bench_precision.py's
-# (the demo's video embedding: 0.72 on held-out synthetic clips).
+# (the demo's video embedding: 0.95 on held-out synthetic clips).
 MIN_COSINE = {"fp16": 0.999, "int8": 0.6}
 MAX_SCORE_DIFF = {"fp16": 2e-3, "int8": 0.3}  # scores are cosines in [-1, 1]
 MAX_MISMATCH_RATE = {"fp16": 0.01, "int8": 0.05}  # integer outputs (an argmax) that may flip
 BACKBONE_OPS = ["Conv", "Clip", "Relu"]  # Clip/Relu too: their output range replaces the conv output's
+MAX_STEM_TERMS = 147  # a Conv over the image whose dot product is at most 3x7x7 (the stems of CNNs) stays float32
 MIN_CALIBRATION_CLIPS = 2
 
 
@@ -114,6 +115,7 @@ def quantize_video(proto: onnx.ModelProto, model: Model, frames: np.ndarray, met
             return next(self.it, None)
 
     had_functions = any(f.domain == OPS_DOMAIN for f in proto.functions)
+    keep_float = stem_nodes(proto)
     portable = attach_portable_functions(_without_value_info(proto))
     with tempfile.TemporaryDirectory(prefix="finsta-int8-") as d:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
@@ -125,12 +127,35 @@ def quantize_video(proto: onnx.ModelProto, model: Model, frames: np.ndarray, met
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=BACKBONE_OPS,
             per_channel=True,
-            activation_type=QuantType.QInt8,  # S8S8 (ORT's default): demo video cosine 0.948, U8S8 0.929
+            # U8S8 with 7-bit weights: AVX2 without VNNI sums u8 x s8 pairs in int16, which 8-bit weights overflow;
+            # S8S8 (ORT's default) measured slower than fp32 on such a CPU (docs/bundle.md, bench_precision.py)
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            reduce_range=True,
+            nodes_to_exclude=keep_float,
             calibrate_method=getattr(CalibrationMethod, method),
         )
         out = onnx.load(dst)
     return out if had_functions else _no_portable_functions(out)
+
+
+def stem_nodes(proto: onnx.ModelProto) -> list[str]:
+    """The stem convs (over at most 4 image channels, a dot product of at most MAX_STEM_TERMS: not a ViT's patch
+    embedding) and the Clip/Relu right after them, kept float32: ONNX Runtime's int8 kernels run such a short
+    dot product (27 terms for EfficientNet's 3x3) no faster than float32, and its 7-bit weights cost accuracy
+    (the demo with an int8 stem: synthetic R@1 0.60 vs 0.65, docs/bundle.md)."""
+    weights = {t.name: t for t in proto.graph.initializer}
+
+    def is_stem(n: onnx.NodeProto) -> bool:
+        w = weights.get(n.input[1]) if n.op_type == "Conv" and len(n.input) > 1 else None
+        if w is None or len(w.dims) != 4 or next((a.i for a in n.attribute if a.name == "group"), 1) != 1:
+            return False
+        return w.dims[1] <= 4 and w.dims[1] * w.dims[2] * w.dims[3] <= MAX_STEM_TERMS
+
+    stems = [n for n in proto.graph.node if is_stem(n)]
+    outputs = {n.output[0] for n in stems}
+    after = [n for n in proto.graph.node if n.op_type in ("Clip", "Relu") and n.input[0] in outputs]
+    return [n.name for n in stems + after]
 
 
 def quantize_text(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -213,7 +238,10 @@ def convert_bundle(
             how[name] = "float16, finsta nodes float32"
             return to_fp16(proto)
         if name == "video":
-            how[name] = f"int8 static QDQ of {'/'.join(BACKBONE_OPS)} ({method}, {len(calib)} clips), rest float32"
+            how[name] = (
+                f"int8 static QDQ of {'/'.join(BACKBONE_OPS)} (U8S8, 7-bit weights, {method}, {len(calib)} clips), "
+                "stem and rest float32"
+            )
             return quantize_video(proto, ref, calib, method)
         how[name] = "int8 dynamic MatMul (weights per channel), rest float32"
         return quantize_text(proto)
