@@ -3,7 +3,7 @@
 recall@10, ms per query (one at a time and batched), build seconds and index memory, as one table.
 
     .venv/bin/python benchmarks/bench_search.py                      # 1e5 and 1e6, random and clustered, i8
-    .venv/bin/python benchmarks/bench_search.py --sizes 100000 --dtypes i8,f16 --dim 640
+    .venv/bin/python benchmarks/bench_search.py --sizes 100000 --dtypes i8,f16 --expansion-search 64,256,1024
 
 Both paths run through finsta_rt.search.FeatureIndex: exact scores every row; indexed takes
 ``--candidates`` vectors from the HNSW index (memory-mapped from its file, as search opens it) and re-ranks
@@ -12,14 +12,20 @@ recall@10 is the fraction of the exact top 10 the indexed search returns. Memory
 i8/f16 vectors) against the raw float32 vectors [N, E]. ``random``: uniform on the sphere (the hardest case
 for any ANN index: every neighbour nearly as far as the next); ``clustered``: 1000 centres, each vector at
 cosine ~0.8 to its centre, queries near a vector (as a caption near its video).
+
+A built index is kept in ``--cache`` (default /tmp/finsta-bench-search), named by its data and settings, and
+reused by the next run (a 10^6 build is CPU-minutes; the data are regenerated from the seed, the same vectors);
+``--rebuild`` builds it again. Every ``--candidates`` x ``--expansion-search`` pair is measured on one build:
+the recall-against-ms curve. ``--scan`` adds the brute-force alternative: usearch's exact inner-product scan
+over i8 copies of the vectors, its ``candidates`` re-ranked with the exact float32 score.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finsta_rt.index import CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, AnnIndex, new_hnsw  # noqa: E402
+from finsta_rt.index import CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, AnnIndex, _usearch, new_hnsw  # noqa: E402
 from finsta_rt.search import FeatureIndex  # noqa: E402
+
+DIM = 640  # the bundle's width: stgt-demo's video_embedding is [8, 640]
 
 
 def unit(a: np.ndarray) -> np.ndarray:
@@ -37,7 +45,7 @@ def unit(a: np.ndarray) -> np.ndarray:
 
 
 def data(kind: str, n: int, dim: int, queries: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` unit vectors and ``queries`` unit queries, float32."""
+    """``n`` unit vectors and ``queries`` unit queries, float32 (the vectors do not depend on ``queries``)."""
     if kind == "random":
         x = np.empty((n, dim), np.float32)
         for i in range(0, n, 100_000):  # in chunks: a float64 [1e6, E] would double the peak memory
@@ -69,64 +77,127 @@ def per_query_ms(index: FeatureIndex, q: np.ndarray, batch: int, **kw) -> tuple[
         lambda: [h for i in range(0, len(q), batch) for h in index.search_texts(q[i : i + batch], 10, **kw)]
     )
     assert [[h.path for h in a] for a in single] == [[h.path for h in b] for b in batched]
+    return [[h.path for h in a] for a in single], 1e3 * t1 / len(q), 1e3 * c1 / len(q), 1e3 * tb / len(q)
+
+
+def cached_hnsw(x: np.ndarray, dtype: str, args, name: str) -> tuple[Path, float, float]:
+    """The index file of ``x`` (built now, or by an earlier run), its build wall and CPU seconds."""
+    path = Path(args.cache) / f"{name}-{dtype}-M{args.connectivity}-ef{args.expansion_add}.usearch"
+    stamp = path.with_suffix(".build")  # "wall cpu" of the build that wrote it
+    if path.is_file() and stamp.is_file() and not args.rebuild:
+        build_s, build_cpu = map(float, stamp.read_text().split())
+        return path, build_s, build_cpu
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hnsw, build_s, build_cpu = measure(
+        new_hnsw, x, dtype, args.connectivity, args.expansion_add, EXPANSION_SEARCH, args.threads
+    )
+    hnsw.save(str(path) + ".tmp")
+    os.replace(str(path) + ".tmp", path)
+    stamp.write_text(f"{build_s:.1f} {build_cpu:.1f}\n")
+    return path, build_s, build_cpu
+
+
+def scan_i8(
+    x: np.ndarray, q: np.ndarray, candidates: int, batch: int, threads: int
+) -> tuple[list, float, float, float]:
+    """Brute force: usearch's exact inner-product scan of i8 copies (one scale for all: unit vectors), its
+    ``candidates`` re-ranked by the float32 score; top-10 row names, ms per query single (wall, CPU), batched."""
+    from usearch.index import search
+
+    _usearch()
+    x8 = np.round(x * (127 / np.abs(x).max())).astype(np.int8)
+
+    def top(qs: np.ndarray) -> list[list[str]]:
+        q8 = np.round(qs * (127 / np.abs(qs).max(axis=1, keepdims=True))).astype(np.int8)
+        keys = np.asarray(search(x8, q8, candidates, "ip", exact=True, threads=threads).keys).reshape(len(qs), -1)
+        out = []
+        for qi, rows in zip(qs, keys.astype(np.int64), strict=True):
+            s = x[rows] @ qi
+            out.append([str(r) for r in rows[np.lexsort((rows, -s))[:10]]])
+        return out
+
+    single, t1, c1 = measure(lambda: [top(q[i : i + 1])[0] for i in range(len(q))])
+    _, tb, _ = measure(lambda: [r for i in range(0, len(q), batch) for r in top(q[i : i + batch])])
     return single, 1e3 * t1 / len(q), 1e3 * c1 / len(q), 1e3 * tb / len(q)
+
+
+def row(lead: str, exact: list, got: list, dtype: str, build: tuple, mb: float, raw: float, sweep: tuple) -> None:
+    """One table line: ``lead`` (N, data), the build (wall, CPU s), index MB, the exact (ms, CPU ms, ms/b) and
+    indexed (candidates, ef, ms, CPU ms, ms/b) columns in ``sweep``, and the recall of ``got`` against ``exact``."""
+    recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(got, exact, strict=True)])
+    ems, ecpu, emsb, cand, ef, ims, icpu, imsb = sweep
+    print(
+        f"{lead} {dtype:>7} {build[0]:>8.1f} {build[1]:>7.1f} {mb:>8.1f} {raw:>7.1f} {mb / raw:>5.2f} {ems:>8.2f} "
+        f"{ecpu:>7.2f} {emsb:>10.2f} {cand:>5} {ef:>5} {ims:>8.2f} {icpu:>7.2f} {imsb:>10.2f} {recall:>9.3f}",
+        flush=True,
+    )
+
+
+def ints(s: str) -> list[int]:
+    return [int(float(v)) for v in s.split(",")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100000,1000000", help="vector counts, comma-separated")
     ap.add_argument("--kinds", default="random,clustered")
-    ap.add_argument("--dtypes", default="i8", help="index storage: i8, f16, f32 (comma-separated)")
-    ap.add_argument("--dim", type=int, default=256, help="the bundle's width E (default 256, stgt's default)")
+    ap.add_argument("--dtypes", default="i8", help="index storage: i8, f16, f32 (comma-separated; empty: none)")
+    ap.add_argument("--dim", type=int, default=DIM, help=f"the bundle's width E (default {DIM}, stgt-demo's)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--candidates", type=int, default=100, help="index vectors re-ranked per query")
-    ap.add_argument("--expansion-search", type=int, default=EXPANSION_SEARCH)
+    ap.add_argument("--candidates", default="100", help="index vectors re-ranked per query (comma-separated)")
+    ap.add_argument("--expansion-search", default=str(EXPANSION_SEARCH), help="HNSW ef (comma-separated)")
     ap.add_argument("--connectivity", type=int, default=CONNECTIVITY)
     ap.add_argument("--expansion-add", type=int, default=EXPANSION_ADD)
+    ap.add_argument("--threads", type=int, default=2, help="threads of the build and of usearch's searches")
+    ap.add_argument("--cache", default="/tmp/finsta-bench-search", help="where built indexes are kept")
+    ap.add_argument("--rebuild", action="store_true", help="build the indexes again even when cached")
+    ap.add_argument("--scan", action="store_true", help="also the i8 brute-force scan with exact re-ranking")
+    ap.add_argument("--no-exact-timing", action="store_true", help="exact top-10 only (batched), no exact ms")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     k = 10
-    head = (
-        f"{'N':>8} {'data':>9} {'dtype':>5} {'build s':>8} {'cpu s':>7} {'index MB':>8} {'raw MB':>7} {'ratio':>5} "
-        f"{'exact ms':>8} {'cpu ms':>7} {'exact ms/b':>10} {'index ms':>8} {'cpu ms':>7} {'index ms/b':>10} "
-        f"{'recall@10':>9}"
+    print(
+        f"E = {args.dim}, k = {k}, {args.queries} queries, batches of {args.batch}, HNSW M = {args.connectivity}, "
+        f"ef_add = {args.expansion_add}, ef = max(ef, cand); {args.threads} threads; ms = wall per query (one at a "
+        "time), cpu = its CPU time (all threads), ms/b = wall per query in batches; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(
-        f"E = {args.dim}, k = {k}, {args.queries} queries, batches of {args.batch}, {args.candidates} candidates, "
-        f"HNSW M = {args.connectivity}, ef_add = {args.expansion_add}, ef_search = max({args.expansion_search}, "
-        "candidates); ms = wall per query (one at a time), cpu = its CPU time (all threads), ms/b = wall per query in "
-        f"batches; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"{'N':>8} {'data':>9} {'dtype':>7} {'build s':>8} {'cpu s':>7} {'index MB':>8} {'raw MB':>7} {'ratio':>5} "
+        f"{'exact ms':>8} {'cpu ms':>7} {'exact ms/b':>10} {'cand':>5} {'ef':>5} {'index ms':>8} {'cpu ms':>7} "
+        f"{'index ms/b':>10} {'recall@10':>9}",
+        flush=True,
     )
-    print(head, flush=True)
-    for n in [int(float(s)) for s in args.sizes.split(",")]:
+    sweep = list(itertools.product(ints(args.candidates), ints(args.expansion_search)))
+    for n in ints(args.sizes):
         for kind in args.kinds.split(","):
             rng = np.random.default_rng([args.seed, n, len(kind)])
             x, q = data(kind, n, args.dim, args.queries, rng)
             exact_index = FeatureIndex.from_arrays(x[:, None])
-            exact, ems, ecpu, emsb = per_query_ms(exact_index, q, args.batch, exact=True)
-            for dtype in args.dtypes.split(","):
-                hnsw, build_s, build_cpu = measure(new_hnsw, x, dtype, args.connectivity, args.expansion_add)
-                with tempfile.TemporaryDirectory() as d:
-                    path = Path(d) / "index.usearch"
-                    hnsw.save(str(path))
-                    del hnsw
-                    info = {"rows": n, "per_row": 1, "dims": args.dim, "expansion_search": args.expansion_search}
-                    ann = AnnIndex.load(path, info)  # memory-mapped, as search opens it
-                    fi = FeatureIndex.from_arrays(exact_index.embeddings, exact_index.paths, ann)
-                    got, ims, icpu, imsb = per_query_ms(fi, q, args.batch, candidates=args.candidates)
-                    mb = ann.nbytes / 1e6
-                    del fi, ann
-                recall = np.mean(
-                    [len({h.path for h in a} & {h.path for h in b}) / k for a, b in zip(got, exact, strict=True)]
-                )
-                raw = x.nbytes / 1e6
-                print(
-                    f"{n:>8} {kind:>9} {dtype:>5} {build_s:>8.1f} {build_cpu:>7.1f} {mb:>8.1f} {raw:>7.1f} "
-                    f"{mb / raw:>5.2f} {ems:>8.2f} {ecpu:>7.2f} {emsb:>10.2f} {ims:>8.2f} {icpu:>7.2f} {imsb:>10.2f} "
-                    f"{recall:>9.3f}",
-                    flush=True,
-                )
+            if args.no_exact_timing:
+                (exact, ems, ecpu, emsb) = ([[h.path for h in hs] for hs in exact_index.search_texts(q, k)], 0, 0, 0)
+            else:
+                exact, ems, ecpu, emsb = per_query_ms(exact_index, q, args.batch, exact=True)
+            raw, lead = x.nbytes / 1e6, f"{n:>8} {kind:>9}"
+
+            for dtype in filter(None, args.dtypes.split(",")):  # --dtypes "": no index (exact, --scan)
+                name = f"{kind}-n{n}-e{args.dim}-s{args.seed}"
+                path, build_s, build_cpu = cached_hnsw(x, dtype, args, name)
+                info = {"rows": n, "per_row": 1, "dims": args.dim}
+                ann = AnnIndex.load(path, info)  # memory-mapped, as search opens it
+                fi = FeatureIndex.from_arrays(exact_index.embeddings, exact_index.paths, ann)
+                for cand, ef in sweep:
+                    ann.info["expansion_search"] = ef
+                    got, ims, icpu, imsb = per_query_ms(fi, q, args.batch, candidates=cand)
+                    cols = (ems, ecpu, emsb, cand, max(ef, cand), ims, icpu, imsb)
+                    row(lead, exact, got, dtype, (build_s, build_cpu), ann.nbytes / 1e6, raw, cols)
+                del fi, ann
+            if args.scan:
+                for cand in ints(args.candidates):
+                    got, ims, icpu, imsb = scan_i8(x, q, cand, args.batch, args.threads)
+                    cols = (ems, ecpu, emsb, cand, 0, ims, icpu, imsb)
+                    row(lead, exact, got, "scan-i8", (0.0, 0.0), n * args.dim / 1e6, raw, cols)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,8 @@ class AnnIndex:
         q = np.ascontiguousarray(np.atleast_2d(queries), np.float32)
         ix = self._index
         ix.expansion_search = max(int(expansion or self.info.get("expansion_search", EXPANSION_SEARCH)), count)
-        m = ix.search(q, count, threads=threads)
+        # usearch spreads queries over threads; for one query its pool only costs (0.8 against 1.1 CPU ms at 1e5)
+        m = ix.search(q, count, threads=threads or (1 if len(q) == 1 else 0))
         keys = np.full((q.shape[0], count), -1, np.int64)
         got = np.asarray(m.keys).astype(np.int64).reshape(q.shape[0], -1)
         counts = np.asarray(m.counts).reshape(-1) if hasattr(m, "counts") else np.array([len(m.keys)])

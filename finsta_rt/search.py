@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,14 @@ class FeatureIndex:
         self.paths = paths
         self.owner = owner  # clip row -> video
         self.segment = segment  # clip row -> its segment (None unless segments:S)
-        self.pooled = pooled(embeddings)  # [R, E]
         self.clips_per_video = int(np.bincount(owner).max())
         self.ann: AnnIndex | None = None
+
+    @cached_property
+    def pooled(self) -> np.ndarray:
+        """[R, E]: each row's query mean, normalised (video queries). Made on the first video query: it is
+        R·E floats more, as much as the features themselves when Q = 1."""
+        return pooled(self.embeddings)
 
     @classmethod
     def from_arrays(

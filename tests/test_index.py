@@ -74,6 +74,7 @@ def test_indexed_search_finds_the_exact_top_k(tmp_path, segments):
             assert paths(hits) == [p for p, _, _ in ref]
             np.testing.assert_allclose([h.score for h in hits], [s for _, s, _ in ref], atol=1e-5)
             assert [h.segment for h in hits] == ([s for _, _, s in ref] if segments > 1 else [None] * k)
+        assert "pooled" not in exact.__dict__  # text queries never make the [R, E] pooled copy (memory)
         build_index(exact.store, expansion_search=256, threads=1)
         idx = FeatureIndex(out)
         assert idx.ann is not None and idx.ann.per_row == q and idx.ann.info["rows"] == n * segments
