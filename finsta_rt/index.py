@@ -38,6 +38,8 @@ DTYPES = ("i8", "f16", "f32")
 DEFAULT_DTYPE = "i8"  # re-ranking with the exact features recovers what i8 loses (benchmarks/bench_search.py)
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 64
 VECTORS = ("queries", "pooled")
+CANDIDATES = 100  # index vectors looked up per query by default (finsta_rt.search), their rows re-ranked exactly
+CHECK_QUERIES, CHECK_K, MIN_RECALL = 200, 10, 0.95  # the build's recall check (self_recall)
 
 
 class AnnIndexError(ValueError):
@@ -225,6 +227,38 @@ def new_hnsw(
     return ix
 
 
+def _exact_neighbours(vecs: np.ndarray, q: np.ndarray, k: int, chunk: int = 1 << 16) -> np.ndarray:
+    """The k nearest rows of ``vecs`` [R, E] by inner product (the cosine: embeddings are unit) for each of q [B, E]: int64 [B, k] (unordered),
+    scored in chunks of rows (a [B, R] score matrix at 10^6 rows would be B·4 MB)."""
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_i = np.empty((len(q), 0), np.int64)
+    for i in range(0, len(vecs), chunk):
+        s = q @ vecs[i : i + chunk].T
+        s = np.concatenate([best_s, s], axis=1)
+        idx = np.concatenate([best_i, np.broadcast_to(np.arange(i, i + s.shape[1] - best_i.shape[1]), s.shape)], 1)
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k] if s.shape[1] > k else np.argsort(-s, axis=1)
+        best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(idx, top, 1)
+    return best_i
+
+
+def self_recall(ix, vecs: np.ndarray, expansion_search: int, threads: int = 0, seed: int = 0) -> float:
+    """The index's recall, measured at build: for ``CHECK_QUERIES`` of its own vectors (themselves left out),
+    the fraction of their exact ``CHECK_K`` nearest vectors among the ``CANDIDATES`` it proposes (what search
+    re-ranks). Clustered embeddings give ~1; uniform random vectors far less (benchmarks/bench_search.py)."""
+    n = len(vecs)
+    k = min(CHECK_K, n - 1)
+    if k < 1:
+        return 1.0
+    pick = np.random.default_rng(seed).choice(n, min(CHECK_QUERIES, n), replace=False)
+    q = np.ascontiguousarray(vecs[pick], np.float32)
+    exact = _exact_neighbours(vecs, q, k + 1)
+    count = min(max(CANDIDATES, k + 1), n)
+    ix.expansion_search = max(expansion_search, count)
+    got = np.asarray(ix.search(q, count, threads=threads).keys).astype(np.int64).reshape(len(q), -1)
+    hits = [len((set(e.tolist()) - {p}) & set(g.tolist())) / k for p, e, g in zip(pick, exact, got, strict=True)]
+    return float(np.mean(hits))
+
+
 def build_index(
     store: FeatureStore,
     vectors: str = "queries",
@@ -244,6 +278,17 @@ def build_index(
         raise AnnIndexError(f"{store.root}: {output} is {list(emb.shape[1:])} per clip, not [Q, E]")
     vecs = index_vectors(emb, vectors)
     ix = new_hnsw(vecs, dtype, connectivity, expansion_add, expansion_search, threads)
+    recall = self_recall(ix, vecs, expansion_search, threads)
+    if recall < MIN_RECALL:  # unstructured vectors (no clusters): HNSW misses, exact search does not
+        log.warning(
+            "the index of %s finds %.2f of the exact %d nearest vectors among its %d candidates (below %.2f): "
+            "search it with --exact, or rebuild with a larger --connectivity/--expansion-add",
+            store.root,
+            recall,
+            CHECK_K,
+            CANDIDATES,
+            MIN_RECALL,
+        )
     info = {
         "format": INDEX_FORMAT,
         **now,
@@ -255,6 +300,7 @@ def build_index(
         "connectivity": connectivity,
         "expansion_add": expansion_add,
         "expansion_search": expansion_search,
+        "recall_at_10": round(recall, 4),  # self_recall: measured at build on CHECK_QUERIES of its vectors
         "file": f"index-{now['rows_sha256'][:12]}-{vectors}-{dtype}.usearch",
     }
     root = store.root
@@ -288,6 +334,7 @@ __all__ = [
     "AnnIndex",
     "AnnIndexError",
     "build_index",
+    "self_recall",
     "new_hnsw",
     "fingerprint",
     "index_vectors",

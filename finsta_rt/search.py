@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from .feature_store import RUN_INFO, FeatureStore, FeatureStoreError
-from .index import AnnIndex, AnnIndexError, open_index, pooled
+from .index import CANDIDATES, AnnIndex, AnnIndexError, open_index, pooled
 
 log = logging.getLogger(__name__)
 
-CANDIDATES = 100  # index vectors looked up per query (at least 10·k and k·Q·segments), their rows re-ranked exactly
 _EXACT_CHUNK = 1 << 26  # floats of scores computed at once by exact batched search (256 MB)
 
 

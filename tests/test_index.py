@@ -15,7 +15,7 @@ from helpers import SEED, case_rng, replay_hint
 
 from finsta_rt.cli import main as cli
 from finsta_rt.feature_writer import FeatureWriter
-from finsta_rt.index import INDEX_INFO, AnnIndexError, build_index, is_fresh, open_index
+from finsta_rt.index import INDEX_INFO, AnnIndexError, build_index, is_fresh, open_index, self_recall
 from finsta_rt.search import FeatureIndex, SearchError
 
 pytest.importorskip("usearch")
@@ -78,6 +78,7 @@ def test_indexed_search_finds_the_exact_top_k(tmp_path, segments):
         build_index(exact.store, expansion_search=256, threads=1)
         idx = FeatureIndex(out)
         assert idx.ann is not None and idx.ann.per_row == q and idx.ann.info["rows"] == n * segments
+        assert idx.ann.info["recall_at_10"] >= 0.98  # measured at build (self_recall)
         calls = []
         search = idx.ann.search
         idx.ann.search = lambda *a, **kw: calls.append(a[1]) or search(*a, **kw)
@@ -93,6 +94,27 @@ def test_indexed_search_finds_the_exact_top_k(tmp_path, segments):
                     assert abs(h.score - ref[h.path]) < 1e-5
         assert [paths(h) for h in idx.search_texts(t, k, exact=True)] == [[p for p, _, _ in r] for r in want]
         assert len({h.path for h in got[0]}) == k  # k distinct videos, even with 3 segment rows each
+
+
+def test_self_recall_counts_the_exact_neighbours_among_the_candidates():
+    """self_recall against a float64 reference: a stand-in index that proposes every vector except each query's
+    5 nearest (of the 10) finds exactly half of them; one that proposes the nearest finds all."""
+    rng = case_rng(SEED, {"test": "self_recall"})
+    vecs = unit(rng.standard_normal((3000, 24)))
+
+    class Proposes:
+        def __init__(self, skip: int):
+            self.skip, self.expansion_search = skip, 0
+
+        def search(self, q, count, threads=0):
+            order = np.argsort(-(q.astype(np.float64) @ vecs.astype(np.float64).T), axis=1)  # [0]: the query
+            keep = np.concatenate([order[:, :1], order[:, 1 + self.skip :]], axis=1)[:, :count]
+            return type("Matches", (), {"keys": keep.astype(np.uint64)})
+
+    with replay_hint("self_recall"):
+        assert self_recall(Proposes(0), vecs, 64) == 1.0
+        ix = Proposes(5)
+        assert abs(self_recall(ix, vecs, 64) - 0.5) < 0.01 and ix.expansion_search == 100
 
 
 def test_pooled_index_answers_video_queries_exactly(tmp_path):
