@@ -74,24 +74,62 @@ def _weights(in_size: int, out_size: int) -> np.ndarray:
     return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def resize(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Antialiased bilinear resize of uint8 [..., H, W, C] to [..., out_h, out_w, C] (uint8)."""
+@functools.lru_cache(maxsize=64)
+def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index [out, taps], weight [out, taps] float32): each row of _weights over its non-zero run, in order
+    (a shorter run is padded with zero weights inside the image: adding 0 * x changes no sum)."""
+    w = _weights(in_size, out_size)
+    nz = w != 0
+    first = nz.argmax(axis=1)
+    last = in_size - 1 - nz[:, ::-1].argmax(axis=1)
+    taps = int((last - first + 1).max())
+    idx = np.minimum(first, in_size - taps)[:, None] + np.arange(taps)
+    return idx, np.take_along_axis(w, idx, axis=1)
+
+
+def _sum_taps(x: np.ndarray, idx: np.ndarray, w: np.ndarray, axis: int) -> np.ndarray:
+    """Sum over k of w[:, k] * x[idx[:, k]] along ``axis`` (-3 rows, -2 columns), float32, k in order: the
+    order runtime/src/preprocess.cc sums in, so both give the same bits."""
+    shape = list(x.shape)
+    shape[axis] = idx.shape[0]
+    acc = np.zeros(shape, np.float32)
+    wk = (-1, 1, 1) if axis == -3 else (-1, 1)
+    for k in range(idx.shape[1]):
+        acc += w[:, k].reshape(wk) * np.take(x, idx[:, k], axis=axis)
+    return acc
+
+
+def _check(frames: np.ndarray) -> tuple[int, int]:
     if frames.dtype != np.uint8 or frames.ndim < 3:
         raise ValueError(f"frames must be uint8 [..., H, W, C], got {frames.dtype} {frames.shape}")
     h, w = frames.shape[-3], frames.shape[-2]
     if h == 0 or w == 0:
         raise ValueError(f"cannot resize an empty frame of {h}x{w}")
-    if (h, w) == (out_h, out_w):
+    return h, w
+
+
+def _resize_window(frames: np.ndarray, out_h: int, out_w: int, rows: slice, cols: slice) -> np.ndarray:
+    """The ``rows`` x ``cols`` window of the out_h x out_w resize, computing that window only (each output
+    pixel is its own sum over its taps: the same bits as resizing all, then cropping)."""
+    h, w = frames.shape[-3], frames.shape[-2]
+    ih, wh = (a[rows] for a in _taps(h, out_h))
+    iw, ww = (a[cols] for a in _taps(w, out_w))
+    c0, c1 = int(iw.min()), int(iw.max()) + 1  # the input columns the window reads
+    x = _sum_taps(frames[..., :, c0:c1, :], ih, wh, -3)
+    y = _sum_taps(x, iw - c0, ww, -2)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def resize(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Antialiased bilinear resize of uint8 [..., H, W, C] to [..., out_h, out_w, C] (uint8)."""
+    if _check(frames) == (out_h, out_w):
         return frames
-    x = frames.astype(np.float32)
-    x = np.einsum("oh,...hwc->...owc", _weights(h, out_h), x, optimize=True)
-    x = np.einsum("pw,...owc->...opc", _weights(w, out_w), x, optimize=True)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return _resize_window(frames, out_h, out_w, slice(None), slice(None))
 
 
 def resize_and_crop(frames: np.ndarray, size: int, mode: str = "shorter_side_then_center_crop") -> np.ndarray:
     """Resize the shorter side to ``size`` (keeping the aspect), then centre-crop size x size."""
-    h, w = frames.shape[-3], frames.shape[-2]
+    h, w = _check(frames)
     if mode == "stretch":
         return resize(frames, size, size)
     if h <= w:
@@ -99,6 +137,9 @@ def resize_and_crop(frames: np.ndarray, size: int, mode: str = "shorter_side_the
     else:
         nh, nw = max(size, int(round(h * size / w))), size
     top, left = (nh - size) // 2, (nw - size) // 2
-    # Crop before resizing where possible would change the filter footprint at the edges; resize
-    # the whole frame (as PIL/torchvision do), then crop.
-    return np.ascontiguousarray(resize(frames, nh, nw)[..., top : top + size, left : left + size, :])
+    rows, cols = slice(top, top + size), slice(left, left + size)
+    if (h, w) == (nh, nw):
+        return np.ascontiguousarray(frames[..., rows, cols, :])
+    # The filter footprint is that of the whole resized frame (as PIL/torchvision resize, then crop), but
+    # only the kept window is computed.
+    return _resize_window(frames, nh, nw, rows, cols)
