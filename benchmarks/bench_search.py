@@ -102,9 +102,9 @@ def scan_i8(
 ) -> tuple[list, float, float, float]:
     """Brute force: usearch's exact inner-product scan of i8 copies (one scale for all: unit vectors), its
     ``candidates`` re-ranked by the float32 score; top-10 row names, ms per query single (wall, CPU), batched."""
+    _usearch()  # onnxruntime before usearch (finsta_rt.index: the other order segfaults)
     from usearch.index import search
 
-    _usearch()
     x8 = np.round(x * (127 / np.abs(x).max())).astype(np.int8)
 
     def top(qs: np.ndarray) -> list[list[str]]:
