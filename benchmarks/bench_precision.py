@@ -6,7 +6,9 @@ calibration frames: the run's training data, as finsta-export takes them), this 
 int8 versions of the custom and portable bundles and the flat version of each (finsta.export.precision,
 finsta.export.flat; into --work), then for each precision x flavour, through finsta_rt on the CPU:
 
-* video ms/clip: the video tower on one clip [1, T, S, S, 3], the least of --repeat runs after a warm-up;
+* video ms/clip: the video tower on one clip [1, T, S, S, 3], the median wall time of --repeat runs after a
+  warm-up, and the median CPU time (time.process_time, all threads: load from other jobs disturbs it less);
+* text ms: the text tower on the held-out captions (one batch), median of --repeat runs;
 * MB: video.onnx + text.onnx;
 * cosine to fp32: the lowest row cosine of each video and text output against the custom fp32 bundle
   on the held-out synthetic clips and captions;
@@ -23,6 +25,7 @@ import argparse
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -96,14 +99,16 @@ def embed(model, frames: np.ndarray, batch: int = 4) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def video_ms(model, clip: np.ndarray, repeat: int) -> float:
-    model.embed_frames(clip)
-    times = []
+def median_ms(run, repeat: int) -> tuple[float, float]:
+    """(wall, CPU) milliseconds of ``run()``: medians of ``repeat`` calls after a warm-up."""
+    run()
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
-        model.embed_frames(clip)
-        times.append(time.perf_counter() - t)
-    return 1000 * min(times)
+        t, c = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return 1000 * float(np.median(wall)), 1000 * float(np.median(cpu))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="keep the converted bundles already in --work")
     ap.add_argument("--flavours", default="custom,portable,flat", help="which rows to measure")
     ap.add_argument("--precisions", default="fp32,fp16,int8", help="which rows to measure")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -150,25 +155,28 @@ def main(argv: list[str] | None = None) -> int:
             v = embed(model, real_frames)["video_embedding"]
             real = recall(model.score(v, model.embed_text(rs.queries)), rs)
         mb = sum((path / f"{g}.onnx").stat().st_size for g in ("video", "text")) / 1e6
-        ms = video_ms(model, frames[:1], args.repeat)
-        rows.append((flavour, precision, ms, mb, cosines, syn, real))
+        ms, cpu = median_ms(partial(model.embed_frames, frames[:1]), args.repeat)
+        text_ms, _ = median_ms(partial(model.embed_text, captions), args.repeat)
+        rows.append((flavour, precision, (ms, cpu, text_ms), mb, cosines, syn, real))
         log.info("%s %s measured in %.0f s", flavour, precision, time.monotonic() - t0)
         del model
 
     fp32_ms = {r[0]: r[2] for r in rows if r[1] == "fp32"}
     names = list(rows[0][4])
-    head = ["flavour", "precision", "video ms/clip", "x fp32", "MB", *[f"cos {n}" for n in names]]
+    head = ["flavour", "precision", "video ms/clip", "x fp32", "video CPU ms/clip", "x fp32", "text ms", "MB"]
+    head += [f"cos {n}" for n in names]
     head += ["syn R@1", "syn R@5"] + (["real vid R@1", "real vid R@5", "real seg R@1"] if rs else [])
     print(
         f"\n{args.bundle} ({ref.bundle.family}), {len(frames)} held-out synthetic clips, "
         f"{len(rs.queries) if rs else 0} real queries, T={ref.bundle.preprocess.frames}, "
-        f"threads={args.threads or 'all'}\n"
+        f"threads={args.threads or 'all'}, medians of {args.repeat} runs, {len(captions)} captions per text batch\n"
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for flavour, precision, ms, mb, cosines, syn, real in rows:
-        speed = fp32_ms.get(flavour, fp32_ms.get("custom", ms)) / ms
-        cells = [flavour, precision, f"{ms:.0f}", f"{speed:.2f}", f"{mb:.1f}", *[f"{cosines[n]:.4f}" for n in names]]
+    for flavour, precision, (ms, cpu, text_ms), mb, cosines, syn, real in rows:
+        ref_ms, ref_cpu, _ = fp32_ms.get(flavour, fp32_ms["custom"])
+        cells = [flavour, precision, f"{ms:.0f}", f"{ref_ms / ms:.2f}", f"{cpu:.0f}", f"{ref_cpu / cpu:.2f}"]
+        cells += [f"{text_ms:.0f}", f"{mb:.1f}", *[f"{cosines[n]:.4f}" for n in names]]
         cells += [f"{syn['r1']:.3f}", f"{syn['r5']:.3f}"]
         if rs:
             cells += [f"{real['vid_r1']:.3f}", f"{real['vid_r5']:.3f}", f"{real['seg_r1']:.3f}"]

@@ -84,7 +84,8 @@ def test_converted_bundle_matches_pytorch_and_keeps_finsta_nodes_float32(
     text_ops = {n.op_type for n in onnx.load(path / "text.onnx").graph.node}
     if precision == "int8":
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # static QDQ of the backbone
-        assert "MatMulInteger" in text_ops or "DynamicQuantizeLinear" in text_ops  # dynamic text MatMuls
+        assert not text_ops & {"MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear"}  # text stays float32
+        assert b.manifest["exporter"]["precision"]["text"] == "float32 (unchanged)"
         assert any(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer)
     else:
         assert any(i.data_type == FLOAT16 for i in proto.graph.initializer)
@@ -108,7 +109,7 @@ def test_info_shows_the_precision(converted, capsys):
     path = converted[2][("custom", "int8")]
     assert rt_main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "precision int8" in out and "int8 static QDQ" in out and "int8 dynamic MatMul" in out
+    assert "precision int8" in out and "int8 static QDQ" in out and "7-bit weights" in out
 
 
 def test_bad_precision_requests_are_clear_errors(tiny_bundles, converted, tmp_path, capsys):
