@@ -52,8 +52,9 @@ class STGTConfig(ModelConfig):
     bridge_weight: float = 0.5
     bridge_trainable: bool = False
     # A domain gate instead of one g (needs bridge; trained on mixed data): each video and each text gets its own
-    # g = sigmoid(gate), a linear classifier of "footage like the captions parts" (real) against "like the
-    # synthetic parts", trained by cross-entropy on the rows' part alone; the score becomes
+    # g = sigmoid(GATE_SHARPNESS * gate), a linear classifier per frame's token 0 / per caption token, max-pooled
+    # over the row, of "like the captions parts" (real) against "like the synthetic parts", trained by
+    # cross-entropy on the rows' part alone; the score becomes
     # sqrt((1-g_v)(1-g_t)) learned + sqrt(g_v g_t) bridge: each expert answers where it was trained.
     bridge_gate: bool = False
 
