@@ -8,6 +8,11 @@ sys.path.insert(0, str(TESTS))
 
 import pytest  # noqa: E402
 
+# The session fixtures that export bundles: each is exported once per run, by whichever pytest-xdist worker
+# needs it first, into a folder all workers share (build_once); they are not xdist groups, so the tests that
+# use them spread over the workers (grouped, they pulled 157 tests of 12 files onto one worker).
+BUILT_ONCE = frozenset({"tiny_bundles", "finsta_bundles", "svilm_bundles", "real_bundle"})
+
 
 def _distributing(config: pytest.Config) -> bool:
     """Whether this process is pytest-xdist's controller, which runs no test itself."""
@@ -54,6 +59,8 @@ def _shared_fixtures(item: pytest.Item) -> list[str]:
         code = getattr(defs[-1].func, "__code__", None)
         if code is None or TESTS not in Path(code.co_filename).resolve().parents:
             continue  # pytest's own (tmp_path_factory, ...) and plugins' fixtures
+        if name in BUILT_ONCE:
+            continue  # shared through the disk by every worker
         key = name if defs[-1].scope in ("session", "package") else f"{item.nodeid.split('::')[0]}:{name}"
         if name in indices:
             key += f"-{indices[name]}"  # no ']' or '@': xdist's loadgroup parses the group name out of the node id
@@ -91,6 +98,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item._id = NodeId.parse(f"{item.nodeid}@{root(ks[0])}")
 
 
+def _fingerprint(*modules) -> str:
+    """SHA-256 of the modules' parameters and buffers: the workers rebuild the towers from the same seed and
+    must get the same numbers as the worker that exported them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in modules:
+        for k, v in m.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def build_once(tmp_path_factory, name: str, fingerprint: str, build) -> Path:
+    """The folder ``build(folder)`` fills, built once per run for all pytest-xdist workers (under a file lock
+    in the base temp folder they share) and reused by the others; a worker whose towers differ from the
+    exporter's (``fingerprint``) fails instead of comparing against another model's bundle."""
+    import fcntl
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built_once"
+    shared.mkdir(exist_ok=True)
+    root, stamp = shared / name, shared / f"{name}.fingerprint"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        if stamp.exists():
+            if stamp.read_text() != fingerprint:
+                raise AssertionError(f"{name}: this worker's towers differ from those exported in {root}")
+            return root
+        shutil.rmtree(root, ignore_errors=True)  # a build that failed half-way
+        build(root)
+        stamp.write_text(fingerprint)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_bundles(tmp_path_factory):
     """Both flavours of an STGT bundle on the small test backbones (untrained heads), exported once."""
@@ -99,9 +142,31 @@ def tiny_bundles(tmp_path_factory):
     from finsta.export.bundle import export_bundle
 
     video, text, spec = tiny_towers()
-    root = tmp_path_factory.mktemp("bundles")
-    paths = {fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl) for fl in ("custom", "portable")}
-    return video, text, spec, paths
+
+    def build(root: Path) -> None:
+        for fl in ("custom", "portable"):
+            export_bundle(video, text, spec, out_dir=root / fl, flavour=fl)
+
+    root = build_once(tmp_path_factory, "tiny_bundles", _fingerprint(video, text), build)
+    return video, text, spec, {fl: root / fl for fl in ("custom", "portable")}
+
+
+@pytest.fixture(scope="session")
+def finsta_bundles(tmp_path_factory):
+    """Both flavours of a tiny Finsta bundle (test_finsta_bundle.finsta_towers), exported once."""
+    from test_finsta_bundle import finsta_towers
+
+    from finsta.export.bundle import export_bundle
+    from finsta.families.finsta import graphs
+
+    video, text, scorer, spec = finsta_towers()
+
+    def build(root: Path) -> None:
+        for fl in ("custom", "portable"):
+            export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer, graphs=graphs)
+
+    root = build_once(tmp_path_factory, "finsta_bundles", _fingerprint(video, text, scorer), build)
+    return video, text, scorer, spec, {fl: root / fl for fl in ("custom", "portable")}
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +204,12 @@ def real_bundle(tmp_path_factory):
         bb.tokenizer.max_length,
         cfg.to_dict(),
     )
-    path = export_bundle(video, text, spec, out_dir=tmp_path_factory.mktemp("real") / "stgt")
-    return video, text, spec, path
+
+    def build(root: Path) -> None:
+        export_bundle(video, text, spec, out_dir=root / "stgt")
+
+    root = build_once(tmp_path_factory, "real_bundle", _fingerprint(video, text), build)
+    return video, text, spec, root / "stgt"
 
 
 @pytest.fixture(scope="session")
@@ -152,9 +221,10 @@ def svilm_bundles(tmp_path_factory):
     from finsta.families.svilm import graphs
 
     video, text, spec, heads = tiny_svilm_towers()
-    root = tmp_path_factory.mktemp("svilm")
-    paths = {
-        fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, graphs=graphs)
-        for fl in ("custom", "portable")
-    }
-    return video, text, spec, paths
+
+    def build(root: Path) -> None:
+        for fl in ("custom", "portable"):
+            export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, graphs=graphs)
+
+    root = build_once(tmp_path_factory, "svilm_bundles", _fingerprint(video, text), build)
+    return video, text, spec, {fl: root / fl for fl in ("custom", "portable")}

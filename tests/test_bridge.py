@@ -178,17 +178,18 @@ def _randomise_gates(heads: STGTHeads, rng: np.random.Generator) -> None:
             gate.norm.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, gate.norm.weight.shape)))
 
 
-def _gate_ref(gate, pooled: np.ndarray) -> np.ndarray:
-    """sigmoid(LayerNorm(pooled) . w + b) in float64."""
+def _gate_ref(gate, items: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """sigmoid(GATE_SHARPNESS * max over items [B, N, C], mask 0 left out, of LayerNorm(item) . w + b), float64."""
     w = lambda p: p.detach().double().numpy()  # noqa: E731
-    x = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(pooled.var(-1, keepdims=True) + gate.norm.eps)
-    x = x * w(gate.norm.weight) + w(gate.norm.bias)
-    return 1 / (1 + np.exp(-GATE_SHARPNESS * (x @ w(gate.linear.weight)[0] + w(gate.linear.bias)[0])))
+    x = (items - items.mean(-1, keepdims=True)) / np.sqrt(items.var(-1, keepdims=True) + gate.norm.eps)
+    logit = (x * w(gate.norm.weight) + w(gate.norm.bias)) @ w(gate.linear.weight)[0] + w(gate.linear.bias)[0]
+    logit = logit if mask is None else np.where(mask == 1, logit, -np.inf)
+    return 1 / (1 + np.exp(-GATE_SHARPNESS * logit.max(-1)))
 
 
 def test_gated_score_is_the_stated_mix(real):
     """With bridge_gate each video and text has its own g: s = sqrt((1-gv)(1-gt)) learned + sqrt(gv gt) bridge,
-    gv from the frames' mean token 0 and gt from the sentence embedding (float64 reference)."""
+    gv the max over the frames of their token 0's gate logit, gt the max over the caption's tokens (float64)."""
     bb, bridge = real
     torch.manual_seed(SEED % 2**31)
     rng = case_rng(SEED, {"test": "gate"})
@@ -203,9 +204,9 @@ def test_gated_score_is_the_stated_mix(real):
         zv, zt = heads.video(tokens)[0], heads.text(feats, mask)
         torch.testing.assert_close(zv.norm(dim=-1), torch.ones(zv.shape[:2]))
         torch.testing.assert_close(zt.norm(dim=-1), torch.ones(3))
-        gv = _gate_ref(heads.video.gate, tokens[:, :, 0].double().mean(dim=1).numpy())
+        gv = _gate_ref(heads.video.gate, tokens[:, :, 0].double().numpy())
         sentence = torch.nn.functional.normalize(pooled.double(), dim=-1).numpy()
-        gt = _gate_ref(heads.text.gate, sentence)
+        gt = _gate_ref(heads.text.gate, feats.double().numpy(), mask.numpy())
         assert 0.02 < gv.std() and 0.02 < gt.std(), (gv, gt)  # the case exercises per-row weights
         assert ((0.05 < gv) & (gv < 0.95)).any() and ((0.05 < gt) & (gt < 0.95)).any(), (gv, gt)  # and blends
         learned = similarity(heads.video.head(tokens)[0], heads.text.head(feats, mask)).double().numpy()
@@ -296,10 +297,12 @@ def _real_frames(bb) -> np.ndarray:
     return np.stack(clips)
 
 
-@pytest.mark.parametrize("flavour,gate", [("custom", True), ("portable", False)])
-def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path, flavour, gate):
-    """The exported video and text graphs contain the bridge (and the domain gates); ORT matches PyTorch at
-    cosine >= 0.9999."""
+def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path):
+    """The exported video and text graphs contain the bridge and the domain gates; ORT matches PyTorch at
+    cosine >= 0.9999. One export (60 s of CI on the real backbones): the custom flavour with gates, as the demo
+    model; the flavours differ only in the STGT ops (test_bundle), and the gate-less mix is the PyTorch case
+    above."""
+    flavour, gate = "custom", True
     from finsta.export.bundle import ExportSpec, export_bundle
     from finsta.models.towers import TextTower, VideoTower
     from finsta_rt.model import Model

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from finsta.export.bundle import ExportSpec, export_bundle
+from finsta.export.bundle import ExportSpec
 from finsta.families.finsta import finsta_text_feed
-from finsta.families.finsta import graphs as finsta_graphs
 from finsta.models import backbones as bb
 from finsta.models.finsta import (
     SCORER_OUTPUTS,
@@ -89,17 +88,6 @@ def finsta_towers():
     video = FinstaVideoTower(FrameEncoder(fb, pre.mean, pre.std), host.video, fv).eval()
     text = FinstaTextTower(tb, host.text, ft).eval()
     return video, text, FinstaScorerTower(fs).eval(), spec
-
-
-@pytest.fixture(scope="module")
-def finsta_bundles(tmp_path_factory):
-    video, text, scorer, spec = finsta_towers()
-    root = tmp_path_factory.mktemp("finsta")
-    paths = {
-        fl: export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer, graphs=finsta_graphs)
-        for fl in ("custom", "portable")
-    }
-    return video, text, scorer, spec, paths
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
