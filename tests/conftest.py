@@ -1,3 +1,4 @@
+import functools
 import os
 import sys
 from pathlib import Path
@@ -111,27 +112,50 @@ def _fingerprint(*modules) -> str:
     return h.hexdigest()
 
 
-def build_once(tmp_path_factory, name: str, fingerprint: str, build) -> Path:
-    """The folder ``build(folder)`` fills, built once per run for all pytest-xdist workers (under a file lock
-    in the base temp folder they share) and reused by the others; a worker whose towers differ from the
-    exporter's (``fingerprint``) fails instead of comparing against another model's bundle."""
+def _export(video, text, spec, out_dir: Path, **kw) -> None:
+    from finsta.export.bundle import export_bundle
+
+    export_bundle(video, text, spec, out_dir=out_dir, **kw)
+
+
+def _build_part(shared: Path, name: str, part: str, fingerprint: str, build, wait: bool) -> bool:
+    """Build ``shared/name/part`` unless built; False if another worker holds it and ``wait`` is False."""
     import fcntl
     import shutil
 
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built_once"
-    shared.mkdir(exist_ok=True)
-    root, stamp = shared / name, shared / f"{name}.fingerprint"
-    with open(shared / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+    root, stamp = shared / name / part, shared / f"{name}-{part}.fingerprint"
+    with open(shared / f"{name}-{part}.lock", "w") as lock:
+        try:  # the lock is released when the file closes, also if this worker dies
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
         if stamp.exists():
             if stamp.read_text() != fingerprint:
                 raise AssertionError(f"{name}: this worker's towers differ from those exported in {root}")
-            return root
+            return True
         shutil.rmtree(root, ignore_errors=True)  # a build that failed half-way
         build(root)
         stamp.write_text(fingerprint)
-    return root
+    return True
+
+
+def build_once(tmp_path_factory, name: str, fingerprint: str, parts: dict) -> dict[str, Path]:
+    """{part: folder} where ``parts[part](folder)`` filled each folder once per run for all pytest-xdist workers
+    (under file locks in the base temp folder they share); the others reuse it. A worker takes the parts no
+    other worker is building first, so two workers that need the same fixture export its flavours side by
+    side. A worker whose towers differ from the exporter's (``fingerprint``) fails instead of comparing
+    against another model's bundle."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built_once"
+    (shared / name).mkdir(parents=True, exist_ok=True)
+    todo = dict(parts)
+    while todo:
+        part = next((p for p in todo if _build_part(shared, name, p, fingerprint, todo[p], wait=False)), None)
+        if part is None:  # every part left is being built by another worker: wait for the first
+            part = next(iter(todo))
+            _build_part(shared, name, part, fingerprint, todo[part], wait=True)
+        del todo[part]
+    return {p: shared / name / p for p in parts}
 
 
 @pytest.fixture(scope="session")
@@ -139,16 +163,10 @@ def tiny_bundles(tmp_path_factory):
     """Both flavours of an STGT bundle on the small test backbones (untrained heads), exported once."""
     from test_bundle import tiny_towers
 
-    from finsta.export.bundle import export_bundle
-
     video, text, spec = tiny_towers()
 
-    def build(root: Path) -> None:
-        for fl in ("custom", "portable"):
-            export_bundle(video, text, spec, out_dir=root / fl, flavour=fl)
-
-    root = build_once(tmp_path_factory, "tiny_bundles", _fingerprint(video, text), build)
-    return video, text, spec, {fl: root / fl for fl in ("custom", "portable")}
+    parts = {fl: functools.partial(_export, video, text, spec, flavour=fl) for fl in ("custom", "portable")}
+    return video, text, spec, build_once(tmp_path_factory, "tiny_bundles", _fingerprint(video, text), parts)
 
 
 @pytest.fixture(scope="session")
@@ -156,17 +174,21 @@ def finsta_bundles(tmp_path_factory):
     """Both flavours of a tiny Finsta bundle (test_finsta_bundle.finsta_towers), exported once."""
     from test_finsta_bundle import finsta_towers
 
-    from finsta.export.bundle import export_bundle
     from finsta.families.finsta import graphs
 
     video, text, scorer, spec = finsta_towers()
 
-    def build(root: Path) -> None:
-        for fl in ("custom", "portable"):
-            export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, scorer=scorer, graphs=graphs)
-
-    root = build_once(tmp_path_factory, "finsta_bundles", _fingerprint(video, text, scorer), build)
-    return video, text, scorer, spec, {fl: root / fl for fl in ("custom", "portable")}
+    parts = {
+        fl: functools.partial(_export, video, text, spec, flavour=fl, scorer=scorer, graphs=graphs)
+        for fl in ("custom", "portable")
+    }
+    return (
+        video,
+        text,
+        scorer,
+        spec,
+        build_once(tmp_path_factory, "finsta_bundles", _fingerprint(video, text, scorer), parts),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +197,7 @@ def real_bundle(tmp_path_factory):
     heads: for parity on real frames and real-video behaviour. Exported once per session."""
     import torch
 
-    from finsta.export.bundle import ExportSpec, export_bundle
+    from finsta.export.bundle import ExportSpec
     from finsta.models.stgt import STGTConfig, STGTHeads
     from finsta.models.towers import TextTower, VideoTower
     from finsta.train.config import TrainConfig
@@ -205,11 +227,8 @@ def real_bundle(tmp_path_factory):
         cfg.to_dict(),
     )
 
-    def build(root: Path) -> None:
-        export_bundle(video, text, spec, out_dir=root / "stgt")
-
-    root = build_once(tmp_path_factory, "real_bundle", _fingerprint(video, text), build)
-    return video, text, spec, root / "stgt"
+    parts = {"stgt": functools.partial(_export, video, text, spec)}
+    return video, text, spec, build_once(tmp_path_factory, "real_bundle", _fingerprint(video, text), parts)["stgt"]
 
 
 @pytest.fixture(scope="session")
@@ -217,14 +236,11 @@ def svilm_bundles(tmp_path_factory):
     """Both flavours of a tiny S-ViLM bundle (untrained heads), exported once per session."""
     from test_svilm_bundle import tiny_svilm_towers
 
-    from finsta.export.bundle import export_bundle
     from finsta.families.svilm import graphs
 
     video, text, spec, heads = tiny_svilm_towers()
 
-    def build(root: Path) -> None:
-        for fl in ("custom", "portable"):
-            export_bundle(video, text, spec, out_dir=root / fl, flavour=fl, graphs=graphs)
-
-    root = build_once(tmp_path_factory, "svilm_bundles", _fingerprint(video, text), build)
-    return video, text, spec, {fl: root / fl for fl in ("custom", "portable")}
+    parts = {
+        fl: functools.partial(_export, video, text, spec, flavour=fl, graphs=graphs) for fl in ("custom", "portable")
+    }
+    return video, text, spec, build_once(tmp_path_factory, "svilm_bundles", _fingerprint(video, text), parts)
