@@ -23,7 +23,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from gen_unicode_tables import MAX_CP, SURROGATES, load_by_path, runs, write_if_changed  # same folder
+from gen_unicode_tables import MAX_CP, SURROGATES, load_by_path, run_generator, runs  # same folder
 
 TOKEN_PATTERN = r"[^\W_]+(?:[-'\u2019][^\W_]+)*|[^\w\s]"  # what rules.cc's tokenize implements
 SETS = (
@@ -93,13 +93,5 @@ def generate(lex_path: Path) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
-    write_if_changed(Path(argv[2]), generate(Path(argv[1])))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run_generator(__doc__, generate, sys.argv))

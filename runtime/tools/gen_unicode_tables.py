@@ -162,13 +162,15 @@ def write_if_changed(out: Path, text: str) -> None:
         tmp.replace(out)
 
 
-def main(argv: list[str]) -> int:
+def run_generator(doc: str, generate, argv: list[str]) -> int:
+    """A generator's command line, ``SOURCE.py OUT.h`` (usage: the second paragraph of ``doc``): OUT.h is
+    rewritten only when ``generate(SOURCE)`` changed."""
     if len(argv) != 3:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        print(doc.split("\n\n")[1], file=sys.stderr)
         return 2
     write_if_changed(Path(argv[2]), generate(Path(argv[1])))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run_generator(__doc__, generate, sys.argv))
