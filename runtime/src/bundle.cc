@@ -152,8 +152,7 @@ class BundleLoader {
   }
 
   // bundle.py _tokenizer: kind (default wordpiece), its files inside the bundle, max_length. The merges file of
-  // kind clip_bpe is checked and kept in merges_ (its sha256 is checked in Bundle::load); this runtime's Model
-  // refuses that kind.
+  // kind clip_bpe is checked and kept in merges_ and TokenizerSpec::merges (its sha256 is checked in Bundle::load).
   TokenizerSpec tokenizer(const YAML::Node& v) {
     static const std::vector<std::string> kKnown = {"kind", "vocab", "merges", "lowercase", "max_length"};
     sc_.mapping(v, "tokenizer", {"vocab", "max_length"}, &kKnown);
@@ -169,6 +168,7 @@ class BundleLoader {
       if (!merges.IsDefined()) sc_.error("tokenizer.merges is missing (kind clip_bpe reads a vocab and merges)");
       merges_ = inside(sc_.string(merges, "tokenizer.merges"), "tokenizer.merges");
       if (!t.lowercase) sc_.error("tokenizer.lowercase must be true for kind clip_bpe (CLIP lower-cases)");
+      t.merges = merges_;
     } else if (merges.IsDefined()) {
       sc_.error("tokenizer.merges is only for kind clip_bpe, not " + t.kind);
     }

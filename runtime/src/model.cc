@@ -5,7 +5,9 @@
 #include <cctype>
 #include <cstring>
 #include <iterator>
+#include <memory>
 
+#include "finsta_rt/clip_tokenizer.h"
 #include "finsta_rt/errors.h"
 #include "finsta_rt/ops.h"
 #include "finsta_rt/preprocess.h"
@@ -175,23 +177,26 @@ struct Model::Impl {
   Bundle bundle;
   std::string device;
   std::filesystem::path ops_library;
-  WordPieceTokenizer tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;  // WordPieceTokenizer or ClipBpeTokenizer: tokenizer.kind
   GraphSession video, text, scorer;
   bool user_graph = false;   // the video graph takes slot_box, slot_mask, slot_adj (family finsta)
   bool text_graphs = false;  // the text graph takes parsed scene graphs (family finsta)
   int64_t slot_frames = 0, slots = 0, max_nodes = 0;
 
-  static WordPieceTokenizer make_tokenizer(const Bundle& b) {
+  // bundle.py tokenizer_from_spec: the tokenizer the bundle's tokenizer section states.
+  static std::unique_ptr<Tokenizer> make_tokenizer(const Bundle& b) {
     const TokenizerSpec& spec = b.tokenizer_spec();
-    if (spec.kind != "wordpiece")
-      throw BundleError(b.manifest_path().string() + ": tokenizer kind '" + spec.kind +
-                        "' is not supported by the C++ runtime (it reads wordpiece; the Python runtime reads " +
-                        "clip_bpe too)");
-    TokenizerOptions o;
-    o.lowercase = spec.lowercase;
     try {
+      if (spec.kind == "clip_bpe")
+        return std::make_unique<ClipBpeTokenizer>(
+            ClipBpeTokenizer::from_files(spec.vocab, spec.merges, spec.max_length));
+      if (spec.kind != "wordpiece")  // Bundle::load refuses other kinds
+        throw BundleError(b.manifest_path().string() + ": tokenizer kind '" + spec.kind +
+                          "' is not one of wordpiece, clip_bpe");
+      TokenizerOptions o;
+      o.lowercase = spec.lowercase;
       o.max_length = spec.max_length;
-      return WordPieceTokenizer::from_vocab_file(spec.vocab, o);
+      return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(spec.vocab, o));
     } catch (const InputError& e) {
       throw BundleError(b.manifest_path().string() + ": bad tokenizer section: " + e.what());
     }
@@ -273,7 +278,7 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 
 const Bundle& Model::bundle() const { return impl_->bundle; }
-const WordPieceTokenizer& Model::tokenizer() const { return impl_->tokenizer; }
+const Tokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
 const std::string& Model::device() const { return impl_->device; }
 const std::filesystem::path& Model::ops_library() const { return impl_->ops_library; }
 bool Model::takes_user_graph() const { return impl_->user_graph; }
@@ -385,11 +390,16 @@ TensorMap Model::Impl::run_texts(const std::vector<std::string>& texts, size_t s
       throw BundleError(bundle.manifest_path().string() + ": model.finsta.parser is '" + parser +
                         "'; the C++ runtime parses text scene graphs with 'rules' only (the Python runtime " +
                         "reads spacy too)");
+    const auto* wordpiece = dynamic_cast<const WordPieceTokenizer*>(tokenizer.get());
+    if (!wordpiece)  // the Python runtime has no offsets for a clip_bpe text either
+      throw BundleError(bundle.manifest_path().string() + ": the text graph takes scene graphs, whose nodes are " +
+                        "aligned to WordPiece token offsets; tokenizer kind '" + bundle.tokenizer_spec().kind +
+                        "' has none");
     std::vector<std::string> chunk(texts.begin() + static_cast<std::ptrdiff_t>(start),
                                    texts.begin() + static_cast<std::ptrdiff_t>(end));
     TextGraphFeed g;
     try {
-      g = text_graph_feed(chunk, tokenizer, max_nodes);
+      g = text_graph_feed(chunk, *wordpiece, max_nodes);
     } catch (const InputError& e) {  // name the text by its index in the caller's list
       std::string msg = e.what();
       if (msg.rfind("texts[", 0) == 0) {
@@ -413,7 +423,7 @@ TensorMap Model::Impl::run_texts(const std::vector<std::string>& texts, size_t s
   }
   std::vector<std::vector<int64_t>> rows(std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(start)),
                                          std::make_move_iterator(all_ids.begin() + static_cast<std::ptrdiff_t>(end)));
-  EncodedBatch b = tokenizer.encode_ids_batch(std::move(rows));
+  EncodedBatch b = tokenizer->encode_ids_batch(std::move(rows));
   feed.add("input_ids", b.input_ids, {b.rows, b.cols});
   feed.add("attention_mask", b.attention_mask, {b.rows, b.cols});
   return named(text, text.run(feed.names, feed.values));
@@ -427,7 +437,7 @@ TensorMap Model::embed_texts(const std::vector<std::string>& texts, size_t batch
     all_ids.resize(texts.size());
     for (size_t i = 0; i < texts.size(); ++i) {
       try {
-        all_ids[i] = impl_->tokenizer.text_ids(texts[i]);
+        all_ids[i] = impl_->tokenizer->text_ids(texts[i]);
       } catch (const InputError& e) {
         throw InputError("texts[" + std::to_string(i) + "]: " + e.what());
       }

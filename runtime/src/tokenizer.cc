@@ -2,9 +2,6 @@
 #include "finsta_rt/tokenizer.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iterator>
 #include <map>
 
@@ -19,14 +16,6 @@ namespace finsta_rt {
 namespace {
 
 constexpr const char* kContinuation = "##";
-
-std::u32string decode_or_throw(std::string_view text, const std::string& what) {
-  std::u32string out;
-  size_t bad = 0;
-  if (!utf8::decode(text, &out, &bad))
-    throw InputError(what + " is not valid UTF-8 (byte " + std::to_string(bad) + ")");
-  return out;
-}
 
 bool is_ascii(const std::u32string& s) {
   return std::all_of(s.begin(), s.end(), [](char32_t c) { return c < 0x80; });
@@ -83,16 +72,7 @@ std::vector<std::u32string> pre_tokenize(const std::u32string& normalized) {
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const fs::path& path, TokenizerOptions options) {
   const std::string p = path.string();
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw TokenizerError(p + ": vocab file does not exist");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw TokenizerError(p + ": cannot read vocab file (" + std::strerror(errno) + ")");
-  const std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) throw TokenizerError(p + ": cannot read vocab file (read error)");
-  std::u32string decoded;
-  size_t bad = 0;
-  if (!utf8::decode(raw, &decoded, &bad))
-    throw TokenizerError(p + ": vocab file is not UTF-8 (byte " + std::to_string(bad) + ")");
+  const std::string raw = utf8::read_text_file(path, "vocab file");
   // Only the line ending is removed (as HF's load_vocab does): tokens may contain other spaces.
   std::vector<std::string> lines;
   size_t pos = 0;
@@ -121,9 +101,10 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const fs::path& path, Tok
   return WordPieceTokenizer(std::move(vocab), std::move(options), p);
 }
 
-WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> vocab, TokenizerOptions options,
-                                       std::string source)
-    : vocab_(std::move(vocab)), source_(std::move(source)) {
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer::Tokenizer(std::unordered_map<std::string, int64_t> vocab, std::string source, std::string ends)
+    : vocab_(std::move(vocab)), source_(std::move(source)), ends_(std::move(ends)) {
   if (vocab_.empty()) throw TokenizerError(source_ + ": the vocabulary is empty");
   // Check ids in id order so that messages do not depend on hash order.
   std::map<int64_t, std::string> by_id;
@@ -145,6 +126,11 @@ WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> 
   }
   id_to_token_.insert(by_id.begin(), by_id.end());
   vocab_size_ = by_id.rbegin()->first + 1;
+}
+
+WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> vocab, TokenizerOptions options,
+                                       std::string source)
+    : Tokenizer(std::move(vocab), std::move(source), "[CLS] and [SEP]") {
   const std::pair<const char*, const std::string*> named[] = {{"unk", &options.unk_token},
                                                               {"cls", &options.cls_token},
                                                               {"sep", &options.sep_token},
@@ -153,8 +139,8 @@ WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> 
     if (!vocab_.count(*tok))
       throw TokenizerError(source_ + ": the " + name + " token " + py::str_repr(*tok) + " is not in the vocabulary");
   unk_id_ = vocab_.at(options.unk_token);
-  cls_id_ = vocab_.at(options.cls_token);
-  sep_id_ = vocab_.at(options.sep_token);
+  start_id_ = vocab_.at(options.cls_token);
+  end_id_ = vocab_.at(options.sep_token);
   pad_id_ = vocab_.at(options.pad_token);
   lowercase_ = options.lowercase;
   strip_accents_ = options.strip_accents.value_or(lowercase_);
@@ -179,21 +165,20 @@ WordPieceTokenizer::WordPieceTokenizer(std::unordered_map<std::string, int64_t> 
   specials_ = std::move(specials);
 }
 
-int WordPieceTokenizer::check_max_length(std::optional<int> max_length) const {
+int Tokenizer::check_max_length(std::optional<int> max_length) const {
   if (!max_length) return max_length_;
-  // HF silently skips truncation when max_length < 2; we refuse: [CLS] and [SEP] need 2 positions.
+  // HF silently skips truncation when max_length < 2; we refuse: the start and end tokens need 2 positions.
   if (*max_length < 2)
-    throw InputError("max_length must be an integer >= 2 (room for [CLS] and [SEP]), got " +
-                     std::to_string(*max_length));
+    throw InputError("max_length must be an integer >= 2 (room for " + ends_ + "), got " + std::to_string(*max_length));
   return *max_length;
 }
 
-int64_t WordPieceTokenizer::token_to_id(const std::string& token) const {
+int64_t Tokenizer::token_to_id(const std::string& token) const {
   auto it = vocab_.find(token);
   return it == vocab_.end() ? -1 : it->second;
 }
 
-const std::string& WordPieceTokenizer::id_to_token(int64_t id) const {
+const std::string& Tokenizer::id_to_token(int64_t id) const {
   auto it = id_to_token_.find(id);
   if (it == id_to_token_.end()) throw InputError(source_ + ": id " + std::to_string(id) + " is not in the vocabulary");
   return it->second;
@@ -287,7 +272,7 @@ void WordPieceTokenizer::append_chunk_ids(const std::u32string& chunk, std::vect
 
 template <typename Chunk, typename Special>
 void WordPieceTokenizer::scan(std::string_view text, Chunk on_chunk, Special on_special) const {
-  const std::u32string cps = decode_or_throw(text, "text");
+  const std::u32string cps = utf8::decode_or_throw(text, "text");
   // Special tokens written literally in the raw text become their ids (matched on UTF-8 bytes:
   // equivalent on valid UTF-8, since a token cannot start inside a character).
   std::u32string chunk;
@@ -348,30 +333,30 @@ std::vector<int64_t> WordPieceTokenizer::encode_with_offsets(std::string_view te
     ids.resize(static_cast<size_t>(limit - 2));
     spans.resize(ids.size());
   }
-  ids.insert(ids.begin(), cls_id_);
-  ids.push_back(sep_id_);
+  ids.insert(ids.begin(), start_id_);
+  ids.push_back(end_id_);
   spans.insert(spans.begin(), {0, 0});
   spans.emplace_back(0, 0);
   return ids;
 }
 
-std::vector<std::string> WordPieceTokenizer::tokenize(std::string_view text) const {
+std::vector<std::string> Tokenizer::tokenize(std::string_view text) const {
   std::vector<std::string> out;
   for (int64_t id : text_ids(text)) out.push_back(id_to_token_.at(id));
   return out;
 }
 
-std::vector<int64_t> WordPieceTokenizer::encode(std::string_view text, std::optional<int> max_length) const {
+std::vector<int64_t> Tokenizer::encode(std::string_view text, std::optional<int> max_length) const {
   const int limit = check_max_length(max_length);
   std::vector<int64_t> ids = text_ids(text);
   if (ids.size() > static_cast<size_t>(limit - 2)) ids.resize(static_cast<size_t>(limit - 2));
-  ids.insert(ids.begin(), cls_id_);
-  ids.push_back(sep_id_);
+  ids.insert(ids.begin(), start_id_);
+  ids.push_back(end_id_);
   return ids;
 }
 
-EncodedBatch WordPieceTokenizer::encode_batch(const std::vector<std::string>& texts, std::optional<int> max_length,
-                                              Padding padding) const {
+EncodedBatch Tokenizer::encode_batch(const std::vector<std::string>& texts, std::optional<int> max_length,
+                                     Padding padding) const {
   const int limit = check_max_length(max_length);
   std::vector<std::vector<int64_t>> rows;
   rows.reserve(texts.size());
@@ -385,17 +370,16 @@ EncodedBatch WordPieceTokenizer::encode_batch(const std::vector<std::string>& te
   return batch_from_ids(std::move(rows), limit, padding);
 }
 
-EncodedBatch WordPieceTokenizer::encode_ids_batch(std::vector<std::vector<int64_t>> ids, std::optional<int> max_length,
-                                                  Padding padding) const {
+EncodedBatch Tokenizer::encode_ids_batch(std::vector<std::vector<int64_t>> ids, std::optional<int> max_length,
+                                         Padding padding) const {
   return batch_from_ids(std::move(ids), check_max_length(max_length), padding);
 }
 
-EncodedBatch WordPieceTokenizer::batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit,
-                                                Padding padding) const {
-  for (auto& ids : rows) {  // as encode: cut to limit - 2, then [CLS] ids [SEP]
+EncodedBatch Tokenizer::batch_from_ids(std::vector<std::vector<int64_t>> rows, int limit, Padding padding) const {
+  for (auto& ids : rows) {  // as encode: cut to limit - 2, then start ids end
     if (ids.size() > static_cast<size_t>(limit - 2)) ids.resize(static_cast<size_t>(limit - 2));
-    ids.insert(ids.begin(), cls_id_);
-    ids.push_back(sep_id_);
+    ids.insert(ids.begin(), start_id_);
+    ids.push_back(end_id_);
   }
   size_t width = 0;
   if (padding == Padding::kMaxLength)

@@ -1,5 +1,6 @@
-// Per-code-point character classes and mappings of the BERT normaliser and pre-tokenizer, looked
-// up in the tables generated from finsta_rt/tokenizer.py (finsta_rt_unicode_tables.h).
+// Per-code-point character classes and mappings of the BERT and CLIP normalisers and pre-tokenizers,
+// looked up in the tables generated from finsta_rt/tokenizer.py and clip_tokenizer.py
+// (finsta_rt_unicode_tables.h).
 #pragma once
 
 #include <cstdint>
@@ -20,5 +21,15 @@ const char* unicode_version();                                // of the Python t
 // The accent strip of the Python tokenizer: NFD (decompose, then canonical reordering), then drop
 // non-spacing marks.
 std::u32string strip_accents(const std::u32string& text);
+
+// The CLIP tokenizer's classes (clip_tokenizer.py): \p{L}, \p{N} (letter_number_ranges()) and \s
+// (_WHITESPACE, Unicode White_Space) of its pre-tokenizer regex.
+bool is_letter(char32_t cp);
+bool is_number(char32_t cp);
+bool is_clip_whitespace(char32_t cp);
+
+// clip_tokenizer._nfc: NFC, except that the text is cut at the _NFC_STARTERS marks and at U+11935 U+11930
+// (which `tokenizers`' normaliser never composes), and each part between those is normalised alone.
+std::u32string clip_nfc(const std::u32string& text);
 
 }  // namespace finsta_rt::unicode

@@ -1,5 +1,12 @@
 #include "utf8.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "finsta_rt/errors.h"
+
 namespace finsta_rt::utf8 {
 
 bool decode(std::string_view s, std::u32string* out, size_t* bad_offset) {
@@ -73,6 +80,28 @@ std::string encode(const std::u32string& s) {
   out.reserve(s.size());
   for (char32_t cp : s) append(cp, out);
   return out;
+}
+
+std::u32string decode_or_throw(std::string_view text, const std::string& what) {
+  std::u32string out;
+  size_t bad = 0;
+  if (!decode(text, &out, &bad)) throw InputError(what + " is not valid UTF-8 (byte " + std::to_string(bad) + ")");
+  return out;
+}
+
+std::string read_text_file(const std::filesystem::path& path, const std::string& what, std::u32string* decoded) {
+  const std::string p = path.string();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw TokenizerError(p + ": " + what + " does not exist");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw TokenizerError(p + ": cannot read " + what + " (" + std::strerror(errno) + ")");
+  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) throw TokenizerError(p + ": cannot read " + what + " (read error)");
+  std::u32string ignored;
+  size_t bad = 0;
+  if (!decode(raw, decoded ? decoded : &ignored, &bad))
+    throw TokenizerError(p + ": " + what + " is not UTF-8 (byte " + std::to_string(bad) + ")");
+  return raw;
 }
 
 }  // namespace finsta_rt::utf8

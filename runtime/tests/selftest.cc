@@ -4,7 +4,9 @@
 //
 //   sha256 FILE...
 //   tokenize VOCAB TEXTS OUT --max-lengths 0,2,32 [--lowercase 0|1] [--strip-accents 0|1] [--max-input-chars N]
-//   batch VOCAB TEXTS OUT MAX_LENGTH longest|max_length
+//            [--merges MERGES]   (with MERGES: the CLIP BPE tokenizer of VOCAB (vocab.json) and MERGES)
+//   batch VOCAB TEXTS OUT MAX_LENGTH longest|max_length [MERGES]   (CLIP: eot_positions on a 4th line)
+//   clip-files VOCAB MERGES [VOCAB MERGES]...   (one line each: OK or the error)
 //   embed BUNDLE OUTDIR FRAMES B,T,S,S,3 TEXTS [VIDEOS N,T,H,W,3]
 //   resize IMAGE H,W,C SIZE MODE OUT
 //   load PATH...                       (selftest_errors.cc)
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +57,13 @@ int cmd_sha256(const std::vector<std::string>& args) {
   return 0;
 }
 
+// A ClipBpeTokenizer of `vocab` and `merges` when `merges` is given, else a WordPieceTokenizer of `vocab`.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& vocab, const std::string& merges,
+                                          const TokenizerOptions& o = {}) {
+  if (!merges.empty()) return std::make_unique<ClipBpeTokenizer>(ClipBpeTokenizer::from_files(vocab, merges));
+  return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(vocab, o));
+}
+
 int cmd_tokenize(const std::vector<std::string>& args) {
   if (args.size() < 3) throw std::runtime_error("tokenize VOCAB TEXTS OUT [options]");
   auto opt = options(args, 3);
@@ -61,7 +71,8 @@ int cmd_tokenize(const std::vector<std::string>& args) {
   if (opt.count("--lowercase")) o.lowercase = opt["--lowercase"] == "1";
   if (opt.count("--strip-accents")) o.strip_accents = opt["--strip-accents"] == "1";
   if (opt.count("--max-input-chars")) o.max_input_chars_per_word = std::stoi(opt["--max-input-chars"]);
-  const auto tok = WordPieceTokenizer::from_vocab_file(args[0], o);
+  const auto owned = load_tokenizer(args[0], opt.count("--merges") ? opt["--merges"] : "", o);
+  const Tokenizer& tok = *owned;
   std::vector<int64_t> lengths = selftest::parse_shape(opt.count("--max-lengths") ? opt["--max-lengths"] : "0");
   const auto texts = selftest::read_texts(args[1]);
   std::ofstream out(args[2]);
@@ -81,17 +92,39 @@ int cmd_tokenize(const std::vector<std::string>& args) {
 }
 
 int cmd_batch(const std::vector<std::string>& args) {
-  if (args.size() != 5) throw std::runtime_error("batch VOCAB TEXTS OUT MAX_LENGTH longest|max_length");
-  const auto tok = WordPieceTokenizer::from_vocab_file(args[0]);
-  const auto b = tok.encode_batch(selftest::read_texts(args[1]), std::stoi(args[3]),
-                                  args[4] == "max_length" ? Padding::kMaxLength : Padding::kLongest);
+  if (args.size() != 5 && args.size() != 6)
+    throw std::runtime_error("batch VOCAB TEXTS OUT MAX_LENGTH longest|max_length [MERGES]");
+  const auto tok = load_tokenizer(args[0], args.size() == 6 ? args[5] : "");
+  const auto b = tok->encode_batch(selftest::read_texts(args[1]), std::stoi(args[3]),
+                                   args[4] == "max_length" ? Padding::kMaxLength : Padding::kLongest);
   std::ofstream out(args[2]);
   out << b.rows << " " << b.cols << "\n";
   for (int64_t v : b.input_ids) out << v << " ";
   out << "\n";
   for (int64_t v : b.attention_mask) out << v << " ";
   out << "\n";
+  if (const auto* clip = dynamic_cast<const ClipBpeTokenizer*>(tok.get())) {
+    try {
+      for (int64_t v : clip->eot_positions(b)) out << v << " ";
+    } catch (...) {
+      out << "ERR " << one_line(selftest::describe_current_exception());
+    }
+    out << "\n";
+  }
   return out ? 0 : 1;
+}
+
+int cmd_clip_files(const std::vector<std::string>& args) {
+  if (args.empty() || args.size() % 2) throw std::runtime_error("clip-files VOCAB MERGES [VOCAB MERGES]...");
+  for (size_t i = 0; i < args.size(); i += 2) {
+    try {
+      const auto tok = ClipBpeTokenizer::from_files(args[i], args[i + 1]);
+      std::cout << "OK\t" << tok.vocab_size() << " " << tok.merges() << std::endl;
+    } catch (...) {
+      std::cout << one_line(selftest::describe_current_exception()) << std::endl;
+    }
+  }
+  return 0;
 }
 
 int cmd_embed(const std::vector<std::string>& args) {
@@ -147,6 +180,7 @@ int main(int argc, char** argv) {
     if (cmd == "sha256") return cmd_sha256(args);
     if (cmd == "tokenize") return cmd_tokenize(args);
     if (cmd == "batch") return cmd_batch(args);
+    if (cmd == "clip-files") return cmd_clip_files(args);
     if (cmd == "embed") return cmd_embed(args);
     if (cmd == "resize") return cmd_resize(args);
     if (cmd == "load") return cmd_load(args);

@@ -39,10 +39,11 @@ struct FINSTA_RT_API GraphSpec {
 };
 
 struct FINSTA_RT_API TokenizerSpec {
-  std::string kind;             // "wordpiece"
-  std::filesystem::path vocab;  // resolved, inside the bundle
+  std::string kind;             // "wordpiece" or "clip_bpe"
+  std::filesystem::path vocab;  // resolved, inside the bundle: vocab.txt (wordpiece), vocab.json (clip_bpe)
   bool lowercase = true;
   int max_length = 0;
+  std::filesystem::path merges;  // clip_bpe: merges.txt, resolved; empty for wordpiece
 };
 
 struct FINSTA_RT_API CustomOpSpec {

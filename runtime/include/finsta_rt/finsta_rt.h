@@ -10,6 +10,7 @@
 #pragma once
 
 #include "finsta_rt/bundle.h"
+#include "finsta_rt/clip_tokenizer.h"
 #include "finsta_rt/errors.h"
 #include "finsta_rt/model.h"
 #include "finsta_rt/ops.h"

@@ -53,7 +53,8 @@ class FINSTA_RT_API Model {
   Model& operator=(const Model&) = delete;
 
   const Bundle& bundle() const;
-  const WordPieceTokenizer& tokenizer() const;
+  // The tokenizer tokenizer.kind names: a WordPieceTokenizer or a ClipBpeTokenizer (clip_tokenizer.h).
+  const Tokenizer& tokenizer() const;
   const std::string& device() const;                 // "cpu" or "cuda:N"
   const std::filesystem::path& ops_library() const;  // the registered op library; empty if none
 
