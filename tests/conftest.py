@@ -9,11 +9,6 @@ sys.path.insert(0, str(TESTS))
 
 import pytest  # noqa: E402
 
-# The session fixtures that export bundles: each is exported once per run, by whichever pytest-xdist worker
-# needs it first, into a folder all workers share (build_once); they are not xdist groups, so the tests that
-# use them spread over the workers (grouped, they pulled 157 tests of 12 files onto one worker).
-BUILT_ONCE = frozenset({"tiny_bundles", "finsta_bundles", "svilm_bundles", "real_bundle"})
-
 
 def _distributing(config: pytest.Config) -> bool:
     """Whether this process is pytest-xdist's controller, which runs no test itself."""
@@ -60,8 +55,8 @@ def _shared_fixtures(item: pytest.Item) -> list[str]:
         code = getattr(defs[-1].func, "__code__", None)
         if code is None or TESTS not in Path(code.co_filename).resolve().parents:
             continue  # pytest's own (tmp_path_factory, ...) and plugins' fixtures
-        if name in BUILT_ONCE:
-            continue  # shared through the disk by every worker
+        if name in _SHARED:  # the bundles exported once per run into a folder all workers share (build_once):
+            continue  # not xdist groups, so their tests spread over the workers (grouped: 157 tests on one worker)
         key = name if defs[-1].scope in ("session", "package") else f"{item.nodeid.split('::')[0]}:{name}"
         if name in indices:
             key += f"-{indices[name]}"  # no ']' or '@': xdist's loadgroup parses the group name out of the node id
@@ -70,6 +65,11 @@ def _shared_fixtures(item: pytest.Item) -> list[str]:
 
 
 @pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The shared bundles the tests of this run use (after -k / -m deselection): build_once helps with these."""
+    _NEEDED.update(name for item in session.items for name in getattr(item, "fixturenames", ()) if name in _SHARED)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``-n N --dist loadgroup``, the tests that share an expensive fixture (an exported bundle, a
     loaded backbone) run on one worker, so that it is built once, not once per worker (plain ``-n 2``
@@ -112,19 +112,23 @@ def _fingerprint(*modules) -> str:
     return h.hexdigest()
 
 
-def _export(video, text, spec, out_dir: Path, **kw) -> None:
-    from finsta.export.bundle import export_bundle
-
-    export_bundle(video, text, spec, out_dir=out_dir, **kw)
+FLAVOURS = ("custom", "portable")
 
 
-def _build_part(shared: Path, name: str, part: str, fingerprint: str, build, wait: bool) -> bool:
-    """Build ``shared/name/part`` unless built; False if another worker holds it and ``wait`` is False."""
+def _export(video, text, spec, root: Path, flavours: tuple[str, ...] = FLAVOURS, **kw) -> None:
+    """The bundles of ``flavours`` in root/FLAVOUR, from one trace (finsta.export.bundle.export_bundles)."""
+    from finsta.export.bundle import export_bundles
+
+    export_bundles(video, text, spec, {fl: root / fl for fl in flavours}, **kw)
+
+
+def _build(shared: Path, name: str, fingerprint: str, build, wait: bool) -> bool:
+    """Build ``shared/name`` unless built; False if another worker holds it and ``wait`` is False."""
     import fcntl
     import shutil
 
-    root, stamp = shared / name / part, shared / f"{name}-{part}.fingerprint"
-    with open(shared / f"{name}-{part}.lock", "w") as lock:
+    root, stamp = shared / name, shared / f"{name}.fingerprint"
+    with open(shared / f"{name}.lock", "w") as lock:
         try:  # the lock is released when the file closes, also if this worker dies
             fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -134,67 +138,76 @@ def _build_part(shared: Path, name: str, part: str, fingerprint: str, build, wai
                 raise AssertionError(f"{name}: this worker's towers differ from those exported in {root}")
             return True
         shutil.rmtree(root, ignore_errors=True)  # a build that failed half-way
+        root.mkdir(parents=True)
         build(root)
         stamp.write_text(fingerprint)
     return True
 
 
-def build_once(tmp_path_factory, name: str, fingerprint: str, parts: dict) -> dict[str, Path]:
-    """{part: folder} where ``parts[part](folder)`` filled each folder once per run for all pytest-xdist workers
-    (under file locks in the base temp folder they share); the others reuse it. A worker takes the parts no
-    other worker is building first, so two workers that need the same fixture export its flavours side by
-    side. A worker whose towers differ from the exporter's (``fingerprint``) fails instead of comparing
-    against another model's bundle."""
+# name -> () -> (the fixture's value without its bundles, fingerprint, build(folder), flavours); the collected tests'
+# needs (pytest_collection_modifyitems).
+_SHARED: dict = {}
+_NEEDED: set[str] = set()
+
+
+def build_once(tmp_path_factory, name: str) -> tuple:
+    """(*value, {flavour: bundle}, or the bundle for one flavour): the shared fixture ``name`` (an entry of _SHARED), its folder filled once per run for
+    all pytest-xdist workers (under file locks in the base temp folder they share); the others reuse it.
+    A worker that finds it being built by another builds a shared fixture this run needs that nobody has
+    started (tracing is single-threaded: each core exports a different bundle), then waits. A worker whose
+    towers differ from the exporter's (the fingerprint) fails instead of comparing against another model's."""
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built_once"
-    (shared / name).mkdir(parents=True, exist_ok=True)
-    todo = dict(parts)
-    while todo:
-        part = next((p for p in todo if _build_part(shared, name, p, fingerprint, todo[p], wait=False)), None)
-        if part is None:  # every part left is being built by another worker: wait for the first
-            part = next(iter(todo))
-            _build_part(shared, name, part, fingerprint, todo[part], wait=True)
-        del todo[part]
-    return {p: shared / name / p for p in parts}
+    shared.mkdir(parents=True, exist_ok=True)
+    value, fingerprint, build, flavours = _SHARED[name]()
+    if not _build(shared, name, fingerprint, build, wait=False):
+        for other in sorted(_NEEDED - {name}):
+            if not (shared / f"{other}.fingerprint").exists():
+                _, other_fp, other_build, _ = _SHARED[other]()
+                _build(shared, other, other_fp, other_build, wait=False)
+        _build(shared, name, fingerprint, build, wait=True)
+    bundles = {fl: shared / name / fl for fl in flavours}
+    return (*value, bundles if len(flavours) > 1 else bundles[flavours[0]])
 
 
-@pytest.fixture(scope="session")
-def tiny_bundles(tmp_path_factory):
-    """Both flavours of an STGT bundle on the small test backbones (untrained heads), exported once."""
+def shared_fixture(make):
+    """Registers ``make`` (-> value, fingerprint, build, flavours) as the shared session fixture of its name."""
+    _SHARED[make.__name__] = make
+
+    @pytest.fixture(scope="session", name=make.__name__)
+    def fixture(tmp_path_factory):
+        return build_once(tmp_path_factory, make.__name__)
+
+    return fixture
+
+
+@shared_fixture
+def tiny_bundles():
+    """(video, text, spec, {flavour: folder}): both flavours of an STGT bundle on the small test backbones
+    (untrained heads), exported once."""
     from test_bundle import tiny_towers
 
     video, text, spec = tiny_towers()
-
-    parts = {fl: functools.partial(_export, video, text, spec, flavour=fl) for fl in ("custom", "portable")}
-    return video, text, spec, build_once(tmp_path_factory, "tiny_bundles", _fingerprint(video, text), parts)
+    return (video, text, spec), _fingerprint(video, text), functools.partial(_export, video, text, spec), FLAVOURS
 
 
-@pytest.fixture(scope="session")
-def finsta_bundles(tmp_path_factory):
-    """Both flavours of a tiny Finsta bundle (test_finsta_bundle.finsta_towers), exported once."""
+@shared_fixture
+def finsta_bundles():
+    """(video, text, scorer, spec, folder): both flavours of a tiny Finsta bundle
+    (test_finsta_bundle.finsta_towers), exported once."""
     from test_finsta_bundle import finsta_towers
 
     from finsta.families.finsta import graphs
 
     video, text, scorer, spec = finsta_towers()
-
-    parts = {
-        fl: functools.partial(_export, video, text, spec, flavour=fl, scorer=scorer, graphs=graphs)
-        for fl in ("custom", "portable")
-    }
-    return (
-        video,
-        text,
-        scorer,
-        spec,
-        build_once(tmp_path_factory, "finsta_bundles", _fingerprint(video, text, scorer), parts),
-    )
+    build = functools.partial(_export, video, text, spec, scorer=scorer, graphs=graphs)
+    return (video, text, scorer, spec), _fingerprint(video, text, scorer), build, FLAVOURS
 
 
-@pytest.fixture(scope="session")
-def real_bundle(tmp_path_factory):
-    """An STGT bundle on the real pretrained backbones (EfficientNet-Lite0, MiniLM-L6), untrained
-    heads: for parity on real frames and real-video behaviour. Exported once per session."""
+@shared_fixture
+def real_bundle():
+    """(video, text, spec, folder/custom): an STGT bundle on the real pretrained backbones (EfficientNet-Lite0,
+    MiniLM-L6), untrained heads: for parity on real frames and real-video behaviour. Exported once."""
     import torch
 
     from finsta.export.bundle import ExportSpec
@@ -226,21 +239,17 @@ def real_bundle(tmp_path_factory):
         bb.tokenizer.max_length,
         cfg.to_dict(),
     )
+    build = functools.partial(_export, video, text, spec, flavours=("custom",))
+    return (video, text, spec), _fingerprint(video, text), build, ("custom",)
 
-    parts = {"stgt": functools.partial(_export, video, text, spec)}
-    return video, text, spec, build_once(tmp_path_factory, "real_bundle", _fingerprint(video, text), parts)["stgt"]
 
-
-@pytest.fixture(scope="session")
-def svilm_bundles(tmp_path_factory):
-    """Both flavours of a tiny S-ViLM bundle (untrained heads), exported once per session."""
+@shared_fixture
+def svilm_bundles():
+    """(video, text, spec, {flavour: folder}): both flavours of a tiny S-ViLM bundle (untrained heads)."""
     from test_svilm_bundle import tiny_svilm_towers
 
     from finsta.families.svilm import graphs
 
     video, text, spec, heads = tiny_svilm_towers()
-
-    parts = {
-        fl: functools.partial(_export, video, text, spec, flavour=fl, graphs=graphs) for fl in ("custom", "portable")
-    }
-    return video, text, spec, build_once(tmp_path_factory, "svilm_bundles", _fingerprint(video, text), parts)
+    build = functools.partial(_export, video, text, spec, graphs=graphs)
+    return (video, text, spec), _fingerprint(video, text), build, FLAVOURS

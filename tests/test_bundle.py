@@ -17,7 +17,7 @@ import torch
 import yaml
 from test_no_torch import BLOCK_TORCH
 
-from finsta.export.bundle import ExportSpec, default_bundle_dir, export_bundle
+from finsta.export.bundle import ExportSpec, default_bundle_dir, export_bundle, export_bundles
 from finsta.models import backbones as bb
 from finsta.models.stgt import STGTConfig, STGTHeads, similarity
 from finsta.models.towers import FrameEncoder, TextTower, VideoTower
@@ -225,6 +225,14 @@ def test_export_refuses_existing_and_unwritable_targets(exported, tmp_path):
     finally:
         ro.chmod(0o700)
     assert not list(tmp_path.glob(".b.*")), "a failed export left a temporary directory"
+    # several flavours from one trace: each its own folder, every target checked before anything is traced
+    with pytest.raises(ValueError, match="each flavour needs its own directory"):
+        export_bundles(video, text, spec, {"custom": tmp_path / "x", "portable": tmp_path / "x"})
+    with pytest.raises(ValueError, match="flavour must be 'custom' or 'portable', got 'flat'"):
+        export_bundles(video, text, spec, {"custom": tmp_path / "c", "flat": tmp_path / "f"})
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_bundles(video, text, spec, {"custom": tmp_path / "new", "portable": paths["portable"]})
+    assert not (tmp_path / "new").exists()
 
 
 def test_default_bundle_names():

@@ -148,18 +148,19 @@ def test_default_bundle_names():
 
 
 def test_export_parts_runs_precision_then_flattening(tiny_bundles, monkeypatch, tmp_path):
-    """The composition in export_parts (the fp32 export itself is test_bundle's): flat fp16 is the
-    portable bundle converted, then flattened; nothing is left beside the target."""
+    """The composition in export_parts / export_flavours (the fp32 export itself is test_bundle's): flat fp16 is
+    the portable bundle converted, then flattened; several flavours come from one trace; nothing is left
+    beside the targets."""
     from finsta.export import run
 
     video, text, spec, paths = tiny_bundles
     calls = []
 
-    def fp32(parts, flavour, out, overwrite, verify):
-        calls.append(flavour)
-        return shutil.copytree(paths[flavour], out)
+    def traced(video, text, spec, outs, **kw):  # what export_bundles writes, from the session's bundles
+        calls.append(sorted(outs))
+        return {fl: shutil.copytree(paths[fl], out) for fl, out in outs.items()}
 
-    monkeypatch.setattr(run, "_export_fp32", fp32)
+    monkeypatch.setattr(run, "export_bundles", traced)
     parts = run.ExportParts(video, text, spec)
     with pytest.raises(PrecisionError, match="precision int8 needs at least 2 calibration clips"):
         run.export_parts(parts, "custom", tmp_path / "x", precision="int8")  # refused before any export
@@ -169,7 +170,7 @@ def test_export_parts_runs_precision_then_flattening(tiny_bundles, monkeypatch, 
     out = run.export_parts(parts, "flat", tmp_path / "x", precision="fp16", verify=False)
     b = Bundle.load(out)
     assert (calls, b.flavour, b.precision, sorted(p.name for p in tmp_path.iterdir())) == (
-        ["portable"],
+        [["portable"]],
         "flat",
         "fp16",
         ["x"],
@@ -177,6 +178,14 @@ def test_export_parts_runs_precision_then_flattening(tiny_bundles, monkeypatch, 
     video_proto = onnx.load(out / "video.onnx")
     assert not video_proto.functions and all(n.domain in ("", "ai.onnx") for n in video_proto.graph.node)
     assert any(i.data_type == FLOAT16 for i in video_proto.graph.initializer)
+
+    calls.clear()  # custom fp16 and flat fp16 of one trace: flat reuses the portable trace
+    outs = run.export_flavours(
+        parts, {"custom": tmp_path / "c", "flat": tmp_path / "f"}, precision="fp16", verify=False
+    )
+    got = {fl: (Bundle.load(o).flavour, Bundle.load(o).precision) for fl, o in outs.items()}
+    assert calls == [["custom", "portable"]] and got == {"custom": ("custom", "fp16"), "flat": ("flat", "fp16")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "f", "x"]
 
 
 def test_stem_convs_stay_float32():

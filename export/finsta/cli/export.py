@@ -114,24 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
     )
-    from ..export.run import export_parts
+    from ..export.run import export_flavours
     from ..families import run_parts  # imported late: --help needs no torch
 
     flavours = ["custom", "portable"] if args.flavour == "both" else [args.flavour]
     try:
+        parts = run_parts(args.run)
         calibration = None
-        for fl in flavours:
-            parts = run_parts(args.run)
-            if args.precision == "int8" and calibration is None:
-                pre, n = parts.spec.preprocess, args.calibration_clips
-                if args.calibration:
-                    calibration = read_calibration(args.calibration, pre, n)
-                else:
-                    calibration = training_frames(args.run, pre, n)
-                log.info("int8: %d calibration clips", 0 if calibration is None else len(calibration))
-            path = export_parts(
-                parts, fl, args.out, args.name, args.overwrite, not args.no_verify, args.precision, calibration
-            )
+        if args.precision == "int8":
+            pre, n = parts.spec.preprocess, args.calibration_clips
+            if args.calibration:
+                calibration = read_calibration(args.calibration, pre, n)
+            else:
+                calibration = training_frames(args.run, pre, n)
+            log.info("int8: %d calibration clips", 0 if calibration is None else len(calibration))
+        outs = {fl: args.out for fl in flavours}  # both flavours: one trace, the default names
+        paths = export_flavours(parts, outs, args.name, args.overwrite, not args.no_verify, args.precision, calibration)
+        for fl, path in paths.items():
             print(f"wrote {fl} {args.precision} bundle {path}")
     except (FileNotFoundError, FileExistsError, PermissionError, ImportError, ValueError) as e:
         print(f"finsta-export: {e}", file=sys.stderr)

@@ -8,12 +8,13 @@ after it loads in ``finsta_rt`` and reproduces PyTorch, so a failed export leave
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ __all__ = [
     "GraphExport",
     "GraphBuilder",
     "export_bundle",
+    "export_bundles",
     "verify_bundle",
     "stgt_graphs",
     "io_specs",
@@ -253,18 +255,37 @@ def export_bundle(
     ``scorer`` defaults to the STGT max-over-queries :class:`Scorer` and ``graphs`` (what to trace,
     with which example inputs and dynamic dims) to :func:`stgt_graphs`; a family with other graph
     inputs or outputs passes its own (finsta.families)."""
-    if flavour not in ("custom", "portable"):
-        raise ValueError(f"flavour must be 'custom' or 'portable', got {flavour!r}")
-    out = Path(out_dir) if out_dir else default_bundle_dir(spec.name, flavour)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    outs = {flavour: out_dir}
+    return export_bundles(video_tower, text_tower, spec, outs, overwrite, verify, seed, scorer, graphs)[flavour]
+
+
+def export_bundles(
+    video_tower: VideoTower,
+    text_tower: TextTower,
+    spec: ExportSpec,
+    outs: Mapping[str, str | Path | None],
+    overwrite: bool = False,
+    verify: bool = True,
+    seed: int = 0,
+    scorer: nn.Module | None = None,
+    graphs: GraphBuilder | None = None,
+) -> dict[str, Path]:
+    """As :func:`export_bundle`, one bundle per flavour in ``outs`` ({flavour: directory or None for the
+    default}), from one trace of each graph: the flavours differ only in the functions a graph carries, and
+    tracing is most of an export's time (torch.export and its decompositions, about a minute for a small
+    model), so ``--flavour both`` costs one export, not two. Each bundle is checked against PyTorch."""
+    bad = [f for f in outs if f not in ("custom", "portable")]
+    if bad or not outs:
+        raise ValueError(f"flavour must be 'custom' or 'portable', got {bad[0] if bad else 'none'!r}")
+    dirs = {fl: Path(o) if o else default_bundle_dir(spec.name, fl) for fl, o in outs.items()}
+    if len({d.resolve() for d in dirs.values()}) < len(dirs):
+        raise ValueError(f"each flavour needs its own directory, got {', '.join(f'{k}: {v}' for k, v in dirs.items())}")
+    for out in dirs.values():
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     tokenizer, tokenizer_files = tokenizer_section(spec)
-    try:  # an unwritable place fails before anything is traced
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK):
-            raise PermissionError(f"{out.parent} is not writable")
-    except OSError as e:
-        raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable ({e.strerror or e})") from e
+    for out in dirs.values():
+        _check_writable(out)
 
     g = torch.Generator().manual_seed(seed)
     if scorer is None:
@@ -274,54 +295,74 @@ def export_bundle(
         "finsta.format": FORMAT,
         "finsta.format_version": str(FORMAT_VERSION),
         "finsta.family": spec.family,
-        "finsta.flavour": flavour,
         "finsta.exporter_version": __version__,
         "finsta.preprocess": json.dumps(spec.preprocess.to_dict()),
     }
 
-    with staged_dir(out, overwrite) as tmp:  # the bundle appears whole or not at all
+    with contextlib.ExitStack() as stack:  # each bundle appears whole or not at all
+        tmps = {fl: stack.enter_context(staged_dir(out, overwrite)) for fl, out in dirs.items()}
         used_ops: set[str] = set()
         for name, gs in graphs.items():
             log.info("exporting %s graph", name)
-            proto = trace(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic)
-            used_ops |= {n.op_type for n in proto.graph.node if n.domain == OPS_DOMAIN}
-            meta = {**meta_common, "finsta.graph": name}
-            if name == "text":
-                meta["finsta.tokenizer"] = json.dumps(tokenizer)
-            finish(proto, flavour, meta, tmp / f"{name}.onnx", gs.module)
-        for name, src in tokenizer_files.items():
-            shutil.copyfile(src, tmp / name)
+            traced = trace(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic).SerializeToString()
+            for fl, tmp in tmps.items():
+                proto = onnx.ModelProto.FromString(traced)
+                used_ops |= {n.op_type for n in proto.graph.node if n.domain == OPS_DOMAIN}
+                meta = {**meta_common, "finsta.flavour": fl, "finsta.graph": name}
+                if name == "text":
+                    meta["finsta.tokenizer"] = json.dumps(tokenizer)
+                finish(proto, fl, meta, tmp / f"{name}.onnx", gs.module)
+        for fl, tmp in tmps.items():
+            for name, src in tokenizer_files.items():
+                shutil.copyfile(src, tmp / name)
+            manifest = _manifest(spec, fl, tokenizer, used_ops, graphs, tmp, tokenizer_files)
+            (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+            if verify:
+                verify_bundle(tmp, video_tower, text_tower, seed=seed + 1, scorer=scorer)
+    for fl, out in dirs.items():
+        log.info("wrote %s bundle %s", fl, out)
+    return dirs
 
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "name": spec.name,
-            "family": spec.family,
-            "flavour": flavour,
-            "exporter": {
-                "name": "finsta-export",
-                "version": __version__,
-                "torch": str(torch.__version__),
-                "opset": OPSET,
-            },
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "preprocess": spec.preprocess.to_dict(),
-            "tokenizer": tokenizer,
-            "custom_ops": [
-                {"domain": OPS_DOMAIN, "version": OPS_VERSION, "ops": sorted(used_ops), "required": flavour == "custom"}
-            ],
-            "graphs": {
-                name: {"file": f"{name}.onnx", "inputs": gs.input_specs, "outputs": gs.output_specs}
-                for name, gs in graphs.items()
-            },
-            "model": spec.model_config,
-            "files": {f: sha256_file(tmp / f) for f in ("video.onnx", "text.onnx", "scorer.onnx", *tokenizer_files)},
-        }
-        (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
-        if verify:
-            verify_bundle(tmp, video_tower, text_tower, seed=seed + 1, scorer=scorer)
-    log.info("wrote %s bundle %s", flavour, out)
-    return out
+
+def _check_writable(out: Path) -> None:
+    """An unwritable place fails before anything is traced."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise PermissionError(f"{out.parent} is not writable")
+    except OSError as e:
+        raise PermissionError(f"cannot write the bundle {out}: {out.parent} is not writable ({e.strerror or e})") from e
+
+
+def _manifest(
+    spec: ExportSpec,
+    flavour: str,
+    tokenizer: dict,
+    used_ops: set[str],
+    graphs: dict[str, GraphExport],
+    tmp: Path,
+    tokenizer_files: dict[str, Path],
+) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": spec.name,
+        "family": spec.family,
+        "flavour": flavour,
+        "exporter": {"name": "finsta-export", "version": __version__, "torch": str(torch.__version__), "opset": OPSET},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "preprocess": spec.preprocess.to_dict(),
+        "tokenizer": tokenizer,
+        "custom_ops": [
+            {"domain": OPS_DOMAIN, "version": OPS_VERSION, "ops": sorted(used_ops), "required": flavour == "custom"}
+        ],
+        "graphs": {
+            name: {"file": f"{name}.onnx", "inputs": gs.input_specs, "outputs": gs.output_specs}
+            for name, gs in graphs.items()
+        },
+        "model": spec.model_config,
+        "files": {f: sha256_file(tmp / f) for f in ("video.onnx", "text.onnx", "scorer.onnx", *tokenizer_files)},
+    }
 
 
 def cosine_rows(a, b) -> torch.Tensor:

@@ -5,14 +5,16 @@ business (finsta.families: ``towers_from_run``, ``export_run``); this layer know
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
-from .bundle import ExportSpec, GraphBuilder, export_bundle
+from .bundle import ExportSpec, GraphBuilder, export_bundles
 from .flat import flatten_bundle
 from .precision import check_precision, convert_bundle
 
@@ -51,43 +53,64 @@ def export_parts(
 ) -> Path:
     """Exports ``parts`` as a bundle (``name`` overrides the spec's); returns the bundle directory.
 
-    fp32 custom and portable bundles are written by ``export_bundle`` (checked against PyTorch); a
+    fp32 custom and portable bundles are written by ``export_bundles`` (checked against PyTorch); a
     precision other than fp32 and the flat flavour are passes over that bundle, in that order (the
     converters need the finsta nodes to keep float32 and mistype inlined bodies), each checked against
     the bundle it starts from. ``calibration``: uint8 clips [N, T, S, S, 3] for int8."""
-    if flavour not in FLAVOURS:
-        raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
+    return export_flavours(parts, {flavour: out_dir}, name, overwrite, verify, precision, calibration)[flavour]
+
+
+def export_flavours(
+    parts: ExportParts,
+    outs: Mapping[str, str | Path | None],
+    name: str | None = None,
+    overwrite: bool = False,
+    verify: bool = True,
+    precision: str = "fp32",
+    calibration: np.ndarray | None = None,
+) -> dict[str, Path]:
+    """As :func:`export_parts`, one bundle per flavour in ``outs`` ({flavour: directory or None for the
+    default}) from one trace of each graph (what costs the time); returns {flavour: directory}."""
+    bad = [f for f in outs if f not in FLAVOURS]
+    if bad or not outs:
+        raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, got {bad[0] if bad else 'none'!r}")
     check_precision(precision, calibration, parts.spec.preprocess)  # before minutes of tracing
     if name:
         parts.spec.name = name
-    out = Path(out_dir) if out_dir else bundle_dir(parts.spec.name, flavour, precision)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    steps = (["portable"] if flavour == "flat" else [flavour]) + ([precision] if precision != "fp32" else [])
-    steps += ["flat"] if flavour == "flat" else []
-    if len(steps) == 1:
-        return _export_fp32(parts, flavour, out, overwrite, verify)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.steps.", dir=out.parent) as work:
-        path = _export_fp32(parts, steps[0], Path(work) / steps[0], False, verify)
-        for i, step in enumerate(steps[1:], 1):
-            dest = out if i == len(steps) - 1 else Path(work) / step
-            if step == "flat":
-                path = flatten_bundle(path, dest, overwrite=overwrite, verify=verify)
-            else:
-                path = convert_bundle(path, step, dest, calibration, overwrite=overwrite, verify=verify)
-    return path
-
-
-def _export_fp32(parts: ExportParts, flavour: str, out: Path, overwrite: bool, verify: bool) -> Path:
-    return export_bundle(
-        parts.video,
-        parts.text,
-        parts.spec,
-        out_dir=out,
-        flavour=flavour,
-        overwrite=overwrite,
-        verify=verify,
-        scorer=parts.scorer,
-        graphs=parts.graphs,
-    )
+    dirs = {fl: Path(o) if o else bundle_dir(parts.spec.name, fl, precision) for fl, o in outs.items()}
+    for out in dirs.values():
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    # fp32 custom/portable bundles are the export's own output; flat and other precisions are passes
+    # over the fp32 bundle of their base flavour (flat: portable), written into a work folder first.
+    base = {fl: "portable" if fl == "flat" else fl for fl in dirs}
+    direct = {fl: d for fl, d in dirs.items() if fl == base[fl] and precision == "fp32"}
+    first = next(iter(dirs.values()))
+    first.parent.mkdir(parents=True, exist_ok=True)
+    needs_work = len(direct) < len(dirs)
+    with (
+        tempfile.TemporaryDirectory(prefix=f".{first.name}.steps.", dir=first.parent)
+        if needs_work
+        else contextlib.nullcontext() as work
+    ):
+        traced = {b: direct.get(b) or Path(work) / b for b in set(base.values())}
+        export_bundles(
+            parts.video,
+            parts.text,
+            parts.spec,
+            traced,
+            overwrite=overwrite,
+            verify=verify,
+            scorer=parts.scorer,
+            graphs=parts.graphs,
+        )
+        for fl in [f for f in dirs if f not in direct]:
+            path = traced[base[fl]]
+            steps = ([precision] if precision != "fp32" else []) + (["flat"] if fl == "flat" else [])
+            for i, step in enumerate(steps):
+                dest = dirs[fl] if i == len(steps) - 1 else Path(work) / f"{fl}-{step}"
+                if step == "flat":
+                    path = flatten_bundle(path, dest, overwrite=overwrite, verify=verify)
+                else:
+                    path = convert_bundle(path, step, dest, calibration, overwrite=overwrite, verify=verify)
+    return dirs
