@@ -13,15 +13,27 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import subprocess
 import sys
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from helpers import SEED, replay_hint
 from test_clip_tokenizer import BPE_GZ, corpus
-from test_cpp_runtime import _copy, _edit_manifest, _frames, _mismatch, read_id_lines, read_tensor, run, write_texts
+from test_cpp_runtime import (
+    _copy,
+    _edit_manifest,
+    _frames,
+    _mismatch,
+    driver,
+    read_id_lines,
+    read_tensor,
+    run,
+    write_texts,
+)
 
 from finsta_rt import clip_tokenizer as ct
 from finsta_rt.clip_tokenizer import EOS, ClipBpeTokenizer, open_clip_vocab
@@ -145,10 +157,9 @@ def test_batches_masks_and_eot_equal_python(tok, clip_files, tmp_path, max_lengt
     assert out.read_text().splitlines()[3] == f"ERR InputError\t{e.value}"
 
 
-def test_model_on_a_clip_bundle_equals_python(tiny_bundles, small_files, tmp_path):
-    """A tiny STGT bundle whose tokenizer section is clip_bpe: the C++ Model's text embeddings and scores
-    equal the Python Model's."""
-    b = _copy(tiny_bundles[3]["portable"], tmp_path, "clip_bundle")
+def _clip_bundle(src: Path, root: Path, small_files: Path) -> Path:
+    """A copy of the bundle ``src`` whose tokenizer section is clip_bpe with ``small_files``."""
+    b = _copy(src, root, "clip_bundle")
     (b / "vocab.txt").unlink()
 
     def clip_section(m):
@@ -160,6 +171,13 @@ def test_model_on_a_clip_bundle_equals_python(tiny_bundles, small_files, tmp_pat
         m["tokenizer"] = {"kind": "clip_bpe", "vocab": "vocab.json", "merges": "merges.txt", "max_length": 77}
 
     _edit_manifest(b, clip_section)
+    return b
+
+
+def test_model_on_a_clip_bundle_equals_python(tiny_bundles, small_files, tmp_path):
+    """A tiny STGT bundle whose tokenizer section is clip_bpe: the C++ Model's text embeddings and scores
+    equal the Python Model's."""
+    b = _clip_bundle(tiny_bundles[3]["portable"], tmp_path, small_files)
     model = Model(b, device="cpu")
     assert isinstance(model.tokenizer, ClipBpeTokenizer)
     texts = [t for t in HARD + corpus(SEED, 30) if model.tokenizer._text_ids(t)][:40]
@@ -218,3 +236,22 @@ def test_bad_files_give_the_python_errors(small_files, tmp_path):
     assert sum(w.startswith("OK") for w in want) == 1, want  # only escapes.json is a good file
     got = run("release", "clip-files", *[p for case in cases for p in case]).stdout.splitlines()
     assert got == want
+
+
+def test_scene_graph_text_graph_refuses_clip_bpe(finsta_bundles, small_files, tmp_path):
+    """A Finsta text graph reads scene graphs aligned to WordPiece offsets, which CLIP's BPE has none of (the
+    Python runtime fails there too): embed_texts refuses the bundle with a BundleError naming it."""
+    b = _clip_bundle(finsta_bundles[4]["portable"], tmp_path, small_files)
+    S, T = (yaml.safe_load((b / "bundle.yaml").read_text())["preprocess"][k] for k in ("size", "frames"))
+    frames = _frames((1, T, S, S, 3))
+    frames.tofile(tmp_path / "frames.bin")
+    proc = subprocess.run(
+        [str(driver("release")), "embed", b, tmp_path / "out", tmp_path / "frames.bin", f"1,{T},{S},{S},3"]
+        + [write_texts(tmp_path / "texts.bin", ["a man rides a bicycle"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert f"BundleError\t{b / 'bundle.yaml'}: the text graph takes scene graphs" in proc.stderr, proc.stderr
+    assert "tokenizer kind 'clip_bpe' has none" in proc.stderr
