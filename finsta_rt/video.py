@@ -407,10 +407,12 @@ def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, 
 
 
 def _every_in_window(frames: Iterator, k: int, start: float, duration: float) -> Iterator:
-    """Every k-th of the decoded ``frames`` with start <= time < start + duration (ends past the window)."""
+    """Every k-th of the decoded ``frames`` with start <= time < start + duration (ends past the window). Both
+    edges allow 1 ns, as every_packets: start + duration may round 1 ulp off the window's end, so a frame
+    exactly at the end would otherwise be in or out by rounding."""
     i = 0
     for frame in frames:
-        if frame.time >= start + duration:
+        if frame.time >= start + duration - 1e-9:
             return
         if frame.time >= start - 1e-9:
             if i % k == 0:

@@ -268,7 +268,7 @@ def every_packets(table: PacketTable, k: int, start: float | None = None, end: f
     order = np.argsort(times, kind="stable")
     if start is not None:
         t = times[order]
-        order = order[(t >= start - 1e-9) & (t < end)]
+        order = order[(t >= start - 1e-9) & (t < end - 1e-9)]  # 1 ns at both edges: end may round 1 ulp off
     return order[::k]
 
 

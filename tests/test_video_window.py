@@ -34,7 +34,8 @@ def reference(path: Path, sampling: str, window: tuple[float, float], frames_per
     a, b = t0 + window[0], t0 + window[1]
     kind, value = sampling.split(":")
     if kind == "every":
-        idx = [i for i in np.flatnonzero((times >= a - 1e-9) & (times < b))][:: int(value)]
+        # a frame within 1 ns of an edge counts as at it (the product's rule: window ends round 1 ulp off)
+        idx = [i for i in np.flatnonzero((times >= a - 1e-9) & (times < b - 1e-9))][:: int(value)]
         return times[idx], [frames[i] for i in idx]
     d = b - a
     if kind == "uniform":
