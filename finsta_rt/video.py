@@ -30,6 +30,7 @@ import numpy as np
 
 from .video_plan import (
     MISSING_PTS,
+    WINDOW_EDGE_S,
     PacketTable,
     PlanFailed,
     every_packets,
@@ -407,14 +408,13 @@ def _nearest_sequential(path, container, stream, targets: np.ndarray, deadline, 
 
 
 def _every_in_window(frames: Iterator, k: int, start: float, duration: float) -> Iterator:
-    """Every k-th of the decoded ``frames`` with start <= time < start + duration (ends past the window). Both
-    edges allow 1 ns, as every_packets: start + duration may round 1 ulp off the window's end, so a frame
-    exactly at the end would otherwise be in or out by rounding."""
+    """Every k-th of the decoded ``frames`` with start <= time < start + duration (ends past the window), to
+    WINDOW_EDGE_S at both edges as every_packets."""
     i = 0
     for frame in frames:
-        if frame.time >= start + duration - 1e-9:
+        if frame.time >= start + duration - WINDOW_EDGE_S:
             return
-        if frame.time >= start - 1e-9:
+        if frame.time >= start - WINDOW_EDGE_S:
             if i % k == 0:
                 yield frame
             i += 1

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 SEEK_GAP_PACKETS = 32
 SEEK_TRIES = 3  # seeks per range before demuxing through from the start instead
 MISSING_PTS = np.iinfo(np.int64).min
+# A frame within 1 ns of a window's start or end counts as at it: the end, computed as start + duration, can
+# round 1 ulp off the window's own end, and a frame exactly there would be in or out by rounding.
+WINDOW_EDGE_S = 1e-9
 
 
 class PlanFailed(Exception):
@@ -268,7 +271,7 @@ def every_packets(table: PacketTable, k: int, start: float | None = None, end: f
     order = np.argsort(times, kind="stable")
     if start is not None:
         t = times[order]
-        order = order[(t >= start - 1e-9) & (t < end - 1e-9)]  # 1 ns at both edges: end may round 1 ulp off
+        order = order[(t >= start - WINDOW_EDGE_S) & (t < end - WINDOW_EDGE_S)]
     return order[::k]
 
 

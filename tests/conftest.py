@@ -122,8 +122,9 @@ def _export(video, text, spec, root: Path, flavours: tuple[str, ...] = FLAVOURS,
     export_bundles(video, text, spec, {fl: root / fl for fl in flavours}, **kw)
 
 
-def _build(shared: Path, name: str, fingerprint: str, build, wait: bool) -> bool:
-    """Build ``shared/name`` unless built; False if another worker holds it and ``wait`` is False."""
+def _build(shared: Path, name: str, make, wait: bool) -> bool:
+    """Build ``shared/name`` unless built; False if another worker holds it and ``wait`` is False. ``make()`` ->
+    (fingerprint, build(folder)) runs only once the lock is held (building towers costs seconds)."""
     import fcntl
     import shutil
 
@@ -133,6 +134,7 @@ def _build(shared: Path, name: str, fingerprint: str, build, wait: bool) -> bool
             fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             return False
+        fingerprint, build = make()
         if stamp.exists():
             if stamp.read_text() != fingerprint:
                 raise AssertionError(f"{name}: this worker's towers differ from those exported in {root}")
@@ -160,12 +162,12 @@ def build_once(tmp_path_factory, name: str) -> tuple:
     shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built_once"
     shared.mkdir(parents=True, exist_ok=True)
     value, fingerprint, build, flavours = _SHARED[name]()
-    if not _build(shared, name, fingerprint, build, wait=False):
+    mine = lambda: (fingerprint, build)  # noqa: E731
+    if not _build(shared, name, mine, wait=False):
         for other in sorted(_NEEDED - {name}):
             if not (shared / f"{other}.fingerprint").exists():
-                _, other_fp, other_build, _ = _SHARED[other]()
-                _build(shared, other, other_fp, other_build, wait=False)
-        _build(shared, name, fingerprint, build, wait=True)
+                _build(shared, other, lambda o=other: _SHARED[o]()[1:3], wait=False)
+        _build(shared, name, mine, wait=True)
     bundles = {fl: shared / name / fl for fl in flavours}
     return (*value, bundles if len(flavours) > 1 else bundles[flavours[0]])
 

@@ -27,9 +27,8 @@ from test_cpp_runtime import (
     _copy,
     _edit_manifest,
     _frames,
-    _mismatch,
+    assert_ids_equal_python,
     driver,
-    read_id_lines,
     read_tensor,
     run,
     write_texts,
@@ -112,28 +111,10 @@ def _code_point_texts(rng: random.Random) -> list[str]:
 def test_ids_equal_python(kind, n_random, tok, clip_files, tmp_path):
     rng = random.Random(SEED)
     texts = HARD + corpus(SEED, n_random) + _code_point_texts(rng)
-    out = tmp_path / "ids.txt"
     with replay_hint(f"{kind}, corpus(SEED, {n_random}) and _code_point_texts"):
-        run(
-            kind,
-            "tokenize",
-            clip_files / "vocab.json",
-            write_texts(tmp_path / "texts.bin", texts),
-            out,
-            "--max-lengths",
-            ",".join(map(str, LENGTHS)),
-            "--merges",
-            clip_files / "merges.txt",
+        assert_ids_equal_python(
+            kind, clip_files / "vocab.json", texts, LENGTHS, tok, tmp_path, "--merges", clip_files / "merges.txt"
         )
-        got = read_id_lines(out)
-        assert len(got) == len(texts) * len(LENGTHS)
-        bad = []
-        for i, s in enumerate(texts):
-            for n in LENGTHS:
-                want = tok._text_ids(s) if n == 0 else tok.encode(s, n)
-                if got[i, n] != want:
-                    bad.append(_mismatch(s, n, got[i, n], want))
-        assert not bad, f"{len(bad)} of {len(texts) * len(LENGTHS)} differ, e.g. {bad[:3]}"
 
 
 @pytest.mark.parametrize("max_length,padding", [(77, "max_length"), (8, "longest"), (200, "longest")])

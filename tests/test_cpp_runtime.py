@@ -110,6 +110,23 @@ def _mismatch(text: str, max_length: int, got, expected) -> str:
     )
 
 
+def assert_ids_equal_python(kind: str, vocab: Path, texts: list[str], lengths: list[int], tok, tmp_path, *extra):
+    """The selftest driver's ``tokenize`` ids of ``texts`` at each max_length (0: the ids without the special
+    tokens and without truncation) equal the Python tokenizer ``tok``'s; ``extra``: more driver arguments."""
+    out = tmp_path / "ids.txt"
+    lens = ",".join(map(str, lengths))
+    run(kind, "tokenize", vocab, write_texts(tmp_path / "texts.bin", texts), out, "--max-lengths", lens, *extra)
+    got = read_id_lines(out)
+    mismatches = []
+    for i, s in enumerate(texts):
+        for L in lengths:
+            expected = tok._text_ids(s) if L == 0 else tok.encode(s, L)
+            if got[i, L] != expected:
+                mismatches.append(_mismatch(s, L, got[i, L], expected))
+    assert not mismatches, f"{len(mismatches)} of {len(texts) * len(lengths)} differ, e.g. {mismatches[:3]}"
+    assert len(got) == len(texts) * len(lengths)
+
+
 @pytest.fixture(scope="module")
 def tok() -> WordPieceTokenizer:
     return WordPieceTokenizer.from_vocab_file(VOCAB)
@@ -130,25 +147,7 @@ def test_tokenizer_ids_equal_python(kind, tok, tmp_path):
     texts = STRINGS + EXTRA_TEXTS
     assert len(texts) >= 300 and len(set(texts)) >= 300
     lengths = [0] + MAX_LENGTHS  # 0: the ids without [CLS]/[SEP] and without truncation
-    out = tmp_path / "ids.txt"
-    run(
-        kind,
-        "tokenize",
-        VOCAB,
-        write_texts(tmp_path / "texts.bin", texts),
-        out,
-        "--max-lengths",
-        ",".join(map(str, lengths)),
-    )
-    got = read_id_lines(out)
-    mismatches = []
-    for i, s in enumerate(texts):
-        for L in lengths:
-            expected = tok._text_ids(s) if L == 0 else tok.encode(s, L)
-            if got[i, L] != expected:
-                mismatches.append(_mismatch(s, L, got[i, L], expected))
-    assert not mismatches, f"{len(mismatches)} of {len(texts) * len(lengths)} differ, e.g. {mismatches[:3]}"
-    assert len(got) == len(texts) * len(lengths)
+    assert_ids_equal_python(kind, VOCAB, texts, lengths, tok, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -304,10 +304,11 @@ def export_bundles(
         used_ops: set[str] = set()
         for name, gs in graphs.items():
             log.info("exporting %s graph", name)
-            traced = trace(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic).SerializeToString()
+            traced = trace(gs.module, gs.args, gs.inputs, gs.outputs, gs.dynamic)
+            used_ops |= {n.op_type for n in traced.graph.node if n.domain == OPS_DOMAIN}
+            raw = traced.SerializeToString()  # finish() edits its model: each flavour gets its own copy
             for fl, tmp in tmps.items():
-                proto = onnx.ModelProto.FromString(traced)
-                used_ops |= {n.op_type for n in proto.graph.node if n.domain == OPS_DOMAIN}
+                proto = onnx.ModelProto.FromString(raw)
                 meta = {**meta_common, "finsta.flavour": fl, "finsta.graph": name}
                 if name == "text":
                     meta["finsta.tokenizer"] = json.dumps(tokenizer)

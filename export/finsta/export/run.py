@@ -85,12 +85,12 @@ def export_flavours(
     # over the fp32 bundle of their base flavour (flat: portable), written into a work folder first.
     base = {fl: "portable" if fl == "flat" else fl for fl in dirs}
     direct = {fl: d for fl, d in dirs.items() if fl == base[fl] and precision == "fp32"}
-    first = next(iter(dirs.values()))
-    first.parent.mkdir(parents=True, exist_ok=True)
-    needs_work = len(direct) < len(dirs)
+    passes = [fl for fl in dirs if fl not in direct]
+    if passes:  # their work folder sits beside the first of them (same file system as the target)
+        dirs[passes[0]].parent.mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(prefix=f".{first.name}.steps.", dir=first.parent)
-        if needs_work
+        tempfile.TemporaryDirectory(prefix=f".{dirs[passes[0]].name}.steps.", dir=dirs[passes[0]].parent)
+        if passes
         else contextlib.nullcontext() as work
     ):
         traced = {b: direct.get(b) or Path(work) / b for b in set(base.values())}
@@ -104,7 +104,7 @@ def export_flavours(
             scorer=parts.scorer,
             graphs=parts.graphs,
         )
-        for fl in [f for f in dirs if f not in direct]:
+        for fl in passes:
             path = traced[base[fl]]
             steps = ([precision] if precision != "fp32" else []) + (["flat"] if fl == "flat" else [])
             for i, step in enumerate(steps):
