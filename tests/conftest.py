@@ -208,39 +208,19 @@ def finsta_bundles():
 
 @shared_fixture
 def real_bundle():
-    """(video, text, spec, folder/custom): an STGT bundle on the real pretrained backbones (EfficientNet-Lite0,
-    MiniLM-L6), untrained heads: for parity on real frames and real-video behaviour. Exported once."""
-    import torch
+    """(video, text, spec, folder/custom): the demo model's shape on the real pretrained backbones
+    (EfficientNet-Lite0, MiniLM-L6): STGT heads with the ConSE bridge and random domain gates, otherwise
+    untrained (test_bridge.bridged_towers), for parity on real frames, the bridge in the graphs and real-video
+    behaviour. Exported once (a real-backbone trace is the dearest export of the suite)."""
+    from test_bridge import bridged_towers
 
-    from finsta.export.bundle import ExportSpec
-    from finsta.models.stgt import STGTConfig, STGTHeads
-    from finsta.models.towers import TextTower, VideoTower
+    from finsta.models.bridge import build_bridge
     from finsta.train.config import TrainConfig
     from finsta.train.features import build_backbones
 
-    torch.manual_seed(0)
     bb = build_backbones(TrainConfig())
-    cfg = STGTConfig(
-        backbone_dim=bb.frame.out_dim,
-        text_dim=bb.text.out_dim,
-        grid=tuple(bb.frame.grid),
-        frames=8,
-        dim=128,
-        heads=4,
-        queries=4,
-        embed_dim=64,
-    )
-    heads = STGTHeads(cfg)
-    video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
-    spec = ExportSpec(
-        "stgt",
-        "real",
-        bb.preprocess,
-        bb.text.config.vocab_file,
-        bb.tokenizer.lowercase,
-        bb.tokenizer.max_length,
-        cfg.to_dict(),
-    )
+    bridge = build_bridge(bb.frame, bb.text, bb.tokenizer, top=20, frame_name="efficientnet_lite0")
+    video, text, spec = bridged_towers(bb, bridge)
     build = functools.partial(_export, video, text, spec, flavours=("custom",))
     return (video, text, spec), _fingerprint(video, text), build, ("custom",)
 

@@ -297,27 +297,33 @@ def _real_frames(bb) -> np.ndarray:
     return np.stack(clips)
 
 
-def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path):
-    """The exported video and text graphs contain the bridge and the domain gates; ORT matches PyTorch at
-    cosine >= 0.9999. One export (60 s of CI on the real backbones): the custom flavour with gates, as the demo
-    model; the flavours differ only in the STGT ops (test_bundle), and the gate-less mix is the PyTorch case
-    above."""
-    flavour, gate = "custom", True
-    from finsta.export.bundle import ExportSpec, export_bundle
+def bridged_towers(bb, bridge) -> tuple:
+    """(video, text, spec): the demo model's shape on the real backbones ``bb``: STGT heads carrying ``bridge``
+    and the domain gates, the gates randomised (they start constant), the rest untrained. conftest's
+    real_bundle exports them once for this module and test_real_video."""
+    from finsta.export.bundle import ExportSpec
     from finsta.models.towers import TextTower, VideoTower
-    from finsta_rt.model import Model
 
-    bb, bridge = real
     torch.manual_seed(SEED % 2**31)
-    cfg = bridged_config(bb, bridge_gate=gate)
+    cfg = bridged_config(bb, bridge_gate=True)
     heads = STGTHeads(cfg, "stgt", bridge).eval()
-    if gate:
-        _randomise_gates(heads, case_rng(SEED, {"test": "bundle gate"}))
+    _randomise_gates(heads, case_rng(SEED, {"test": "bundle gate"}))
     video, text = VideoTower(bb.encoder, heads.video).eval(), TextTower(bb.text, heads.text).eval()
     spec = ExportSpec(
         "stgt", "bridged", bb.preprocess, bb.text.config.vocab_file, bb.tokenizer.lowercase, 32, cfg.to_dict()
     )
-    path = export_bundle(video, text, spec, out_dir=tmp_path / "b", flavour=flavour)
+    return video, text, spec
+
+
+def test_bundle_reproduces_pytorch_on_real_frames(real, real_bundle):
+    """The exported video and text graphs (conftest.real_bundle: the custom flavour with the bridge and gates,
+    as the demo model) contain the bridge and the domain gates; ORT matches PyTorch at cosine >= 0.9999. The
+    flavours differ only in the STGT ops (test_bundle), and the gate-less mix is the PyTorch case above."""
+    from finsta_rt.model import Model
+
+    bb, _ = real
+    video, text, spec, path = real_bundle
+    cfg, heads, bridge = STGTConfig.from_dict(spec.model_config), video.head, video.head.bridge
     model = Model(path, device="cpu")
     frames = _real_frames(bb)
     texts = ["a man rides a bicycle in the street", "a cartoon rabbit comes out of its burrow"]
@@ -331,11 +337,11 @@ def test_bundle_reproduces_pytorch_on_real_frames(real, tmp_path):
     for got, ref in ((got_v.reshape(-1, cfg.embed_dim), zv.reshape(-1, cfg.embed_dim)), (got_t, zt)):
         ref = ref.double().numpy()
         c = (got * ref).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(ref, axis=-1)
-        assert c.min() >= 0.9999, f"{flavour}: min cosine {c.min():.6f}"
+        assert c.min() >= 0.9999, f"min cosine {c.min():.6f}"
     # the bridge is in the graphs: the bridge part of the ORT embedding is the ConSE embedding of the frames
-    tokens = bb.encoder(torch.from_numpy(frames))
+    tokens = video.encoder(torch.from_numpy(frames))
     with torch.no_grad():
-        g = torch.sigmoid(GATE_SHARPNESS * heads.video.gate_logit(tokens)).numpy()[:, None] if gate else 0.7
+        g = torch.sigmoid(GATE_SHARPNESS * heads.gate_logit(tokens)).numpy()[:, None]
         bv = bridge(tokens).numpy()
     np.testing.assert_allclose(got_v[:, 0, -cfg.text_dim :] / np.sqrt(g), bv, atol=2e-3)
     # and it carries the skill: on the bridge parts alone each real query finds its own clip (the learned part
