@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bridge-grid", action="store_true", help="only the bridge alone: size x template x top")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: warnings only
+    log.setLevel(logging.INFO)  # our progress lines
     rs = real_set(args.val)
     n_videos = len(set(rs.segment_video.tolist()))
     head = f"{len(rs.queries)} queries, {len(rs.segments)} segments of {n_videos} held-out videos ({args.val.name})"
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         scores, routed = bundle_scores(Path(path), rs)
         results[name] = {**recall(scores, rs), **routed}
         results[name]["synthetic_r1"] = held_out_synthetic_r1(Path(path))
-        log.warning("%s: %.0f s", name, time.monotonic() - t0)
+        log.info("%s: scored in %.0f s", name, time.monotonic() - t0)
     if not args.no_bridge:
         b = BridgeAlone()
         tokens = b.frame_tokens(segment_frames(rs, b.bb.preprocess))  # 224 px, T = 8
