@@ -155,6 +155,12 @@ def test_finsta_under_sanitizers(finsta_bundles, tmp_path):
     check_family("asan", finsta_bundles[4]["custom"], tmp_path, with_user_graph=True)
 
 
+def test_svilm_under_sanitizers(svilm_bundles, tmp_path):
+    """S-ViLM's extra outputs (group assignment, scene-change scores) through the ASan/UBSan driver (STGT's:
+    test_cpp_runtime)."""
+    check_family("asan", svilm_bundles[3]["custom"], tmp_path, with_user_graph=False)
+
+
 # -- the text scene graphs ----------------------------------------------------------------------
 
 
