@@ -199,19 +199,24 @@ def test_gated_score_is_the_stated_mix(real):
     torch.manual_seed(SEED % 2**31)
     rng = case_rng(SEED, {"test": "gate"})
     heads = STGTHeads(bridged_config(bb, bridge_gate=True), "stgt", bridge).eval()
-    _randomise_gates(heads, rng)
     cfg = heads.cfg
-    tokens = torch.from_numpy(rng.random((4, 8, 1 + cfg.tokens_per_frame, cfg.backbone_dim), dtype=np.float32))
     ids, mask = bb.tokenizer(["a man rides a bicycle", "a red square moves left", "a band plays on a stage"])
     ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
     with torch.no_grad(), replay_hint("gate"):
         feats, pooled = bb.text(ids, mask)
+        # Draw gates and frames until the rows' weights spread (std > 0.02): a draw whose gates are nearly
+        # equal over the 4 videos says nothing about per-row weights (seed 2289706...636 drew std 0.018).
+        for _ in range(20):
+            _randomise_gates(heads, rng)
+            tokens = torch.from_numpy(rng.random((4, 8, 1 + cfg.tokens_per_frame, cfg.backbone_dim), dtype=np.float32))
+            gv = _gate_ref(heads.video.gate, tokens[:, :, 0].double().numpy())
+            gt = _gate_ref(heads.text.gate, feats.double().numpy(), mask.numpy())
+            if 0.02 < gv.std() and 0.02 < gt.std():
+                break
         zv, zt = heads.video(tokens)[0], heads.text(feats, mask)
         torch.testing.assert_close(zv.norm(dim=-1), torch.ones(zv.shape[:2]))
         torch.testing.assert_close(zt.norm(dim=-1), torch.ones(3))
-        gv = _gate_ref(heads.video.gate, tokens[:, :, 0].double().numpy())
         sentence = torch.nn.functional.normalize(pooled.double(), dim=-1).numpy()
-        gt = _gate_ref(heads.text.gate, feats.double().numpy(), mask.numpy())
         assert 0.02 < gv.std() and 0.02 < gt.std(), (gv, gt)  # the case exercises per-row weights
         assert ((0.05 < gv) & (gv < 0.95)).any() and ((0.05 < gt) & (gt < 0.95)).any(), (gv, gt)  # and blends
         learned = similarity(heads.video.head(tokens)[0], heads.text.head(feats, mask)).double().numpy()
